@@ -1,0 +1,31 @@
+// Builds the CommonJS output with tsc, then writes a thin ESM entry that re-exports it.
+// One compiled copy serves both `require` (tslab notebooks) and `import`, so the two
+// module systems never hold two different tf.js instances.
+'use strict';
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+try {
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
+} catch {
+  console.error('build: tsc reported errors (above)');
+  process.exit(1);
+}
+const cjs = require(path.join(root, 'dist/cjs/index.js'));
+const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule');
+const esmDir = path.join(root, 'dist/esm');
+fs.mkdirSync(esmDir, { recursive: true });
+const lines = [
+  "import cjs from '../cjs/index.js';",
+  ...names.map((n) => `export const ${n} = cjs.${n};`),
+  'export default cjs;',
+  '',
+];
+fs.writeFileSync(path.join(esmDir, 'index.mjs'), lines.join('\n'));
+fs.writeFileSync(path.join(esmDir, 'index.d.mts'), "export * from '../cjs/index.js';\n");
+console.log(`build: dist/cjs + dist/esm (${names.length} exports)`);

@@ -1,0 +1,31 @@
+/**
+ * Root hooks: selects the tf.js backend (wasm unless SAM2_TFJS_BACKEND says otherwise) and
+ * prints how long each top-level suite took, so CI logs show where the time goes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend';
+
+const started = new Map<string, number>();
+const timings: [string, number][] = [];
+
+export const mochaHooks = {
+  async beforeAll(this: Mocha.Context) {
+    process.env.SAM2_TFJS_QUIET = '1';
+    const info = await initBackend((process.env.SAM2_TFJS_BACKEND as 'wasm') || 'wasm');
+    console.log(`tf.js ${info.tfjsVersion}, backend ${info.tfBackend}`);
+    const root = this.test?.parent;
+    for (const suite of root?.suites ?? []) {
+      suite.beforeAll(() => started.set(suite.fullTitle(), Date.now()));
+      suite.afterAll(() => {
+        const t = (Date.now() - (started.get(suite.fullTitle()) ?? Date.now())) / 1000;
+        timings.push([suite.fullTitle(), t]);
+        console.log(`    [timing] ${suite.fullTitle()}: ${t.toFixed(1)} s`);
+      });
+    }
+  },
+  afterAll() {
+    console.log('\nPer-suite timings (s):');
+    for (const [name, t] of timings) console.log(`  ${t.toFixed(1).padStart(8)}  ${name}`);
+    console.log(`  tensors alive at exit: ${tf.memory().numTensors}`);
+  },
+};
