@@ -30,6 +30,15 @@ export abstract class Sam2Layer extends tf.layers.Layer {
     return layer;
   }
 
+  /** Own and children's parameters, so countParams()/getWeights() cover the whole tree. */
+  override get nonTrainableWeights(): tf.LayerVariable[] {
+    return [...this.params.values(), ...this.children.flatMap((c) => c.nonTrainableWeights)];
+  }
+
+  override get trainableWeights(): tf.LayerVariable[] {
+    return [];
+  }
+
   /** Keys of every parameter of this layer and its children. */
   paramKeys(): string[] {
     return [...this.params.keys(), ...this.children.flatMap((c) => c.paramKeys())];

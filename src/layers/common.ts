@@ -1,0 +1,154 @@
+/** Small building blocks shared by every component: Linear, LayerNorm, Conv2d, MLP, GELU. */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Layer } from './base';
+
+/** Exact (erf) GELU, as PyTorch's nn.GELU() default. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+}
+
+export type Activation = 'relu' | 'gelu';
+
+export function activate(x: tf.Tensor, act: Activation): tf.Tensor {
+  return act === 'relu' ? tf.relu(x) : gelu(x);
+}
+
+/** nn.Linear over the last axis. Weight stored (in, out). */
+export class Linear extends Sam2Layer {
+  static className = 'Sam2Linear';
+  readonly weight: tf.LayerVariable;
+  readonly bias?: tf.LayerVariable;
+  constructor(readonly key: string, readonly inDim: number, readonly outDim: number, bias = true) {
+    super();
+    this.weight = this.param(`${key}.weight`, [inDim, outDim]);
+    if (bias) this.bias = this.param(`${key}.bias`, [outDim]);
+  }
+
+  /** x: [..., inDim] -> [..., outDim], with an optional fused activation. */
+  forward(x: tf.Tensor, activation?: 'relu'): tf.Tensor {
+    return tf.tidy(() => {
+      const shape = x.shape;
+      const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, this.inDim]) as tf.Tensor2D;
+      // tf.fused.matMul keeps the bias add (and relu) inside one wasm kernel
+      const y = tf.fused.matMul({
+        a: x2,
+        b: this.weight.read() as tf.Tensor2D,
+        bias: this.bias?.read(),
+        activation: activation ?? 'linear',
+      });
+      return x.rank === 2 ? y : tf.reshape(y, [...shape.slice(0, -1), this.outDim]);
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+}
+tf.serialization.registerClass(Linear);
+
+/** LayerNorm over the last axis (channels in NHWC, so it is also LayerNorm2d). */
+export class LayerNorm extends Sam2Layer {
+  static className = 'Sam2LayerNorm';
+  readonly weight: tf.LayerVariable;
+  readonly bias: tf.LayerVariable;
+  constructor(readonly key: string, readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = this.param(`${key}.weight`, [dim]);
+    this.bias = this.param(`${key}.bias`, [dim]);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const mean = tf.mean(x, -1, true);
+      const centered = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(centered), -1, true);
+      const inv = tf.rsqrt(tf.add(variance, this.eps));
+      return tf.add(tf.mul(tf.mul(centered, inv), this.weight.read()), this.bias.read());
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+}
+tf.serialization.registerClass(LayerNorm);
+
+export interface Conv2dOptions {
+  kernel: number;
+  stride?: number;
+  /** Symmetric zero padding in pixels (PyTorch's `padding`). */
+  padding?: number;
+  bias?: boolean;
+}
+
+/** nn.Conv2d on NHWC input. Weight stored HWIO. */
+export class Conv2d extends Sam2Layer {
+  static className = 'Sam2Conv2d';
+  readonly weight: tf.LayerVariable;
+  readonly bias?: tf.LayerVariable;
+  readonly stride: number;
+  readonly padding: number;
+  constructor(readonly key: string, readonly inDim: number, readonly outDim: number, opts: Conv2dOptions) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.weight = this.param(`${key}.weight`, [opts.kernel, opts.kernel, inDim, outDim]);
+    if (opts.bias ?? true) this.bias = this.param(`${key}.bias`, [outDim]);
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const p = this.padding;
+      const pad: [[number, number], [number, number], [number, number], [number, number]] | 'valid' =
+        p > 0 ? [[0, 0], [p, p], [p, p], [0, 0]] : 'valid';
+      return tf.fused.conv2d({
+        x,
+        filter: this.weight.read() as tf.Tensor4D,
+        strides: this.stride,
+        pad,
+        bias: this.bias?.read(),
+      });
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
+  }
+}
+tf.serialization.registerClass(Conv2d);
+
+/** The reference's MLP: `numLayers` linears with an activation between them. */
+export class Mlp extends Sam2Layer {
+  static className = 'Sam2Mlp';
+  readonly layers: Linear[];
+  constructor(
+    readonly key: string,
+    inDim: number,
+    hiddenDim: number,
+    outDim: number,
+    numLayers: number,
+    readonly activation: Activation = 'relu',
+    readonly sigmoidOutput = false,
+  ) {
+    super();
+    const dims = [inDim, ...new Array<number>(numLayers - 1).fill(hiddenDim), outDim];
+    this.layers = dims.slice(0, -1).map((d, i) => this.child(new Linear(`${key}.layers.${i}`, d, dims[i + 1])));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      let h = x;
+      this.layers.forEach((l, i) => {
+        const last = i === this.layers.length - 1;
+        if (last) h = l.forward(h);
+        else h = this.activation === 'relu' ? l.forward(h, 'relu') : gelu(l.forward(h));
+      });
+      return this.sigmoidOutput ? tf.sigmoid(h) : h;
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+}
+tf.serialization.registerClass(Mlp);
