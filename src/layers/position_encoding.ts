@@ -43,3 +43,18 @@ export function sinePositionData(h: number, w: number, numPosFeats: number, temp
 export function sinePositionEncoding(h: number, w: number, numPosFeats: number, temperature = 10000): tf.Tensor4D {
   return tf.tensor4d(sinePositionData(h, w, numPosFeats, temperature), [1, h, w, numPosFeats]);
 }
+
+/**
+ * Random-Fourier position encoding (the reference's PositionEmbeddingRandom): coordinates in
+ * [0, 1] are mapped to 2c - 1, projected by a learned gaussian matrix [2, F] and encoded as
+ * [sin(2 pi p), cos(2 pi p)] -> 2F features.
+ */
+export function randomFourierEncoding(coords01: tf.Tensor, gaussian: tf.Tensor2D): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = coords01.shape;
+    const flat = tf.reshape(tf.sub(tf.mul(coords01, 2), 1), [-1, 2]) as tf.Tensor2D;
+    const p = tf.mul(tf.matMul(flat, gaussian), 2 * Math.PI);
+    const out = tf.concat([tf.sin(p), tf.cos(p)], -1);
+    return tf.reshape(out, [...shape.slice(0, -1), 2 * gaussian.shape[1]]);
+  });
+}

@@ -1,10 +1,153 @@
-/** PromptEncoder: points, boxes and mask prompts to sparse and dense embeddings. PLACEHOLDER: being written. */
-import type { Sam2Config } from './config';
+/**
+ * The prompt encoder: points and box corners become sparse tokens (random-Fourier encoding of
+ * pixel centres plus a learned embedding per label), a low-resolution mask becomes a dense
+ * embedding (or the learned no-mask embedding is broadcast), and getDensePe() gives the
+ * encoding of the image-embedding grid that the mask decoder uses.
+ */
+import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
+import { Conv2d, LayerNorm, gelu } from '../layers/common';
+import { randomFourierEncoding } from '../layers/position_encoding';
+import type { Sam2Config } from './config';
+
+const P = 'sam_prompt_encoder';
+
+/** Point labels: 1 foreground, 0 background, 2/3 box corners, -1 padding. */
+export interface PointPrompt {
+  /** [B, N, 2] (x, y) in pixels of the model input (0..imageSize). */
+  coords: tf.Tensor3D;
+  /** [B, N] labels as float32 or int32. */
+  labels: tf.Tensor2D;
+}
+
+export interface PromptEmbeddings {
+  /** [B, N, 256] point/box tokens. */
+  sparse: tf.Tensor3D;
+  /** [B, S/16, S/16, 256]. */
+  dense: tf.Tensor4D;
+}
 
 export class PromptEncoder extends Sam2Layer {
   static className = 'Sam2PromptEncoder';
+  readonly embedDim = 256;
+  readonly embeddingSize: number;
+  private readonly gaussian: tf.LayerVariable;
+  private readonly pointEmbeddings: tf.LayerVariable[];
+  private readonly notAPointEmbed: tf.LayerVariable;
+  private readonly noMaskEmbed: tf.LayerVariable;
+  private readonly maskConvs: Conv2d[];
+  private readonly maskNorms: LayerNorm[];
+  private labelTable?: tf.Tensor2D;
+  private densePe?: tf.Tensor4D;
+
   constructor(readonly config: Sam2Config) {
     super();
+    const d = this.embedDim;
+    this.embeddingSize = config.imageSize / config.backboneStride;
+    this.gaussian = this.param(`${P}.pe_layer.positional_encoding_gaussian_matrix`, [2, d / 2]);
+    this.pointEmbeddings = [0, 1, 2, 3].map((i) => this.param(`${P}.point_embeddings.${i}.weight`, [1, d]));
+    this.notAPointEmbed = this.param(`${P}.not_a_point_embed.weight`, [1, d]);
+    this.maskConvs = [
+      this.child(new Conv2d(`${P}.mask_downscaling.0`, 1, 4, { kernel: 2, stride: 2 })),
+      this.child(new Conv2d(`${P}.mask_downscaling.3`, 4, 16, { kernel: 2, stride: 2 })),
+      this.child(new Conv2d(`${P}.mask_downscaling.6`, 16, d, { kernel: 1 })),
+    ];
+    this.maskNorms = [
+      this.child(new LayerNorm(`${P}.mask_downscaling.1`, 4, 1e-6)),
+      this.child(new LayerNorm(`${P}.mask_downscaling.4`, 16, 1e-6)),
+    ];
+    this.noMaskEmbed = this.param(`${P}.no_mask_embed.weight`, [1, d]);
+  }
+
+  /** Side of the low-resolution mask prompts (4x the embedding grid: 256 at 1024 px). */
+  get maskInputSize(): number {
+    return 4 * this.embeddingSize;
+  }
+
+  protected override onWeightsLoaded(): void {
+    this.disposeDerived();
+    // rows: label -1 (padding), 0, 1, 2, 3 -> one matMul of one-hot labels adds the right one
+    this.labelTable = tf.keep(
+      tf.concat([this.notAPointEmbed.read(), ...this.pointEmbeddings.map((p) => p.read())], 0) as tf.Tensor2D,
+    );
+    const s = this.embeddingSize;
+    this.densePe = tf.tidy(() => {
+      const c = (tf.range(0, s, 1, 'float32').add(0.5) as tf.Tensor1D).div(s);
+      const xs = tf.tile(tf.reshape(c, [1, s, 1]), [s, 1, 1]);
+      const ys = tf.tile(tf.reshape(c, [s, 1, 1]), [1, s, 1]);
+      const grid = tf.concat([xs, ys], -1);
+      return tf.keep(tf.reshape(randomFourierEncoding(grid, this.gaussian.read() as tf.Tensor2D), [1, s, s, -1]) as tf.Tensor4D);
+    });
+  }
+
+  protected override disposeDerived(): void {
+    this.labelTable?.dispose();
+    this.densePe?.dispose();
+    this.labelTable = this.densePe = undefined;
+  }
+
+  /** Encoding of the image-embedding grid [1, S/16, S/16, 256] (owned by the encoder: do not dispose). */
+  getDensePe(): tf.Tensor4D {
+    return this.densePe as tf.Tensor4D;
+  }
+
+  private embedPoints(points: PointPrompt, pad: boolean): tf.Tensor3D {
+    return tf.tidy(() => {
+      let coords = tf.add(points.coords, 0.5) as tf.Tensor3D; // pixel centres
+      let labels = tf.cast(points.labels, 'int32') as tf.Tensor2D;
+      const b = coords.shape[0];
+      if (pad) {
+        coords = tf.concat([coords, tf.zeros([b, 1, 2])], 1);
+        labels = tf.concat([labels, tf.fill([b, 1], -1, 'int32') as tf.Tensor2D], 1);
+      }
+      const pe = randomFourierEncoding(tf.div(coords, this.config.imageSize), this.gaussian.read() as tf.Tensor2D);
+      const isPoint = tf.expandDims(tf.cast(tf.notEqual(labels, -1), 'float32'), -1);
+      const oneHot = tf.oneHot(tf.add(labels, tf.scalar(1, 'int32')) as tf.Tensor2D, 5);
+      const n = labels.shape[1];
+      const labelEmb = tf.reshape(tf.matMul(tf.reshape(oneHot, [b * n, 5]), this.labelTable as tf.Tensor2D), [b, n, -1]);
+      return tf.add(tf.mul(pe, isPoint), labelEmb) as tf.Tensor3D;
+    });
+  }
+
+  private embedBoxes(boxes: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const b = boxes.shape[0];
+      const corners = tf.reshape(tf.add(boxes, 0.5), [b, 2, 2]);
+      const pe = randomFourierEncoding(tf.div(corners, this.config.imageSize), this.gaussian.read() as tf.Tensor2D);
+      const cornerEmb = tf.concat([this.pointEmbeddings[2].read(), this.pointEmbeddings[3].read()], 0);
+      return tf.add(pe, cornerEmb) as tf.Tensor3D;
+    });
+  }
+
+  /** masks [B, 4s, 4s, 1] logits -> [B, s, s, 256]. */
+  embedMasks(masks: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [c0, c1, c2] = this.maskConvs;
+      const [n0, n1] = this.maskNorms;
+      let x = gelu(n0.forward(c0.forward(masks))) as tf.Tensor4D;
+      x = gelu(n1.forward(c1.forward(x))) as tf.Tensor4D;
+      return c2.forward(x);
+    });
+  }
+
+  /**
+   * Embeds prompts as the reference does. Points are padded with one "not a point" token when
+   * no boxes are given (the image predictor always passes boxes as labelled corner points).
+   */
+  forward(prompts: { points?: PointPrompt; boxes?: tf.Tensor2D; masks?: tf.Tensor4D }): PromptEmbeddings {
+    return tf.tidy(() => {
+      const { points, boxes, masks } = prompts;
+      const b = points ? points.coords.shape[0] : boxes ? boxes.shape[0] : masks ? masks.shape[0] : 1;
+      const parts: tf.Tensor3D[] = [];
+      if (points) parts.push(this.embedPoints(points, !boxes));
+      if (boxes) parts.push(this.embedBoxes(boxes));
+      const sparse = parts.length ? (tf.concat(parts, 1) as tf.Tensor3D) : tf.zeros([b, 0, this.embedDim]) as tf.Tensor3D;
+      const s = this.embeddingSize;
+      const dense = masks
+        ? this.embedMasks(masks)
+        : (tf.tile(tf.reshape(this.noMaskEmbed.read(), [1, 1, 1, -1]), [b, s, s, 1]) as tf.Tensor4D);
+      return { sparse, dense };
+    });
   }
 }
+tf.serialization.registerClass(PromptEncoder);

@@ -1,0 +1,82 @@
+/**
+ * The mask decoder's two-way transformer: prompt tokens and image tokens attend to each other
+ * (token self-attention, token-to-image, MLP, image-to-token), then a final token-to-image
+ * attention. Post-norm blocks; the first block skips adding the query position encoding.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Layer } from './base';
+import { LayerNorm, Mlp } from './common';
+import { Attention } from './attention';
+
+export class TwoWayAttentionBlock extends Sam2Layer {
+  static className = 'Sam2TwoWayAttentionBlock';
+  readonly selfAttn: Attention;
+  readonly crossAttnTokenToImage: Attention;
+  readonly crossAttnImageToToken: Attention;
+  readonly mlp: Mlp;
+  readonly norms: LayerNorm[];
+
+  constructor(key: string, dim: number, heads: number, mlpDim: number, readonly skipFirstLayerPe: boolean) {
+    super();
+    this.selfAttn = this.child(new Attention(`${key}.self_attn`, dim, heads));
+    this.crossAttnTokenToImage = this.child(new Attention(`${key}.cross_attn_token_to_image`, dim, heads, 2));
+    this.mlp = this.child(new Mlp(`${key}.mlp`, dim, mlpDim, dim, 2, 'relu'));
+    this.crossAttnImageToToken = this.child(new Attention(`${key}.cross_attn_image_to_token`, dim, heads, 2));
+    this.norms = [1, 2, 3, 4].map((i) => this.child(new LayerNorm(`${key}.norm${i}`, dim)));
+  }
+
+  /** queries [B, Nt, C] and keys (image tokens) [B, Ni, C]; returns the updated pair. */
+  forward(queries: tf.Tensor3D, keys: tf.Tensor3D, queryPe: tf.Tensor3D, keyPe: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {
+    return tf.tidy(() => {
+      const [n1, n2, n3, n4] = this.norms;
+      let q: tf.Tensor3D;
+      if (this.skipFirstLayerPe) {
+        q = this.selfAttn.forward(queries, queries, queries);
+      } else {
+        const qp = tf.add(queries, queryPe) as tf.Tensor3D;
+        q = tf.add(queries, this.selfAttn.forward(qp, qp, queries)) as tf.Tensor3D;
+      }
+      q = n1.forward(q) as tf.Tensor3D;
+      const kp = tf.add(keys, keyPe) as tf.Tensor3D;
+      q = n2.forward(tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys))) as tf.Tensor3D;
+      q = n3.forward(tf.add(q, this.mlp.forward(q))) as tf.Tensor3D;
+      const qp = tf.add(q, queryPe) as tf.Tensor3D;
+      const k = n4.forward(tf.add(keys, this.crossAttnImageToToken.forward(kp, qp, q))) as tf.Tensor3D;
+      return [q, k];
+    });
+  }
+}
+tf.serialization.registerClass(TwoWayAttentionBlock);
+
+export class TwoWayTransformer extends Sam2Layer {
+  static className = 'Sam2TwoWayTransformer';
+  readonly layers: TwoWayAttentionBlock[];
+  readonly finalAttnTokenToImage: Attention;
+  readonly normFinalAttn: LayerNorm;
+
+  constructor(key: string, depth = 2, dim = 256, heads = 8, mlpDim = 2048) {
+    super();
+    this.layers = Array.from({ length: depth }, (_, i) =>
+      this.child(new TwoWayAttentionBlock(`${key}.layers.${i}`, dim, heads, mlpDim, i === 0)),
+    );
+    this.finalAttnTokenToImage = this.child(new Attention(`${key}.final_attn_token_to_image`, dim, heads, 2));
+    this.normFinalAttn = this.child(new LayerNorm(`${key}.norm_final_attn`, dim));
+  }
+
+  /**
+   * image [B, Ni, C] tokens with their encoding imagePe [B, Ni, C]; point tokens [B, Nt, C].
+   * Returns [queries [B, Nt, C], image tokens [B, Ni, C]].
+   */
+  forward(image: tf.Tensor3D, imagePe: tf.Tensor3D, points: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {
+    return tf.tidy(() => {
+      let queries = points;
+      let keys = image;
+      for (const layer of this.layers) [queries, keys] = layer.forward(queries, keys, points, imagePe);
+      const q = tf.add(queries, points) as tf.Tensor3D;
+      const k = tf.add(keys, imagePe) as tf.Tensor3D;
+      queries = tf.add(queries, this.finalAttnTokenToImage.forward(q, k, keys)) as tf.Tensor3D;
+      return [this.normFinalAttn.forward(queries) as tf.Tensor3D, keys];
+    });
+  }
+}
+tf.serialization.registerClass(TwoWayTransformer);
