@@ -8,6 +8,7 @@ import { formulaWeights, loadManifest } from '../src/testing/manifest';
 import { ImageEncoder, type ImageFeatures } from '../src/model/image_encoder';
 import { makeConfig, type Sam2Config } from '../src/model/config';
 import type { Weights } from '../src/model/weights';
+import { Sam2Model } from '../src/model/sam2';
 
 const memo = new Map<string, unknown>();
 function once<T>(key: string, make: () => T): T {
@@ -71,3 +72,7 @@ export const truckFixtureFeatures = (): ImageFeatures =>
       highResFeats: [load('high_res_feats0', 32, 256), load('high_res_feats1', 64, 128)],
     };
   });
+
+/** An image-only Sam2Model (image encoder, prompt encoder, mask decoder) with Hiera-T formula weights. */
+export const tinyImageModel = (): Sam2Model =>
+  once('tinyImageModel', () => new Sam2Model(tinyConfig(), tinyWeights(), { video: false }));

@@ -1,0 +1,351 @@
+/**
+ * SamPredictor: set an image once, then prompt it with points, boxes and masks. Mirrors the
+ * reference SAM2ImagePredictor in camelCase.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Error, check } from '../errors';
+import type { ImageFeatures } from '../model/image_encoder';
+import type { Sam2Model } from '../model/sam2';
+import { readImage, type ImageInput, type RgbImage } from './image_input';
+import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from './transforms';
+
+export interface SamPredictorOptions {
+  /** Logit threshold of the binary masks (default 0). */
+  maskThreshold?: number;
+  /** Fill background regions up to this many low-res pixels inside masks (8-connected; default 0 = off). */
+  maxHoleArea?: number;
+  /** Remove foreground specks up to this many low-res pixels (8-connected; default 0 = off). */
+  maxSprinkleArea?: number;
+}
+
+export interface PredictOptions {
+  /** Points as [x, y] pixels of the original image (or [0,1] when normalizeCoords is false). */
+  pointCoords?: ArrayLike<number>[];
+  /** One label per point: 1 foreground, 0 background. */
+  pointLabels?: ArrayLike<number>;
+  /** [x0, y0, x1, y1] in the same coordinates as the points. */
+  box?: ArrayLike<number>;
+  /** Low-res logits from an earlier prediction (maskInputSize^2 values, e.g. 256*256). */
+  maskInput?: ArrayLike<number> | tf.Tensor;
+  /** Three masks for ambiguous prompts (default true). */
+  multimaskOutput?: boolean;
+  /** Also return the full-resolution logits. */
+  returnLogits?: boolean;
+  /** Coordinates are pixels of the original image (default true); false: already in [0, 1]. */
+  normalizeCoords?: boolean;
+}
+
+export interface PredictResult {
+  /** One mask per output, width*height bytes, row-major, 1 inside. */
+  masks: Uint8Array[];
+  /** Predicted IoU of each mask. */
+  scores: Float32Array;
+  /** Low-resolution logits of each mask (maskInputSize^2, clamped to +-32), usable as maskInput. */
+  lowResLogits: Float32Array[];
+  /** Full-resolution logits, with returnLogits. */
+  logits?: Float32Array[];
+  width: number;
+  height: number;
+}
+
+/** The decoder's raw outputs for a batch of prompt sets, on the device. */
+export interface PredictTensors {
+  /** [B, s, s, M] low-res logits (unclamped). */
+  lowResMasks: tf.Tensor4D;
+  /** [B, M]. */
+  ious: tf.Tensor2D;
+  /** [B, 1]. */
+  objectScoreLogits: tf.Tensor2D;
+}
+
+interface ImageState {
+  features: ImageFeatures;
+  /** [height, width] of each image of the batch. */
+  origHW: [number, number][];
+}
+
+/** Prompt set turned into model-frame tensors data. */
+interface PreparedPrompt {
+  coords: number[][];
+  labels: number[];
+  mask?: tf.Tensor4D;
+}
+
+export class SamPredictor {
+  private state?: ImageState;
+  private readonly maskThreshold: number;
+  private readonly maxHoleArea: number;
+  private readonly maxSprinkleArea: number;
+
+  constructor(readonly model: Sam2Model, options: SamPredictorOptions = {}) {
+    this.maskThreshold = options.maskThreshold ?? 0;
+    this.maxHoleArea = options.maxHoleArea ?? 0;
+    this.maxSprinkleArea = options.maxSprinkleArea ?? 0;
+    for (const [name, v] of Object.entries({ maxHoleArea: this.maxHoleArea, maxSprinkleArea: this.maxSprinkleArea })) {
+      check(Number.isFinite(v) && v >= 0, `${name} must be a non-negative number, got ${v}.`);
+    }
+    check(Number.isFinite(this.maskThreshold), `maskThreshold must be a finite number, got ${this.maskThreshold}.`);
+  }
+
+  /** Side of the model input (config.imageSize). */
+  get imageSize(): number {
+    return this.model.config.imageSize;
+  }
+
+  /** Side of the low-res masks and mask inputs (256 at 1024). */
+  get maskInputSize(): number {
+    return this.model.promptEncoder.maskInputSize;
+  }
+
+  get isImageSet(): boolean {
+    return this.state !== undefined;
+  }
+
+  /** Computes and caches the image embedding of one image. */
+  async setImage(image: ImageInput): Promise<void> {
+    await this.setImageBatch([image]);
+  }
+
+  /** Computes and caches the embeddings of several images (predict with `imageIndex`). */
+  async setImageBatch(images: ImageInput[]): Promise<void> {
+    check(Array.isArray(images) && images.length > 0, 'setImageBatch needs a non-empty array of images.');
+    this.resetPredictor();
+    const decoded: RgbImage[] = [];
+    for (const img of images) decoded.push(await readImage(img));
+    const x = tf.tidy(() => tf.concat(decoded.map((d) => preprocessImage(d, this.imageSize)), 0) as tf.Tensor4D);
+    try {
+      const features = this.model.imageEncoder.imageFeatures(x);
+      this.state = { features, origHW: decoded.map((d) => [d.height, d.width]) };
+    } finally {
+      x.dispose();
+    }
+  }
+
+  /**
+   * Uses precomputed features (e.g. from the image encoder, or cached elsewhere) instead of
+   * encoding an image. The tensors are cloned: the caller keeps ownership of its own.
+   */
+  setImageFeatures(features: ImageFeatures, origHW: [number, number] | [number, number][]): void {
+    const s = this.imageSize / this.model.config.backboneStride;
+    const b = features.imageEmbed.shape[0];
+    const hw = (Array.isArray(origHW[0]) ? origHW : [origHW]) as [number, number][];
+    check(
+      features.imageEmbed.shape[1] === s && features.imageEmbed.shape[2] === s && hw.length === b,
+      `setImageFeatures: imageEmbed must be [B, ${s}, ${s}, 256] with one origHW per image, got [${features.imageEmbed.shape}] and ${hw.length} sizes.`,
+    );
+    this.resetPredictor();
+    this.state = {
+      features: {
+        imageEmbed: features.imageEmbed.clone(),
+        highResFeats: [features.highResFeats[0].clone(), features.highResFeats[1].clone()],
+      },
+      origHW: hw.map(([h, w]) => [h, w]),
+    };
+  }
+
+  /** A copy of the cached image embedding [B, s, s, 256] (the caller disposes it). */
+  getImageEmbedding(): tf.Tensor4D {
+    return this.requireState().features.imageEmbed.clone();
+  }
+
+  /** Original [height, width] of image `imageIndex`. */
+  originalSize(imageIndex = 0): [number, number] {
+    const hw = this.requireState().origHW[imageIndex];
+    check(hw, `imageIndex ${imageIndex} out of range: ${this.requireState().origHW.length} image(s) set.`);
+    return hw;
+  }
+
+  /** Forgets the image and frees its features. */
+  resetPredictor(): void {
+    if (this.state) {
+      tf.dispose([this.state.features.imageEmbed, ...this.state.features.highResFeats]);
+      this.state = undefined;
+    }
+  }
+
+  /** Frees everything the predictor holds (the model stays). */
+  dispose(): void {
+    this.resetPredictor();
+  }
+
+  private requireState(): ImageState {
+    if (!this.state) {
+      throw new Sam2Error('STATE', 'No image set: call setImage(image) (or setImageBatch) before predicting.');
+    }
+    return this.state;
+  }
+
+  /** Predicts masks for one prompt set. */
+  async predict(options: PredictOptions = {}, imageIndex = 0): Promise<PredictResult> {
+    const [r] = await this.predictBatch([options], { imageIndex, multimaskOutput: options.multimaskOutput });
+    return r;
+  }
+
+  /**
+   * Predicts masks for several prompt sets on one image (e.g. many boxes or many clicks) in
+   * decoder batches of prompt sets with the same number of tokens; results keep the input
+   * order. `multimaskOutput` applies to all (default: the first prompt's, else true).
+   */
+  async predictBatch(
+    prompts: PredictOptions[],
+    options: { imageIndex?: number; multimaskOutput?: boolean } = {},
+  ): Promise<PredictResult[]> {
+    check(Array.isArray(prompts) && prompts.length > 0, 'predictBatch needs a non-empty array of prompt sets.');
+    const imageIndex = options.imageIndex ?? 0;
+    const [h, w] = this.originalSize(imageIndex);
+    const multimask = options.multimaskOutput ?? prompts[0].multimaskOutput ?? true;
+    const prepared = prompts.map((p, i) => this.preparePrompt(p, h, w, prompts.length > 1 ? `prompt ${i}: ` : ''));
+    const results: PredictResult[] = new Array(prompts.length);
+    // group prompt sets that can share one decoder batch
+    const groups = new Map<string, number[]>();
+    prepared.forEach((p, i) => {
+      const key = `${p.coords.length}/${p.mask ? 1 : 0}`;
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    });
+    try {
+      for (const idx of groups.values()) {
+        const group = idx.map((i) => prepared[i]);
+        const out = await this.decodeToHost(group, imageIndex, multimask, h, w, prompts[idx[0]].returnLogits ?? false);
+        idx.forEach((i, j) => (results[i] = out[j]));
+      }
+    } finally {
+      for (const p of prepared) p.mask?.dispose();
+    }
+    return results;
+  }
+
+  /**
+   * Low-level batched decoding on the device, for callers that post-process on the device
+   * (the automatic mask generator). coords [B, N, 2] are model-input pixels (0..imageSize),
+   * labels [B, N]. The caller disposes the result.
+   */
+  predictTensors(
+    coords: tf.Tensor3D,
+    labels: tf.Tensor2D,
+    options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number } = {},
+  ): PredictTensors {
+    const { features } = this.requireState();
+    const i = options.imageIndex ?? 0;
+    return tf.tidy(() => {
+      const pick = (t: tf.Tensor4D) => (t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D));
+      const { sparse, dense } = this.model.promptEncoder.forward({
+        points: coords.shape[1] > 0 ? { coords, labels } : undefined,
+        masks: options.maskInput,
+      });
+      const out = this.model.maskDecoder.forward({
+        imageEmbeddings: pick(features.imageEmbed),
+        imagePe: this.model.promptEncoder.getDensePe(),
+        sparsePromptEmbeddings: sparse,
+        densePromptEmbeddings: dense,
+        multimaskOutput: options.multimaskOutput ?? true,
+        repeatImage: coords.shape[0] > 1,
+        highResFeatures: [pick(features.highResFeats[0]), pick(features.highResFeats[1])],
+      });
+      return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
+    });
+  }
+
+  private async decodeToHost(
+    group: PreparedPrompt[],
+    imageIndex: number,
+    multimask: boolean,
+    h: number,
+    w: number,
+    returnLogits: boolean,
+  ): Promise<PredictResult[]> {
+    const b = group.length;
+    const s = this.maskInputSize;
+    const out = tf.tidy(() => {
+      const n = group[0].coords.length;
+      const coords = tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]);
+      const labels = tf.tensor2d(group.flatMap((p) => p.labels), [b, n]);
+      const maskInput = group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined;
+      const r = this.predictTensors(coords, labels, { multimaskOutput: multimask, maskInput, imageIndex });
+      // planar [B, M, s, s] for host copies
+      return { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]), ious: r.ious };
+    });
+    try {
+      const m = out.lowRes.shape[1];
+      const lowResData = (await out.lowRes.data()) as Float32Array;
+      const iouData = (await out.ious.data()) as Float32Array;
+      const raw: Float32Array[] = [];
+      for (let k = 0; k < b * m; k++) raw.push(lowResData.slice(k * s * s, (k + 1) * s * s));
+      if (this.maxHoleArea > 0 || this.maxSprinkleArea > 0) {
+        removeHolesAndSprinkles(raw, s, s, this.maxHoleArea, this.maxSprinkleArea, this.maskThreshold);
+      }
+      const full = tf.tidy(() => {
+        const planar = tf.tensor3d(Float32Array.from(raw.flatMap((r) => Array.from(r))), [b * m, s, s]);
+        const up = upsampleLogits(tf.expandDims(planar, -1) as tf.Tensor4D, h, w); // [b*m, h, w, 1]
+        return returnLogits ? up : tf.greater(up, this.maskThreshold);
+      });
+      const fullData = await full.data();
+      full.dispose();
+      const results: PredictResult[] = [];
+      for (let i = 0; i < b; i++) {
+        const idx = Array.from({ length: m }, (_, j) => i * m + j);
+        const masks = idx.map((k) => {
+          const slice = fullData.subarray(k * h * w, (k + 1) * h * w);
+          return returnLogits ? Uint8Array.from(slice as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : Uint8Array.from(slice as Uint8Array);
+        });
+        results.push({
+          masks,
+          scores: iouData.slice(i * m, (i + 1) * m),
+          lowResLogits: idx.map((k) => lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(32, Math.max(-32, v)))),
+          logits: returnLogits ? idx.map((k) => (fullData as Float32Array).slice(k * h * w, (k + 1) * h * w)) : undefined,
+          width: w,
+          height: h,
+        });
+      }
+      return results;
+    } finally {
+      tf.dispose([out.lowRes, out.ious]);
+    }
+  }
+
+  /** Validates a prompt set and maps it to model-input coordinates (box corners first). */
+  private preparePrompt(p: PredictOptions, h: number, w: number, where: string): PreparedPrompt {
+    const S = this.imageSize;
+    const normalize = p.normalizeCoords ?? true;
+    const toModel = (x: number, y: number) => (normalize ? [(x / w) * S, (y / h) * S] : [x * S, y * S]);
+    const coords: number[][] = [];
+    const labels: number[] = [];
+    if (p.box !== undefined && p.box !== null) {
+      const b = Array.from(p.box as ArrayLike<number>);
+      check(b.length === 4, `${where}box must be [x0, y0, x1, y1] (4 numbers), got ${b.length}.`);
+      check(b.every(Number.isFinite), `${where}box has a non-finite coordinate: [${b}].`);
+      coords.push(toModel(b[0], b[1]), toModel(b[2], b[3]));
+      labels.push(2, 3);
+    }
+    if (p.pointCoords !== undefined) {
+      const pts = Array.from(p.pointCoords);
+      check(p.pointLabels !== undefined, `${where}pointLabels must be given with pointCoords.`);
+      const labs = Array.from(p.pointLabels as ArrayLike<number>);
+      check(labs.length === pts.length, `${where}${pts.length} points but ${labs.length} labels: give one label per point.`);
+      pts.forEach((pt, i) => {
+        const xy = Array.from(pt);
+        check(xy.length === 2, `${where}point ${i} must be [x, y], got ${xy.length} numbers.`);
+        check(xy.every(Number.isFinite), `${where}point ${i} is not finite: [${xy}] (points outside the image are allowed, NaN/Infinity are not).`);
+        check(labs[i] === 0 || labs[i] === 1, `${where}label ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
+        coords.push(toModel(xy[0], xy[1]));
+        labels.push(labs[i]);
+      });
+    } else {
+      check(p.pointLabels === undefined, `${where}pointLabels given without pointCoords.`);
+    }
+    check(
+      coords.length > 0 || p.maskInput !== undefined,
+      `${where}no prompt: give pointCoords/pointLabels, a box, or a maskInput.`,
+    );
+    let mask: tf.Tensor4D | undefined;
+    if (p.maskInput !== undefined) {
+      const s = this.maskInputSize;
+      const n = p.maskInput instanceof tf.Tensor ? p.maskInput.size : p.maskInput.length;
+      check(n === s * s, `${where}maskInput must have ${s}x${s} = ${s * s} values (low-res logits), got ${n}.`);
+      mask =
+        p.maskInput instanceof tf.Tensor
+          ? (tf.reshape(tf.cast(p.maskInput, 'float32'), [1, s, s, 1]) as tf.Tensor4D)
+          : tf.tensor4d(Float32Array.from(p.maskInput), [1, s, s, 1]);
+    }
+    return { coords, labels, mask };
+  }
+}
