@@ -1,0 +1,79 @@
+/** Reading a ported weights folder (model.json + shards) back, from disk or over HTTP. */
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Sam2Error } from '../errors';
+import { validateConfig, type Sam2Config } from '../model/config';
+import { Weights } from '../model/weights';
+import { MODEL_JSON, type PortedModelJson } from './port';
+
+export interface ReadPortedOptions {
+  /** Override the input resolution (a multiple of 32). */
+  imageSize?: number;
+}
+
+const isUrl = (s: string) => /^https?:\/\//.test(s);
+
+async function readBytes(base: string, name: string): Promise<Uint8Array> {
+  if (isUrl(base)) {
+    const url = new URL(name, base.endsWith('/') ? base : `${base}/`).toString();
+    const res = await fetch(url);
+    if (!res.ok) throw new Sam2Error('WEIGHTS', `Cannot fetch ${url}: HTTP ${res.status}.`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  const file = path.join(base, name);
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    throw new Sam2Error(
+      'WEIGHTS',
+      `Cannot read ${file}. Port a checkpoint first: npx sam2-tfjs port <file.pt> --out ${base} (or npx sam2-tfjs download <model>).`,
+    );
+  }
+}
+
+/**
+ * Loads the tensors and config of a folder written by portCheckpoint (or its URL). Tensors
+ * are float32 in TF.js layout, named by PyTorch key; float16 shards are dequantized.
+ */
+export async function readPortedWeights(
+  dirOrUrl: string,
+  options: ReadPortedOptions = {},
+): Promise<{ config: Sam2Config; weights: Weights }> {
+  let manifest: PortedModelJson;
+  try {
+    manifest = JSON.parse(Buffer.from(await readBytes(dirOrUrl, MODEL_JSON)).toString('utf8'));
+  } catch (e) {
+    if (e instanceof Sam2Error) throw e;
+    throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not valid JSON: port the checkpoint again.`);
+  }
+  if (manifest.format !== 'sam2-tfjs-weights' || !manifest.sam2Config || !Array.isArray(manifest.weightsManifest)) {
+    throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not a sam2-tfjs weights manifest.`);
+  }
+  const config: Sam2Config = { ...manifest.sam2Config, imageSize: options.imageSize ?? manifest.sam2Config.imageSize };
+  validateConfig(config);
+  const entries: [string, tf.Tensor][] = [];
+  try {
+    for (const group of manifest.weightsManifest) {
+      const parts = [];
+      for (const p of group.paths) parts.push(await readBytes(dirOrUrl, p));
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      const expected = group.weights.reduce(
+        (n, w) => n + w.shape.reduce((a, b) => a * b, 1) * (w.quantization ? 2 : 4),
+        0,
+      );
+      if (total !== expected) {
+        throw new Sam2Error('WEIGHTS', `${dirOrUrl}: shards hold ${total} bytes but the manifest needs ${expected}: the folder is incomplete or corrupt; port again.`);
+      }
+      const buf = new Uint8Array(total);
+      let off = 0;
+      for (const p of parts) (buf.set(p, off), (off += p.length));
+      const named = tf.io.decodeWeights(buf.buffer, group.weights as tf.io.WeightsManifestEntry[]);
+      for (const w of group.weights) entries.push([w.name, named[w.name]]);
+    }
+  } catch (e) {
+    tf.dispose(entries.map(([, t]) => t));
+    throw e;
+  }
+  return { config, weights: new Weights(entries) };
+}
