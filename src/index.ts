@@ -16,3 +16,19 @@ export {
   type SizeName,
 } from './model/config';
 export { Weights } from './model/weights';
+export { Sam2Model, VIDEO_KEY } from './model/sam2';
+export { loadSam2, type LoadSam2Options } from './model/load';
+export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
+export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
+export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';
+export {
+  SamPredictor,
+  type SamPredictorOptions,
+  type PredictOptions,
+  type PredictResult,
+  type PredictTensors,
+} from './predictor/sam_predictor';
+export { readImage, type ImageInput, type RawImage, type RgbImage } from './predictor/image_input';
+export { portCheckpoint, type PortOptions, type PortResult } from './io/port';
+export { readPortedWeights, type ReadPortedOptions } from './io/ported';
+export { readCheckpoint, type Checkpoint } from './io/torch_checkpoint';

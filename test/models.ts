@@ -73,6 +73,6 @@ export const truckFixtureFeatures = (): ImageFeatures =>
     };
   });
 
-/** An image-only Sam2Model (image encoder, prompt encoder, mask decoder) with Hiera-T formula weights. */
+/** A Sam2Model with SAM 2.1 Hiera-T formula weights. */
 export const tinyImageModel = (): Sam2Model =>
-  once('tinyImageModel', () => new Sam2Model(tinyConfig(), tinyWeights(), { video: false }));
+  once('tinyImageModel', () => new Sam2Model(tinyConfig(), tinyWeights()));

@@ -60,8 +60,8 @@ describe('porting checkpoints to TF.js weights', () => {
       const want = toTfLayout(key, shape, formulaWeight(key, shape));
       expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from(want.buffer)), key).to.equal(true);
     }
-    // the ported folder loads into the image model (every image key consumed)
-    await expectNoLeak('image model build + dispose', () => new Sam2Model(config, weights, { video: false }).dispose());
+    // the ported folder loads into the model (every key consumed)
+    await expectNoLeak('image model build + dispose', () => new Sam2Model(config, weights).dispose());
     weights.dispose();
   });
 

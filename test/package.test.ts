@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { formulaWeight } from './helpers';
+import { loadManifest } from '../src/testing/manifest';
+import { writeTorchCheckpoint } from './helpers/torch_writer';
+import { loadSam2, portCheckpoint, SamPredictor } from '../src/index';
+
+const root = path.join(__dirname, '..');
+
+describe('package: entry points and the quickstart path', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-pkg-'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('the CommonJS build exports the public API (what tslab notebooks require)', () => {
+    const cjs = require(path.join(root, 'dist/cjs/index.js'));
+    for (const name of ['loadSam2', 'SamPredictor', 'portCheckpoint', 'readPortedWeights', 'initBackend', 'Sam2Error']) {
+      expect(cjs[name], name).to.be.a('function');
+    }
+  });
+
+  it('the ESM entry re-exports the same API', () => {
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', `import { loadSam2, SamPredictor } from ${JSON.stringify(path.join(root, 'dist/esm/index.mjs'))}; console.log(typeof loadSam2, typeof SamPredictor)`],
+      { encoding: 'utf8', env: { ...process.env, SAM2_TFJS_QUIET: '1' } },
+    );
+    expect(out.trim()).to.equal('function function');
+  });
+
+  it('port -> loadSam2 -> SamPredictor.predict works end to end (at 256 px) and leaks nothing', async () => {
+    const manifest = loadManifest('sam2.1_hiera_tiny');
+    const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
+    writeTorchCheckpoint(ckpt, manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
+    const dir = path.join(tmp, 'weights');
+    portCheckpoint(ckpt, dir);
+    const before = tf.memory().numTensors;
+    const model = await loadSam2(dir, { imageSize: 256, backend: 'wasm' });
+    expect(model.config.imageSize).to.equal(256);
+    const predictor = new SamPredictor(model);
+    const image = { data: new Uint8Array(120 * 80 * 3).map((_, i) => (i * 7) % 256), width: 120, height: 80 };
+    await predictor.setImage(image);
+    const r = await predictor.predict({ pointCoords: [[60, 40]], pointLabels: [1] });
+    expect(r.masks).to.have.length(3);
+    expect(r.masks[0].length).to.equal(120 * 80);
+    expect(r.lowResLogits[0].length).to.equal(64 * 64);
+    predictor.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).to.equal(before);
+  });
+});
