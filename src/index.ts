@@ -32,3 +32,14 @@ export { readImage, type ImageInput, type RawImage, type RgbImage } from './pred
 export { portCheckpoint, type PortOptions, type PortResult } from './io/port';
 export { readPortedWeights, type ReadPortedOptions } from './io/ported';
 export { readCheckpoint, type Checkpoint } from './io/torch_checkpoint';
+export {
+  AutomaticMaskGenerator,
+  type AutomaticMaskGeneratorOptions,
+  type MaskAnnotation,
+  type OutputMode,
+  type GenerateProgress,
+  type GenerateTimings,
+} from './predictor/automatic_mask_generator';
+export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
+export { batchedNms } from './predictor/amg/nms';
+export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';

@@ -116,8 +116,8 @@ export class Hiera extends Sam2Layer {
     this.posCache = undefined;
   }
 
-  /** Background embedding resized bicubically to (h, w) plus the window embedding tiled over it. */
-  private positionEmbedding(h: number, w: number): tf.Tensor4D {
+  /** Background embedding resized bicubically to (h, w) plus the window embedding tiled over it (cached). */
+  positionEmbedding(h: number, w: number): tf.Tensor4D {
     if (this.posCache && this.posCache.shape[1] === h && this.posCache.shape[2] === w) return this.posCache;
     this.posCache?.dispose();
     const c = this.cfg.embedDim;

@@ -53,6 +53,13 @@ export class ImageEncoder extends Sam2Layer {
     this.noMemEmbedVar = this.param('no_mem_embed', [1, 1, d]);
   }
 
+  /** Builds the size-dependent position caches now, so memory stays flat from the first encode on. */
+  protected override onWeightsLoaded(): void {
+    const s = this.config.imageSize;
+    this.trunk.positionEmbedding(Math.ceil(s / 4), Math.ceil(s / 4));
+    for (let i = 0; i < 4; i++) this.neck.position(Math.ceil(s / 2 ** (i + 2)), Math.ceil(s / 2 ** (i + 2)));
+  }
+
   /** The learned "no memory" embedding [1, 1, 256], added to image features without memories. */
   get noMemEmbed(): tf.Tensor {
     return this.noMemEmbedVar.read();

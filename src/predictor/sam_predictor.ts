@@ -49,14 +49,17 @@ export interface PredictResult {
 }
 
 /** The decoder's raw outputs for a batch of prompt sets, on the device. */
-export interface PredictTensors {
+export type PredictTensors = {
   /** [B, s, s, M] low-res logits (unclamped). */
   lowResMasks: tf.Tensor4D;
   /** [B, M]. */
   ious: tf.Tensor2D;
   /** [B, 1]. */
   objectScoreLogits: tf.Tensor2D;
-}
+};
+
+/** Prompt sets decoded at once: bounds activation memory (each needs ~70 MB at 1024 px). */
+const DECODER_CHUNK = 16;
 
 interface ImageState {
   features: ImageFeatures;
@@ -223,6 +226,35 @@ export class SamPredictor {
     coords: tf.Tensor3D,
     labels: tf.Tensor2D,
     options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number } = {},
+  ): PredictTensors {
+    const b = coords.shape[0];
+    if (b <= DECODER_CHUNK) return this.decode(coords, labels, options);
+    // decode in chunks: a batch of 64 prompts would need gigabytes of activations at once
+    const parts: PredictTensors[] = [];
+    for (let i = 0; i < b; i += DECODER_CHUNK) {
+      const n = Math.min(DECODER_CHUNK, b - i);
+      parts.push(
+        tf.tidy(() =>
+          this.decode(tf.slice(coords, [i, 0, 0], [n, -1, -1]), tf.slice(labels, [i, 0], [n, -1]), {
+            ...options,
+            maskInput: options.maskInput && tf.slice(options.maskInput, [i, 0, 0, 0], [n, -1, -1, -1]),
+          }),
+        ),
+      );
+    }
+    const out = tf.tidy(() => ({
+      lowResMasks: tf.concat(parts.map((p) => p.lowResMasks)) as tf.Tensor4D,
+      ious: tf.concat(parts.map((p) => p.ious)) as tf.Tensor2D,
+      objectScoreLogits: tf.concat(parts.map((p) => p.objectScoreLogits)) as tf.Tensor2D,
+    }));
+    for (const p of parts) tf.dispose([p.lowResMasks, p.ious, p.objectScoreLogits]);
+    return out;
+  }
+
+  private decode(
+    coords: tf.Tensor3D,
+    labels: tf.Tensor2D,
+    options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number },
   ): PredictTensors {
     const { features } = this.requireState();
     const i = options.imageIndex ?? 0;

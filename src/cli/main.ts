@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+/**
+ * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
+ * Commands: info, port, segment, auto.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { initBackend, type BackendChoice } from '../backend';
+import { Sam2Error } from '../errors';
+import { portCheckpoint } from '../io/port';
+import { loadSam2 } from '../model/load';
+import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
+import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
+import { readImage } from '../predictor/image_input';
+import { SamPredictor } from '../predictor/sam_predictor';
+import { maskToPng, overlayPng } from '../viz/masks';
+
+type Options = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+interface Command {
+  usage: string;
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+  run(positionals: string[], o: Options): Promise<void>;
+}
+
+const MODEL_OPTIONS = {
+  model: { type: 'string' },
+  backend: { type: 'string' },
+  'image-size': { type: 'string' },
+} as const;
+
+class UsageError extends Error {}
+
+function num(v: unknown, what: string): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isFinite(n)) throw new UsageError(`${what} must be a number, got "${v}"`);
+  return n;
+}
+
+/** "x,y[,label]" -> point and label (default 1). */
+function parsePoint(s: string): { xy: [number, number]; label: number } {
+  const parts = s.split(',').map((v) => num(v, `--point ${s}`));
+  if (parts.length < 2 || parts.length > 3) throw new UsageError(`--point takes x,y[,label], got "${s}"`);
+  return { xy: [parts[0], parts[1]], label: parts[2] ?? 1 };
+}
+
+async function model(o: Options) {
+  if (!o.model) throw new UsageError('--model <dir> is required (a folder written by `sam2-tfjs port`)');
+  return loadSam2(String(o.model), {
+    backend: o.backend as BackendChoice | undefined,
+    imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
+  });
+}
+
+/** A terminal progress bar on stderr (only on a TTY). */
+function bar(label: string) {
+  return (done: number, total: number) => {
+    if (!process.stderr.isTTY) return;
+    const w = 30;
+    const f = Math.round((done / Math.max(1, total)) * w);
+    process.stderr.write(`\r${label} [${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}${done >= total ? '\n' : ''}`);
+  };
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    usage: 'sam2-tfjs info [--backend auto|node-gpu|node|wasm|cpu]\n  Shows the tf.js backend in use, its version and whether tfjs-node(-gpu) was found.',
+    options: { backend: { type: 'string' } },
+    async run(_p, o) {
+      const info = await initBackend(o.backend as BackendChoice | undefined);
+      const found = (m: string) => {
+        try {
+          require.resolve(m);
+          return 'installed';
+        } catch {
+          return 'not installed';
+        }
+      };
+      console.log(`backend: ${info.tfBackend} (${info.choice})`);
+      console.log(`tfjs: ${info.tfjsVersion}`);
+      console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
+      console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
+      for (const s of info.skipped) console.log(`skipped ${s}`);
+    },
+  },
+  port: {
+    usage: 'sam2-tfjs port <file.pt|file.safetensors> [--out dir] [--float16]\n  Converts an official SAM 2 / 2.1 checkpoint to TF.js weights (default: weights/<model name>).',
+    options: { out: { type: 'string' }, float16: { type: 'boolean' } },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('port takes exactly one checkpoint file');
+      const out = o.out ? String(o.out) : path.join('weights', path.basename(p[0]).replace(/\.(pt|pth|safetensors)$/, ''));
+      const r = portCheckpoint(p[0], out, { float16: !!o.float16 });
+      console.log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
+    },
+  },
+  segment: {
+    usage:
+      'sam2-tfjs segment <image> --model <dir> (--point x,y[,label])... [--box x0,y0,x1,y1] [--multimask]\n' +
+      '                  --out mask.png [--overlay overlay.png] [--json] [--backend b] [--image-size n]\n' +
+      '  Predicts masks for clicks/a box; writes the best mask (or mask-1.png... with --multimask) and prints scores.',
+    options: {
+      ...MODEL_OPTIONS,
+      point: { type: 'string', multiple: true },
+      box: { type: 'string' },
+      multimask: { type: 'boolean' },
+      out: { type: 'string' },
+      overlay: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('segment takes exactly one image');
+      if (!o.out) throw new UsageError('--out mask.png is required');
+      const points = ((o.point as string[] | undefined) ?? []).map(parsePoint);
+      const box = o.box ? String(o.box).split(',').map((v) => num(v, '--box')) : undefined;
+      if (box && box.length !== 4) throw new UsageError('--box takes x0,y0,x1,y1');
+      if (!points.length && !box) throw new UsageError('give at least one --point or a --box');
+      const image = await readImage(p[0]);
+      const m = await model(o);
+      const predictor = new SamPredictor(m);
+      try {
+        await predictor.setImage(image);
+        const r = await predictor.predict({
+          pointCoords: points.length ? points.map((q) => q.xy) : undefined,
+          pointLabels: points.length ? points.map((q) => q.label) : undefined,
+          box,
+          multimaskOutput: !!o.multimask,
+        });
+        const order = Array.from(r.scores.keys()).sort((a, b) => r.scores[b] - r.scores[a]);
+        const out = String(o.out);
+        const files: string[] = [];
+        for (const [rank, i] of order.entries()) {
+          const file = order.length === 1 ? out : out.replace(/(\.png)?$/, `-${rank + 1}.png`);
+          fs.writeFileSync(file, await maskToPng(r.masks[i], r.width, r.height));
+          files.push(file);
+        }
+        if (o.overlay) {
+          fs.writeFileSync(
+            String(o.overlay),
+            await overlayPng(image, [r.masks[order[0]]], { points, boxes: box ? [box as [number, number, number, number]] : [] }),
+          );
+        }
+        const scores = order.map((i) => Number(r.scores[i].toFixed(4)));
+        if (o.json) console.log(JSON.stringify({ masks: files, scores, width: r.width, height: r.height }));
+        else files.forEach((f, k) => console.log(`${f}\tscore ${scores[k]}`));
+      } finally {
+        predictor.dispose();
+        m.dispose();
+      }
+    },
+  },
+  auto: {
+    usage:
+      'sam2-tfjs auto <image> --model <dir> --out masks.json [--overlay overlay.png] [--points-per-side 32]\n' +
+      '               [--pred-iou-thresh 0.8] [--stability-score-thresh 0.95] [--box-nms-thresh 0.7]\n' +
+      '               [--crop-n-layers 0] [--min-mask-region-area 0] [--points-per-batch 64] [--backend b] [--image-size n]\n' +
+      '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.',
+    options: {
+      ...MODEL_OPTIONS,
+      out: { type: 'string' },
+      overlay: { type: 'string' },
+      'points-per-side': { type: 'string' },
+      'points-per-batch': { type: 'string' },
+      'pred-iou-thresh': { type: 'string' },
+      'stability-score-thresh': { type: 'string' },
+      'box-nms-thresh': { type: 'string' },
+      'crop-n-layers': { type: 'string' },
+      'min-mask-region-area': { type: 'string' },
+    },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('auto takes exactly one image');
+      if (!o.out) throw new UsageError('--out masks.json is required');
+      const opt = (k: string) => (o[k] !== undefined ? num(o[k], `--${k}`) : undefined);
+      const image = await readImage(p[0]);
+      const m = await model(o);
+      const gen = new AutomaticMaskGenerator(m, {
+        pointsPerSide: opt('points-per-side'),
+        pointsPerBatch: opt('points-per-batch'),
+        predIouThresh: opt('pred-iou-thresh'),
+        stabilityScoreThresh: opt('stability-score-thresh'),
+        boxNmsThresh: opt('box-nms-thresh'),
+        cropNLayers: opt('crop-n-layers'),
+        minMaskRegionArea: opt('min-mask-region-area'),
+        outputMode: 'coco_rle' as OutputMode,
+      });
+      try {
+        const progress = bar('decoding point batches');
+        const anns = await gen.generate(image, { onProgress: (q) => progress(q.done, q.total) });
+        fs.writeFileSync(String(o.out), JSON.stringify(anns));
+        if (o.overlay) {
+          const masks = anns.map((a) => rleToMask(cocoDecodeRle(a.segmentation as CocoRle)));
+          fs.writeFileSync(String(o.overlay), await overlayPng(image, masks));
+        }
+        console.log(`${anns.length} masks -> ${o.out}`);
+      } finally {
+        gen.dispose();
+        m.dispose();
+      }
+    },
+  },
+};
+
+function help(): string {
+  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`sam2-tfjs: unknown command "${name}"\n${help()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help) {
+      console.log(cmd.usage);
+      return 0;
+    }
+    process.env.SAM2_TFJS_QUIET ??= '1';
+    await cmd.run(positionals, values as Options);
+    return 0;
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`sam2-tfjs ${name}: ${msg}\n${cmd.usage}`);
+      return 2;
+    }
+    console.error(`sam2-tfjs ${name}: ${e instanceof Sam2Error ? msg : (e as Error).stack}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+}

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Jimp } from 'jimp';
+import { fixturePath, formulaWeight } from './helpers';
+import { loadManifest } from '../src/testing/manifest';
+import { writeTorchCheckpoint } from './helpers/torch_writer';
+
+const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm' },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('command line (sam2-tfjs)', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-cli-'));
+  const weights = path.join(tmp, 'weights');
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('prints help, and help for every command', () => {
+    const h = run('--help');
+    expect(h.code).to.equal(0);
+    for (const c of ['info', 'port', 'segment', 'auto']) {
+      expect(h.out).to.contain(`sam2-tfjs ${c}`);
+      const r = run(c, '--help');
+      expect(r.code, c).to.equal(0);
+      expect(r.out).to.match(new RegExp(`^sam2-tfjs ${c}`));
+    }
+    expect(run().code).to.equal(2);
+  });
+
+  it('fails with a one-line error and a non-zero exit on bad input', () => {
+    const unknown = run('frobnicate');
+    expect(unknown.code).to.equal(2);
+    expect(unknown.err.split('\n')[0]).to.equal('sam2-tfjs: unknown command "frobnicate"');
+    const noModel = run('segment', fixturePath('images/truck.png'), '--point', '1,2', '--out', path.join(tmp, 'm.png'));
+    expect(noModel.code).to.equal(2);
+    expect(noModel.err.split('\n')[0]).to.match(/--model <dir> is required/);
+    const badPoint = run('segment', 'x.png', '--model', weights, '--point', '1;2', '--out', 'm.png');
+    expect(badPoint.code).to.equal(2);
+    expect(badPoint.err.split('\n')[0]).to.match(/--point/);
+    const badFile = run('port', path.join(tmp, 'missing.pt'));
+    expect(badFile.code).to.equal(1);
+    expect(badFile.err.trim()).to.match(/^sam2-tfjs port: Checkpoint file not found: /);
+    expect(badFile.err.trim().split('\n')).to.have.length(1);
+  });
+
+  it('info reports the backend and whether tfjs-node(-gpu) is installed', () => {
+    const r = run('info');
+    expect(r.code).to.equal(0);
+    expect(r.out).to.match(/backend: wasm \(wasm\)/);
+    expect(r.out).to.match(/tfjs-node-gpu \(CUDA\): (not )?installed/);
+  });
+
+  it('port, then segment (mask PNG, overlay, JSON scores) and auto (COCO RLE JSON)', async () => {
+    const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
+    const manifest = loadManifest('sam2.1_hiera_tiny');
+    writeTorchCheckpoint(ckpt, manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
+    const p = run('port', ckpt, '--out', weights);
+    expect(p.code, p.err).to.equal(0);
+    expect(p.out).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);
+
+    const image = fixturePath('amg_truck', 'input.png');
+    const mask = path.join(tmp, 'mask.png');
+    const overlay = path.join(tmp, 'overlay.png');
+    const s = run('segment', image, '--model', weights, '--image-size', '256', '--point', '200,150', '--point', '50,50,0', '--out', mask, '--overlay', overlay, '--json');
+    expect(s.code, s.err).to.equal(0);
+    const res = JSON.parse(s.out);
+    expect(res.masks).to.deep.equal([mask]);
+    expect(res.scores).to.have.length(1);
+    const m = await Jimp.read(mask);
+    expect([m.bitmap.width, m.bitmap.height]).to.deep.equal([450, 300]);
+    const o = await Jimp.read(overlay);
+    expect(o.bitmap.width).to.equal(450);
+
+    const out = path.join(tmp, 'masks.json');
+    const a = run('auto', image, '--model', weights, '--image-size', '256', '--points-per-side', '4', '--pred-iou-thresh', '0', '--stability-score-thresh', '0', '--out', out, '--overlay', path.join(tmp, 'auto.png'));
+    expect(a.code, a.err).to.equal(0);
+    const anns = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(anns.length).to.be.greaterThan(0);
+    expect(anns[0].segmentation.size).to.deep.equal([300, 450]);
+    expect(anns[0].segmentation.counts).to.be.a('string');
+  });
+});
