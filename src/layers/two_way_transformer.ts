@@ -64,7 +64,7 @@ export class TwoWayTransformer extends Sam2Layer {
   }
 
   /**
-   * image [B, Ni, C] tokens with their encoding imagePe [B, Ni, C]; point tokens [B, Nt, C].
+   * image [B, Ni, C] tokens with their encoding imagePe [1 or B, Ni, C]; point tokens [B, Nt, C].
    * Returns [queries [B, Nt, C], image tokens [B, Ni, C]].
    */
   forward(image: tf.Tensor3D, imagePe: tf.Tensor3D, points: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {

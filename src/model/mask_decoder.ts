@@ -14,9 +14,9 @@ const P = 'sam_mask_decoder';
 const NUM_MASK_TOKENS = 4;
 
 export interface MaskDecoderInput {
-  /** [1 or B, h, w, 256]; repeated over the prompt batch when repeatImage. */
+  /** [1 or B, h, w, 256]; broadcast over the prompt batch when repeatImage. */
   imageEmbeddings: tf.Tensor4D;
-  /** [1, h, w, 256] from PromptEncoder.getDensePe(). */
+  /** [1, h, w, 256] from PromptEncoder.getDensePe() (broadcast over the batch). */
   imagePe: tf.Tensor4D;
   /** [B, N, 256]. */
   sparsePromptEmbeddings: tf.Tensor3D;
@@ -25,7 +25,7 @@ export interface MaskDecoderInput {
   multimaskOutput: boolean;
   /** Use one image embedding for every prompt set of the batch. */
   repeatImage: boolean;
-  /** [feat_s0 [1 or B, 4h, 4w, 32], feat_s1 [1 or B, 2h, 2w, 64]], repeated like the image. */
+  /** [feat_s0 [1 or B, 4h, 4w, 32], feat_s1 [1 or B, 2h, 2w, 64]], broadcast like the image. */
   highResFeatures: [tf.Tensor4D, tf.Tensor4D];
 }
 
@@ -111,12 +111,16 @@ export class MaskDecoder extends Sam2Layer {
     this.upscale = this.outputTokens = undefined;
   }
 
-  /** 2x2 stride-2 transposed conv as one matMul and a depthToSpace. */
+  /** 2x2 stride-2 transposed conv as one matMul and a pixel shuffle. */
   private upsample2x(x: tf.Tensor4D, w: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor4D {
     return tf.tidy(() => {
       const [b, h, wd, c] = x.shape;
       const y = tf.fused.matMul({ a: tf.reshape(x, [b * h * wd, c]) as tf.Tensor2D, b: w, bias });
-      return tf.depthToSpace(tf.reshape(y, [b, h, wd, w.shape[1]]) as tf.Tensor4D, 2);
+      // columns are (ky, kx, o): swapping the x and ky axes is a 4-D transpose, much faster on
+      // wasm than the DepthToSpace kernel
+      const o = w.shape[1] / 4;
+      const t = tf.transpose(tf.reshape(y, [b * h, wd, 2, 2 * o]), [0, 2, 1, 3]);
+      return tf.reshape(t, [b, 2 * h, 2 * wd, o]) as tf.Tensor4D;
     });
   }
 
@@ -130,16 +134,16 @@ export class MaskDecoder extends Sam2Layer {
         [tf.tile(tf.expandDims(this.outputTokens as tf.Tensor2D, 0), [b, 1, 1]), sparse],
         1,
       ) as tf.Tensor3D;
-      const repeat = (t: tf.Tensor4D) => (input.repeatImage && t.shape[0] !== b ? tf.tile(t, [b, 1, 1, 1]) : t);
-      const src = tf.add(repeat(input.imageEmbeddings), input.densePromptEmbeddings) as tf.Tensor4D;
+      // one image for many prompt sets: broadcasting adds repeat it (Tile is slow on wasm)
+      let src = tf.add(input.imageEmbeddings, input.densePromptEmbeddings) as tf.Tensor4D;
+      if (src.shape[0] !== b) src = tf.add(src, tf.zeros([b, 1, 1, 1])) as tf.Tensor4D;
       const [, h, w] = src.shape;
-      const pos = tf.tile(input.imagePe, [b, 1, 1, 1]);
       const [hs, keys] = this.transformer.forward(
         tf.reshape(src, [b, h * w, d]) as tf.Tensor3D,
-        tf.reshape(pos, [b, h * w, d]) as tf.Tensor3D,
+        tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D,
         tokens,
       );
-      const [featS0, featS1] = input.highResFeatures.map(repeat);
+      const [featS0, featS1] = input.highResFeatures;
       const up = this.upscale!;
       const x1 = this.upsample2x(tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D, up.w1, up.b1);
       const y1 = gelu(this.ln1.forward(tf.add(x1, featS1))) as tf.Tensor4D;
@@ -199,7 +203,9 @@ export class MaskDecoder extends Sam2Layer {
         stabilityScores(single, this.config.dynamicMultimaskStabilityDelta),
         this.config.dynamicMultimaskStabilityThresh,
       ); // [b, 1]
-      const outMask = tf.where(tf.tile(tf.reshape(stable, [b, 1, 1, 1]), [1, h, w, 1]), single, bestMask) as tf.Tensor4D;
+      // 0/1 weights select exactly (and broadcast, which tf.where does not)
+      const keep = tf.reshape(tf.cast(stable, 'float32'), [b, 1, 1, 1]);
+      const outMask = tf.add(tf.mul(single, keep), tf.mul(bestMask, tf.sub(1, keep))) as tf.Tensor4D;
       const outIou = tf.where(stable, singleIou, bestIou) as tf.Tensor2D;
       return [outMask, outIou];
     });

@@ -145,7 +145,7 @@ export class PromptEncoder extends Sam2Layer {
       const s = this.embeddingSize;
       const dense = masks
         ? this.embedMasks(masks)
-        : (tf.tile(tf.reshape(this.noMaskEmbed.read(), [1, 1, 1, -1]), [b, s, s, 1]) as tf.Tensor4D);
+        : (tf.add(tf.zeros([b, s, s, 1]), tf.reshape(this.noMaskEmbed.read(), [1, 1, 1, -1])) as tf.Tensor4D);
       return { sparse, dense };
     });
   }
