@@ -43,3 +43,4 @@ export {
 export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
+export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
  * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
- * Commands: info, port, segment, auto.
+ * Commands: info, download, port, segment, auto.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
+import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
+import { MODEL_NAMES } from '../model/config';
 import { loadSam2 } from '../model/load';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
@@ -82,6 +84,25 @@ const COMMANDS: Record<string, Command> = {
       console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
+    },
+  },
+  download: {
+    usage:
+      'sam2-tfjs download <model> [--out dir] [--checkpoint file.pt] [--no-port] [--float16]\n' +
+      `  Downloads an official checkpoint (${MODEL_NAMES.join(', ')})\n` +
+      '  with resume, then ports it to weights/<model> (base URL: $SAM2_TFJS_DOWNLOAD_BASE or Meta\'s).',
+    options: { out: { type: 'string' }, checkpoint: { type: 'string' }, 'no-port': { type: 'boolean' }, float16: { type: 'boolean' } },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
+      const name = p[0];
+      const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
+      const progress = bar(`downloading ${name}`);
+      await downloadCheckpoint(name, file, { onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)) });
+      console.log(`downloaded ${file}`);
+      if (o['no-port']) return;
+      const out = o.out ? String(o.out) : path.join('weights', name);
+      const r = portCheckpoint(file, out, { float16: !!o.float16 });
+      console.log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
     },
   },
   port: {

@@ -1,0 +1,85 @@
+/**
+ * Benchmarks on the current backend (wasm unless SAM2_TFJS_BACKEND says otherwise), with
+ * Hiera-T formula weights (same compute as trained weights). Prints medians after warm-up and
+ * ratios to the PyTorch reference measured on the same 2-core machines.
+ *   npm run bench [-- encoder|predict|amg]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend';
+import { makeConfig } from '../src/model/config';
+import { Sam2Model } from '../src/model/sam2';
+import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
+import { SamPredictor } from '../src/predictor/sam_predictor';
+import { fixturePath } from '../src/testing/fixtures';
+import { formulaWeights, loadManifest } from '../src/testing/manifest';
+
+/** PyTorch 2-thread figures from shared/PERF-NOTES.md and the fixtures. */
+const REFERENCE = { encodeS: 9, predictS: 0.4, amg16S: 74 };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function time(fn: () => Promise<unknown> | unknown, runs: number, warmup = 1): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    t.push(performance.now() - t0);
+  }
+  return median(t);
+}
+
+async function main() {
+  const which = process.argv[2] ?? 'all';
+  const info = await initBackend();
+  console.log(`backend ${info.tfBackend}, tfjs ${info.tfjsVersion}, Hiera-T formula weights`);
+  const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
+  const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
+  weights.dispose();
+
+  if (which === 'all' || which === 'encoder') {
+    const x = tf.randomNormal([1, 1024, 1024, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const peak: number[] = [];
+    const ms = await time(async () => {
+      const f = model.imageEncoder.imageFeatures(x);
+      await f.imageEmbed.data();
+      peak.push(tf.memory().numBytes);
+      tf.dispose([f.imageEmbed, ...f.highResFeats]);
+    }, 3);
+    x.dispose();
+    const wasmHeap = info.tfBackend === 'wasm' ? ` (wasm heap ${(((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) / 2 ** 30).toFixed(2)} GiB)` : '';
+    console.log(`encoder 1024px: ${(ms / 1000).toFixed(2)} s median of 3; ${(ms / 1000 / REFERENCE.encodeS).toFixed(2)}x the PyTorch time${wasmHeap}`);
+  }
+
+  if (which === 'all' || which === 'predict') {
+    const predictor = new SamPredictor(model);
+    await predictor.setImage(fixturePath('images/truck.png'));
+    const ms = await time(() => predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1] }), 5);
+    console.log(`predict (1 click, 1200x1800 output): ${ms.toFixed(0)} ms; ${(ms / 1000 / REFERENCE.predictS).toFixed(2)}x the PyTorch time`);
+    const prompts = Array.from({ length: 64 }, (_, i) => ({ pointCoords: [[(i % 8) * 225 + 100, Math.floor(i / 8) * 150 + 75]], pointLabels: [1] }));
+    const msBatch = await time(() => predictor.predictBatch(prompts, { multimaskOutput: true }), 1, 0);
+    console.log(`predictBatch 64 points: ${(msBatch / 1000).toFixed(1)} s, ${(64000 / msBatch).toFixed(1)} prompts/s`);
+    predictor.dispose();
+  }
+
+  if (which === 'all' || which === 'amg') {
+    const gen = new AutomaticMaskGenerator(model, { pointsPerSide: 16 });
+    const t0 = performance.now();
+    const anns = await gen.generate(fixturePath('images/truck.png'));
+    const s = (performance.now() - t0) / 1000;
+    const t = gen.lastTimings;
+    console.log(
+      `AMG 16x16 on truck (1800x1200): ${s.toFixed(1)} s (encode ${(t.encode / 1000).toFixed(1)}, decode ${(t.decode / 1000).toFixed(1)}, post ${(t.postprocess / 1000).toFixed(1)}), ${anns.length} masks; ${(s / REFERENCE.amg16S).toFixed(2)}x the PyTorch time`,
+    );
+    gen.dispose();
+  }
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,103 @@
+/**
+ * Downloading the official checkpoints (the URLs of the reference's download_ckpts.sh) with
+ * resume of partial downloads (HTTP Range on a `.part` file) and size checks, then porting.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Sam2Error } from '../errors';
+import { MODEL_NAMES } from '../model/config';
+
+const BASES: Record<string, string> = {
+  sam2: 'https://dl.fbaipublicfiles.com/segment_anything_2/072824',
+  'sam2.1': 'https://dl.fbaipublicfiles.com/segment_anything_2/092824',
+};
+
+/** Environment variable replacing the download base URL (a mirror, or a test server). */
+export const DOWNLOAD_BASE_ENV = 'SAM2_TFJS_DOWNLOAD_BASE';
+
+/** The official URL of a model's checkpoint (or under `baseUrl`). */
+export function checkpointUrl(model: string, baseUrl?: string): string {
+  if (!MODEL_NAMES.includes(model)) {
+    throw new Sam2Error('CONFIG', `Unknown model "${model}". Known models: ${MODEL_NAMES.join(', ')}.`);
+  }
+  const base = baseUrl ?? process.env[DOWNLOAD_BASE_ENV] ?? BASES[model.startsWith('sam2.1') ? 'sam2.1' : 'sam2'];
+  return `${base.replace(/\/$/, '')}/${model}.pt`;
+}
+
+export interface DownloadOptions {
+  baseUrl?: string;
+  /** Called with bytes received so far and the total (when known). */
+  onProgress?: (received: number, total: number | undefined) => void;
+  /** Give up when no response arrives within this many ms (default 15000). */
+  timeoutMs?: number;
+}
+
+function offline(url: string, why: string, file: string): Sam2Error {
+  return new Sam2Error(
+    'NETWORK',
+    `Cannot download ${url} (${why}). Download it by hand (e.g. with a browser or curl) to ${file}, then run: npx sam2-tfjs port ${file}`,
+  );
+}
+
+/**
+ * Downloads `model`'s checkpoint to `file`, resuming from `file.part` when present. Checks the
+ * size the server announces; a transfer that ends early keeps `.part` for the next try.
+ */
+export async function downloadCheckpoint(model: string, file: string, options: DownloadOptions = {}): Promise<string> {
+  const url = checkpointUrl(model, options.baseUrl);
+  const part = `${file}.part`;
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  let have = fs.existsSync(part) ? fs.statSync(part).size : 0;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: have > 0 ? { Range: `bytes=${have}-` } : {},
+      signal: AbortSignal.timeout(options.timeoutMs ?? 15000),
+    });
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    throw offline(url, err.cause?.code ?? err.message, file);
+  }
+  if (res.status === 416 && have > 0) {
+    // the part file is already complete (or larger than the file): start over to be safe
+    fs.rmSync(part);
+    return downloadCheckpoint(model, file, options);
+  }
+  if (res.status !== 200 && res.status !== 206) throw offline(url, `HTTP ${res.status}`, file);
+  let total: number | undefined;
+  if (res.status === 206) {
+    const m = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+    total = m ? Number(m[1]) : undefined;
+  } else {
+    have = 0; // the server ignored the range: start from the beginning
+    const len = res.headers.get('content-length');
+    total = len ? Number(len) : undefined;
+  }
+  const fd = fs.openSync(part, res.status === 206 ? 'a' : 'w');
+  let received = have;
+  try {
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      fs.writeSync(fd, value);
+      received += value.length;
+      options.onProgress?.(received, total);
+    }
+  } catch (e) {
+    throw new Sam2Error('NETWORK', `Download of ${url} was interrupted at ${received} bytes (${(e as Error).message}); run the same command again to resume.`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (total !== undefined && received !== total) {
+    if (received > total) fs.rmSync(part);
+    throw new Sam2Error(
+      'NETWORK',
+      received < total
+        ? `Download of ${url} stopped at ${received} of ${total} bytes; run the same command again to resume.`
+        : `Download of ${url} has ${received} bytes but the server announced ${total}; the partial file was removed, try again.`,
+    );
+  }
+  fs.renameSync(part, file);
+  return file;
+}

@@ -1,0 +1,138 @@
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { spawn } from 'child_process';
+import { fixturePath } from './helpers';
+import { checkpointUrl, downloadCheckpoint } from '../src/io/download';
+import { Sam2Error } from '../src/errors';
+
+/** A loopback server for one file with Range support and scripted misbehaviour. */
+function serve(body: Buffer) {
+  const state = { cutAfter: 0, lieAboutSize: 0, requests: [] as string[] };
+  const server = http.createServer((req, res) => {
+    state.requests.push(req.headers.range ?? 'full');
+    if (!req.url?.endsWith('.pt')) return res.writeHead(404).end();
+    const m = /bytes=(\d+)-/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    const total = body.length + state.lieAboutSize;
+    const chunk = body.subarray(start);
+    res.writeHead(m ? 206 : 200, {
+      'Content-Length': String(total - start),
+      ...(m ? { 'Content-Range': `bytes ${start}-${total - 1}/${total}` } : {}),
+    });
+    if (state.cutAfter > 0) {
+      res.write(chunk.subarray(0, state.cutAfter));
+      state.cutAfter = 0;
+      setTimeout(() => res.destroy(), 20); // the connection drops mid-transfer
+      return;
+    }
+    res.end(chunk);
+    if (state.lieAboutSize) setTimeout(() => res.destroy(), 20);
+  });
+  return new Promise<{ url: string; state: typeof state; close: () => void }>((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state, close: () => server.close() }),
+    ),
+  );
+}
+
+describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-dl-'));
+  const body = fs.readFileSync(fixturePath('ckpt/tiny_heads_formula.pt'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('knows the official URLs and rejects unknown models', () => {
+    expect(checkpointUrl('sam2.1_hiera_tiny')).to.equal('https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt');
+    expect(checkpointUrl('sam2_hiera_large')).to.equal('https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt');
+    expect(() => checkpointUrl('sam3_huge')).to.throw(Sam2Error, /Unknown model "sam3_huge"/);
+  });
+
+  it('downloads a whole file and reports progress', async () => {
+    const srv = await serve(body);
+    try {
+      const file = path.join(tmp, 'a.pt');
+      let last = 0;
+      await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url, onProgress: (r) => (last = r) });
+      expect(fs.readFileSync(file).equals(body)).to.equal(true);
+      expect(last).to.equal(body.length);
+      expect(fs.existsSync(`${file}.part`)).to.equal(false);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('keeps an interrupted transfer and resumes it with a Range request', async () => {
+    const srv = await serve(body);
+    try {
+      const file = path.join(tmp, 'b.pt');
+      srv.state.cutAfter = 1_000_000;
+      let err: unknown;
+      try {
+        await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as Sam2Error).code).to.equal('NETWORK');
+      expect((err as Error).message).to.match(/again to resume/);
+      expect(fs.statSync(`${file}.part`).size).to.equal(1_000_000);
+      await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url });
+      expect(srv.state.requests).to.deep.equal(['full', 'bytes=1000000-']);
+      expect(fs.readFileSync(file).equals(body)).to.equal(true);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('rejects a transfer whose size does not match what the server announced', async () => {
+    const srv = await serve(body);
+    try {
+      srv.state.lieAboutSize = 1234; // announces more bytes than it sends
+      const file = path.join(tmp, 'c.pt');
+      try {
+        await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url });
+        expect.fail('should throw');
+      } catch (e) {
+        expect((e as Error).message).to.match(/stopped at \d+ of \d+ bytes|interrupted/);
+      }
+      expect(fs.existsSync(file)).to.equal(false);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('fails fast without network, saying how to download by hand and port', async () => {
+    const t0 = Date.now();
+    try {
+      await downloadCheckpoint('sam2.1_hiera_tiny', path.join(tmp, 'd.pt'), { baseUrl: 'http://127.0.0.1:9', timeoutMs: 3000 });
+      expect.fail('should throw');
+    } catch (e) {
+      expect((e as Sam2Error).code).to.equal('NETWORK');
+      expect((e as Error).message).to.match(/Download it by hand .* then run: npx sam2-tfjs port/);
+    }
+    expect(Date.now() - t0).to.be.below(5000);
+  });
+
+  it('the CLI downloads (and explains that a heads-only file cannot be ported)', async () => {
+    const srv = await serve(body);
+    try {
+      const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
+      const file = path.join(tmp, 'cli.pt');
+      // async spawn: the server runs in this process
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, 'download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], {
+        env: { ...process.env, SAM2_TFJS_DOWNLOAD_BASE: srv.url },
+      });
+      const r = { stdout: '', stderr: '', status: -1 };
+      child.stdout.on('data', (d) => (r.stdout += d));
+      child.stderr.on('data', (d) => (r.stderr += d));
+      r.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      expect(r.stdout).to.match(/downloaded /);
+      expect(r.status).to.equal(1);
+      expect(r.stderr.trim()).to.match(/^sam2-tfjs download: Not a SAM 2 checkpoint/);
+    } finally {
+      srv.close();
+    }
+  });
+});
