@@ -1,0 +1,30 @@
+/**
+ * Shared set-up of the examples: the model from ported weights, or (SAM2_EXAMPLE_FORMULA=1, in
+ * a checkout with ../shared/fixtures) a formula-weights Hiera-T at 256 px for smoke tests.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { initBackend, loadSam2, makeConfig, Sam2Model } from '../src/index';
+import { formulaWeights, loadManifest } from '../src/testing/manifest';
+
+export const OUT_DIR = path.join(__dirname, 'out');
+
+export async function getModel(weightsDir = process.argv[3] ?? 'weights/sam2.1_hiera_tiny'): Promise<Sam2Model> {
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  if (process.env.SAM2_EXAMPLE_FORMULA === '1') {
+    await initBackend();
+    const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
+    const model = new Sam2Model(makeConfig('sam2.1', 'tiny', 256), weights);
+    weights.dispose();
+    console.log('using formula weights at 256 px (smoke test: masks are not meaningful)');
+    return model;
+  }
+  if (!fs.existsSync(path.join(weightsDir, 'model.json'))) {
+    console.error(
+      `No ported weights in ${weightsDir}. Get them with:\n  npx sam2-tfjs download sam2.1_hiera_tiny\n` +
+        `or download the .pt by hand and run: npx sam2-tfjs port sam2.1_hiera_tiny.pt --out ${weightsDir}`,
+    );
+    process.exit(1);
+  }
+  return loadSam2(weightsDir);
+}
