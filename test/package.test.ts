@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { formulaWeight } from './helpers';
@@ -50,5 +52,30 @@ describe('package: entry points and the quickstart path', () => {
     predictor.dispose();
     model.dispose();
     expect(tf.memory().numTensors).to.equal(before);
+  });
+
+  it('loadSam2 also reads a ported folder over HTTP', async () => {
+    const dir = path.join(tmp, 'weights');
+    const server = http.createServer((req, res) => {
+      const file = path.join(dir, path.basename(req.url ?? ''));
+      if (!req.url?.startsWith('/weights/')) return res.writeHead(404).end();
+      if (!fs.existsSync(file)) return res.writeHead(404).end();
+      res.writeHead(200).end(fs.readFileSync(file));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/weights/`;
+      const model = await loadSam2(url, { imageSize: 256 });
+      expect(model.config.name).to.equal('sam2.1_hiera_tiny');
+      model.dispose();
+      try {
+        await loadSam2(`http://127.0.0.1:${(server.address() as AddressInfo).port}/missing/x/`);
+        expect.fail('should throw');
+      } catch (e) {
+        expect((e as Error).message).to.match(/HTTP 404/);
+      }
+    } finally {
+      server.close();
+    }
   });
 });
