@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, maskIoU, nhwcToNchw } from './helpers';
 import { tinyConfig, tinyImageEncoder, tinyImageModel, tinyWeights } from './models';
 import { MemoryEncoder } from '../src/model/memory_encoder';
+import { MemoryAttention, roundToBfloat16, sine1d } from '../src/model/memory_attention';
+import { Linear, Mlp } from '../src/layers/common';
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { readImage } from '../src/predictor/image_input';
 import { preprocessVideoFrame } from '../src/predictor/video_frames';
@@ -14,8 +16,8 @@ import { upsampleLogits } from '../src/predictor/transforms';
  * object 1 decoded like the video predictor does for a first click (multimask, best IoU), small
  * holes filled, upsampled, binarized and scaled, then the memory encoder.
  */
-describe('memory encoder parity on video_bedroom (first memory)', () => {
-  it('matches first_memory_encoder_features/pos, and the click mask matches step "a"', async () => {
+describe('memory encoder and memory attention parity on video_bedroom (first calls)', () => {
+  it('matches first_memory_encoder_features/pos and first_memory_attention_out; the click mask matches step "a"', async () => {
     const [H, W] = [540, 960];
     const S = 1024;
     const x = preprocessVideoFrame(await readImage(fixturePath('videos/bedroom/00000.png')), S);
@@ -53,8 +55,55 @@ describe('memory encoder parity on video_bedroom (first memory)', () => {
     expectClose('first_memory_encoder_features', nhwcToNchw(mem.visionFeatures.dataSync(), 1, 64, 64, 64), feats.data, 1e-3, feats.stats.std);
     const pos = caseTensor('video_bedroom', 'first_memory_encoder_pos');
     expectClose('first_memory_encoder_pos', nhwcToNchw(mem.visionPosEnc.dataSync(), 1, 64, 64, 64), pos.data, 1e-3, pos.stats.std);
-    tf.dispose([x, ...backboneFpn, imageEmbed, out.lowResMasks, out.ious, out.objectScoreLogits, filledT, maskForMem, mem.visionFeatures]);
+
+    // first memory attention: frame 1 of object 1 attends to frame 0's memory and object pointer
+    const model = tinyImageModel();
+    const tokens = tf.tidy(() => {
+      const { sparse, dense } = model.promptEncoder.forward({
+        points: { coords: tf.tensor3d([[[(210 / W) * S, (350 / H) * S]]]), labels: tf.tensor2d([[1]], [1, 1], 'int32') },
+      });
+      const o = model.maskDecoder.forward({
+        imageEmbeddings: imageEmbed,
+        imagePe: model.promptEncoder.getDensePe(),
+        sparsePromptEmbeddings: sparse,
+        densePromptEmbeddings: dense,
+        multimaskOutput: true,
+        repeatImage: false,
+        highResFeatures: [s0, s1],
+      });
+      return tf.squeeze(tf.slice(o.samTokensOut, [0, best, 0], [1, 1, 256]), [0]) as tf.Tensor2D; // [1, 256]
+    });
+    const w = tinyWeights();
+    const objPtrProj = new Mlp('obj_ptr_proj', 256, 256, 256, 3);
+    const tposProj = new Linear('obj_ptr_tpos_proj', 256, 64);
+    objPtrProj.loadFrom(w);
+    tposProj.loadFrom(w);
+    const memAttn = new MemoryAttention(tinyConfig());
+    memAttn.loadFrom(w);
+    const x1 = preprocessVideoFrame(await readImage(fixturePath('videos/bedroom/00001.png')), S);
+    const f1 = tinyImageEncoder().forwardImage(x1);
+    const t1 = Date.now();
+    const attnOut = tf.tidy(() => {
+      const objPtr = objPtrProj.forward(tokens) as tf.Tensor2D; // object present: no no_obj_ptr mix
+      const stored = tf.tensor2d(roundToBfloat16(mem.visionFeatures.dataSync() as Float32Array), [4096, 64]);
+      const tpos = tf.reshape(w.get('maskmem_tpos_enc'), [7, 64]);
+      const memPos = tf.add(tf.reshape(mem.visionPosEnc, [4096, 64]), tf.slice(tpos, [6, 0], [1, 64]));
+      const ptrPos = tposProj.forward(tf.tensor2d(sine1d([1 / 7], 256), [1, 256])); // t_diff 1 over max 7
+      const memory = tf.concat([stored, tf.reshape(objPtr, [4, 64])]) as tf.Tensor2D;
+      const memoryPos = tf.concat([memPos, tf.tile(ptrPos, [4, 1])]) as tf.Tensor2D;
+      return memAttn.forward(
+        tf.reshape(f1.backboneFpn[2], [4096, 256]) as tf.Tensor2D,
+        tf.reshape(f1.visionPosEnc[2], [4096, 256]) as tf.Tensor2D,
+        memory,
+        memoryPos,
+        4,
+      );
+    });
+    console.log(`      memory attention (1 memory frame + 1 pointer): ${Date.now() - t1} ms`);
+    const ref = caseTensor('video_bedroom', 'first_memory_attention_out');
+    expectClose('first_memory_attention_out', attnOut.dataSync(), ref.data, 1e-3, ref.stats.std);
+    tf.dispose([x, x1, ...f1.backboneFpn, ...backboneFpn, imageEmbed, out.lowResMasks, out.ious, out.objectScoreLogits, filledT, maskForMem, mem.visionFeatures, tokens, attnOut]);
     predictor.dispose();
-    memEnc.disposeAll();
+    for (const l of [memEnc, memAttn, objPtrProj, tposProj]) l.disposeAll();
   });
 });

@@ -1,0 +1,132 @@
+/**
+ * Attention with 2-D axial rotary position encoding (RoPE), used by the memory attention.
+ * Channel pairs (2i, 2i+1) rotate by angles from the token's x (first half of the pairs) and
+ * y (second half) grid position, theta 10000. Written with real arithmetic: x*cos + swap(x)*sin,
+ * where swap(a, b) = (-b, a) is one rank-2 matMul with a fixed signed permutation.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Layer } from './base';
+import { Linear } from './common';
+
+const f = Math.fround;
+
+/** cos/sin tables [h*w, dim] (each pair's angle repeated on both its channels), row-major grid. */
+export function axialRopeTables(dim: number, w: number, h: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
+  const quarter = dim / 4;
+  const freqs = new Float32Array(quarter);
+  for (let k = 0; k < quarter; k++) freqs[k] = f(1 / f(Math.pow(theta, f((4 * k) / dim))));
+  const n = w * h;
+  const cos = new Float32Array(n * dim);
+  const sin = new Float32Array(n * dim);
+  for (let t = 0; t < n; t++) {
+    const tx = t % w;
+    const ty = Math.floor(t / w);
+    for (let p = 0; p < dim / 2; p++) {
+      const angle = p < quarter ? f(tx * freqs[p]) : f(ty * freqs[p - quarter]);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[t * dim + 2 * p] = cos[t * dim + 2 * p + 1] = c;
+      sin[t * dim + 2 * p] = sin[t * dim + 2 * p + 1] = s;
+    }
+  }
+  return { cos, sin };
+}
+
+/** The signed permutation R with x @ R = swap(x): (a, b) -> (-b, a) per channel pair. */
+function swapMatrix(dim: number): tf.Tensor2D {
+  const r = new Float32Array(dim * dim);
+  for (let i = 0; i < dim; i += 2) {
+    r[(i + 1) * dim + i] = -1;
+    r[i * dim + i + 1] = 1;
+  }
+  return tf.tensor2d(r, [dim, dim]);
+}
+
+export class RoPEAttention extends Sam2Layer {
+  static className = 'Sam2RoPEAttention';
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly outProj: Linear;
+  private tables?: { side: number; cos: tf.Tensor2D; sin: tf.Tensor2D; swap: tf.Tensor2D };
+
+  constructor(key: string, readonly dim: number, kvInDim = dim, readonly theta = 10000) {
+    super();
+    this.qProj = this.child(new Linear(`${key}.q_proj`, dim, dim));
+    this.kProj = this.child(new Linear(`${key}.k_proj`, kvInDim, dim));
+    this.vProj = this.child(new Linear(`${key}.v_proj`, kvInDim, dim));
+    this.outProj = this.child(new Linear(`${key}.out_proj`, dim, dim));
+  }
+
+  protected override disposeDerived(): void {
+    if (this.tables) tf.dispose([this.tables.cos, this.tables.sin, this.tables.swap]);
+    this.tables = undefined;
+  }
+
+  /** Tables for a square grid of n tokens, cached. */
+  private rope(n: number) {
+    const side = Math.round(Math.sqrt(n));
+    if (!this.tables || this.tables.side !== side) {
+      this.disposeDerived();
+      const { cos, sin } = axialRopeTables(this.dim, side, side, this.theta);
+      this.tables = {
+        side,
+        cos: tf.keep(tf.tensor2d(cos, [n, this.dim])),
+        sin: tf.keep(tf.tensor2d(sin, [n, this.dim])),
+        swap: tf.keep(swapMatrix(this.dim)),
+      };
+    }
+    return this.tables;
+  }
+
+  /** Rotates x [r * n, dim] (r repeats of the n-token grid). */
+  rotate(x: tf.Tensor2D, n: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const t = this.rope(n);
+      const r = x.shape[0] / n;
+      const xs = tf.reshape(x, [r, n, this.dim]);
+      const swapped = tf.reshape(tf.matMul(x, t.swap), [r, n, this.dim]);
+      return tf.reshape(tf.add(tf.mul(xs, t.cos), tf.mul(swapped, t.sin)), [r * n, this.dim]) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Keys ready for attention: projected, RoPE-rotated (except the last `numKExcludeRope`
+   * tokens) and transposed to [dim, Nk]. Memories are constant across frames, so callers may
+   * cache this.
+   */
+  prepareKeys(k: tf.Tensor2D, nQuery: number, numKExcludeRope = 0): tf.Tensor2D {
+    return tf.tidy(() => {
+      const kp = this.kProj.forward(k) as tf.Tensor2D;
+      const nRope = kp.shape[0] - numKExcludeRope;
+      const rotated = this.rotate(nRope === kp.shape[0] ? kp : tf.slice(kp, [0, 0], [nRope, -1]), nQuery);
+      const all = numKExcludeRope > 0 ? tf.concat([rotated, tf.slice(kp, [nRope, 0], [-1, -1])]) : rotated;
+      return tf.transpose(all) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Single-head attention (batch 1): q [Nq, dim], keys from prepareKeys, v [Nk, kvInDim].
+   * Queries are processed in chunks to bound the [Nq, Nk] score matrix.
+   */
+  attend(q: tf.Tensor2D, keysT: tf.Tensor2D, v: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const nq = q.shape[0];
+      const qr = tf.mul(this.rotate(this.qProj.forward(q) as tf.Tensor2D, nq), 1 / Math.sqrt(this.dim)) as tf.Tensor2D;
+      const vp = this.vProj.forward(v) as tf.Tensor2D;
+      const chunk = Math.max(256, Math.floor(2 ** 25 / keysT.shape[1]));
+      const parts: tf.Tensor2D[] = [];
+      for (let i = 0; i < nq; i += chunk) {
+        const qi = i === 0 && chunk >= nq ? qr : (tf.slice(qr, [i, 0], [Math.min(chunk, nq - i), -1]) as tf.Tensor2D);
+        parts.push(tf.matMul(tf.softmax(tf.matMul(qi, keysT)), vp));
+      }
+      return this.outProj.forward(parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor2D;
+    });
+  }
+
+  /** q [Nq, dim], k and v [Nk, kvInDim]; the last numKExcludeRope keys get no rotation. */
+  forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, numKExcludeRope = 0): tf.Tensor2D {
+    return tf.tidy(() => this.attend(q, this.prepareKeys(k, q.shape[0], numKExcludeRope), v));
+  }
+}
+tf.serialization.registerClass(RoPEAttention);
