@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
-import { SamPredictor } from './sam_predictor';
+import { SamPredictor, concatRows } from './sam_predictor';
 import { removeHolesAndSprinkles, upsampleLogits } from './transforms';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
@@ -262,7 +262,7 @@ export class AutomaticMaskGenerator {
       for (let c = 0; c < rows.length; c += chunk) {
         const part = rows.slice(c, c + chunk);
         const { stab, bin } = tf.tidy(() => {
-          const t = tf.tensor4d(Float32Array.from(part.flatMap((r) => Array.from(r))), [part.length, s, s, 1]);
+          const t = tf.tensor4d(concatRows(part), [part.length, s, s, 1]);
           const up = tf.reshape(upsampleLogits(t, h, w), [part.length, h * w]);
           const count = (thr: number) => tf.sum(tf.cast(tf.greater(up, thr), 'float32'), 1);
           const inter = count(o.maskThreshold + o.stabilityScoreOffset);

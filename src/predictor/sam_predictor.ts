@@ -306,7 +306,7 @@ export class SamPredictor {
         removeHolesAndSprinkles(raw, s, s, this.maxHoleArea, this.maxSprinkleArea, this.maskThreshold);
       }
       const full = tf.tidy(() => {
-        const planar = tf.tensor3d(Float32Array.from(raw.flatMap((r) => Array.from(r))), [b * m, s, s]);
+        const planar = tf.tensor3d(concatRows(raw), [b * m, s, s]);
         const up = upsampleLogits(tf.expandDims(planar, -1) as tf.Tensor4D, h, w); // [b*m, h, w, 1]
         return returnLogits ? up : tf.greater(up, this.maskThreshold);
       });
@@ -317,7 +317,7 @@ export class SamPredictor {
         const idx = Array.from({ length: m }, (_, j) => i * m + j);
         const masks = idx.map((k) => {
           const slice = fullData.subarray(k * h * w, (k + 1) * h * w);
-          return returnLogits ? Uint8Array.from(slice as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : Uint8Array.from(slice as Uint8Array);
+          return returnLogits ? Uint8Array.from(slice as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : (slice as Uint8Array).slice();
         });
         results.push({
           masks,
@@ -380,4 +380,12 @@ export class SamPredictor {
     }
     return { coords, labels, mask };
   }
+}
+
+/** Concatenates equally long rows into one array (for one upload). */
+export function concatRows(rows: Float32Array[]): Float32Array {
+  const n = rows.length ? rows[0].length : 0;
+  const out = new Float32Array(rows.length * n);
+  rows.forEach((r, i) => out.set(r, i * n));
+  return out;
 }
