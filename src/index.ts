@@ -44,3 +44,14 @@ export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type U
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
 export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
+export {
+  VideoPredictor,
+  type VideoPredictorOptions,
+  type PointsOrBoxPrompt,
+  type VideoFrameResult,
+  type PropagateOptions,
+} from './predictor/video_predictor';
+export { VideoState, type VideoSource } from './predictor/video_state';
+export { MemoryEncoder } from './model/memory_encoder';
+export { MemoryAttention } from './model/memory_attention';
+export { Tracker, TrackingParams } from './model/tracker';

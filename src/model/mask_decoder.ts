@@ -29,7 +29,7 @@ export interface MaskDecoderInput {
   highResFeatures: [tf.Tensor4D, tf.Tensor4D];
 }
 
-export interface MaskDecoderOutput {
+export type MaskDecoderOutput = {
   /** Low-resolution mask logits, NHWC with one channel per mask: [B, 4h, 4w, M] (M = 3 or 1). */
   masks: tf.Tensor4D;
   /** Predicted IoU per mask [B, M]. */
@@ -38,7 +38,7 @@ export interface MaskDecoderOutput {
   samTokensOut: tf.Tensor3D;
   /** Object presence logits [B, 1]. */
   objectScoreLogits: tf.Tensor2D;
-}
+};
 
 /** Fraction of pixels above +delta among those above -delta, per mask: [B, h, w, M] -> [B, M]. */
 export function stabilityScores(logits: tf.Tensor4D, delta: number): tf.Tensor2D {

@@ -57,6 +57,11 @@ export class MemoryEncoder extends Sam2Layer {
     this.pos = undefined;
   }
 
+  /** Sine encoding of the memory grid [1, h, w, 64] (owned by the encoder). */
+  get positionEncoding(): tf.Tensor4D {
+    return this.pos as tf.Tensor4D;
+  }
+
   /**
    * pixFeat [B, h, w, 256] (frame features without the no-memory embedding) and masks
    * [B, 16h, 16w, 1], already through the sigmoid (or binarized) and scaled.

@@ -5,11 +5,13 @@ import type { Weights } from './weights';
 import { ImageEncoder } from './image_encoder';
 import { PromptEncoder } from './prompt_encoder';
 import { MaskDecoder } from './mask_decoder';
+import { MemoryAttention } from './memory_attention';
+import { MemoryEncoder } from './memory_encoder';
+import { TrackingParams, Tracker } from './tracker';
 
 /**
  * Parameters only video tracking uses (memory encoder, memory attention, object pointers,
- * temporal encodings). The image predictors do not need them, so they are recognised and
- * left out of image models.
+ * temporal encodings). Weights without them make an image-only model.
  */
 export const VIDEO_KEY =
   /^(memory_encoder|memory_attention|obj_ptr_proj|obj_ptr_tpos_proj|mask_downsample)\.|^(maskmem_tpos_enc|no_mem_pos_enc|no_obj_ptr|no_obj_embed_spatial)$/;
@@ -18,19 +20,24 @@ export class Sam2Model {
   readonly imageEncoder: ImageEncoder;
   readonly promptEncoder: PromptEncoder;
   readonly maskDecoder: MaskDecoder;
+  /** The video components, when the weights have them. */
+  readonly video?: { memoryEncoder: MemoryEncoder; memoryAttention: MemoryAttention; params: TrackingParams };
 
   /**
-   * Builds every image component for `config` and loads `weights` into it. Every key of
-   * `weights` must be consumed (video-only keys excepted) and every parameter found, or a
-   * WEIGHTS error names the offenders. The model keeps its own references: the caller may
+   * Builds every component for `config` and loads `weights` into it (the video components
+   * only when the weights have them). Every key must be consumed and every parameter found,
+   * or a WEIGHTS error names the offenders. The model keeps its own references: the caller may
    * dispose `weights` afterwards.
    */
   constructor(readonly config: Sam2Config, weights: Weights) {
     this.imageEncoder = new ImageEncoder(config);
     this.promptEncoder = new PromptEncoder(config);
     this.maskDecoder = new MaskDecoder(config);
+    if (weights.keys().some((k) => VIDEO_KEY.test(k))) {
+      this.video = { memoryEncoder: new MemoryEncoder(config), memoryAttention: new MemoryAttention(config), params: new TrackingParams(config) };
+    }
     const wanted = new Set(this.paramKeys());
-    const unexpected = weights.keys().filter((k) => !wanted.has(k) && !VIDEO_KEY.test(k));
+    const unexpected = weights.keys().filter((k) => !wanted.has(k));
     const missing = [...wanted].filter((k) => !weights.has(k));
     const few = (xs: string[]) => xs.slice(0, 5).join(', ') + (xs.length > 5 ? ', ...' : '');
     if (missing.length || unexpected.length) {
@@ -47,7 +54,16 @@ export class Sam2Model {
   }
 
   private components() {
-    return [this.imageEncoder, this.promptEncoder, this.maskDecoder];
+    const v = this.video;
+    return [this.imageEncoder, this.promptEncoder, this.maskDecoder, ...(v ? [v.memoryEncoder, v.memoryAttention, v.params] : [])];
+  }
+
+  /** The tracker for video prediction; a STATE error for image-only weights. */
+  tracker(): Tracker {
+    if (!this.video) {
+      throw new Sam2Error('STATE', 'These weights have no memory encoder/attention (image-only): port a full SAM 2 checkpoint to track videos.');
+    }
+    return new Tracker(this, this.video.params, this.video.memoryEncoder, this.video.memoryAttention);
   }
 
   /** Every PyTorch key the model loads. */

@@ -1,0 +1,235 @@
+/**
+ * The tracking step of SAM 2 (the reference SAM2Base's track_step): condition the frame's
+ * features on the memory bank, run the SAM heads, compute the object pointer, and encode a new
+ * memory. Per-object outputs are plain data (host masks, small tensors) kept by the caller.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Layer } from '../layers/base';
+import { Conv2d, Linear, Mlp } from '../layers/common';
+import { componentAreas } from '../predictor/components';
+import type { Sam2Config } from './config';
+import { MemoryAttention, roundToBfloat16, sine1d } from './memory_attention';
+import { MemoryEncoder } from './memory_encoder';
+import type { Sam2Model } from './sam2';
+
+/** Logit given to masks of frames where the object is absent. */
+export const NO_OBJ_SCORE = -1024;
+
+/** SAM2Base's own parameters. */
+export class TrackingParams extends Sam2Layer {
+  static className = 'Sam2TrackingParams';
+  readonly maskmemTposEnc: tf.LayerVariable;
+  readonly noMemPosEnc: tf.LayerVariable;
+  readonly noObjPtr: tf.LayerVariable;
+  readonly noObjEmbedSpatial?: tf.LayerVariable;
+  readonly maskDownsample: Conv2d;
+  readonly objPtrProj: Mlp;
+  readonly objPtrTposProj?: Linear;
+
+  constructor(readonly config: Sam2Config) {
+    super();
+    const d = config.neck.dModel;
+    const m = config.memoryDim;
+    this.maskmemTposEnc = this.param('maskmem_tpos_enc', [config.numMaskmem, 1, 1, m]);
+    this.noMemPosEnc = this.param('no_mem_pos_enc', [1, 1, d]);
+    this.noObjPtr = this.param('no_obj_ptr', [1, d]);
+    if (config.noObjEmbedSpatial) this.noObjEmbedSpatial = this.param('no_obj_embed_spatial', [1, m]);
+    this.maskDownsample = this.child(new Conv2d('mask_downsample', 1, 1, { kernel: 4, stride: 4 }));
+    this.objPtrProj = this.child(new Mlp('obj_ptr_proj', d, d, d, 3));
+    if (config.projTposEncInObjPtrs) this.objPtrTposProj = this.child(new Linear('obj_ptr_tpos_proj', d, m));
+  }
+}
+tf.serialization.registerClass(TrackingParams);
+
+/** One frame's features as the tracker needs them (NHWC, batch 1). */
+export interface FrameFeatures {
+  highRes: [tf.Tensor4D, tf.Tensor4D];
+  /** Top-level features without the no-memory embedding [1, s, s, 256]. */
+  top: tf.Tensor4D;
+  /** Sine encoding of the top level [1, s, s, 256] (cached by the encoder). */
+  topPos: tf.Tensor4D;
+}
+
+/** What the tracker keeps per object and frame. */
+export interface FrameOutput {
+  /** Low-res mask logits (s*4)^2 after hole filling, on the host. */
+  predMasks: Float32Array;
+  /** [1, 256]. */
+  objPtr: tf.Tensor2D;
+  objectScoreLogit: number;
+  /** Memory features [s*s, 64], rounded to bfloat16 precision as the reference stores them. */
+  maskmemFeatures?: tf.Tensor2D;
+}
+
+export interface ObjectMemory {
+  cond: Map<number, FrameOutput>;
+  nonCond: Map<number, FrameOutput>;
+}
+
+export interface TrackStepInput {
+  frameIdx: number;
+  isInitCondFrame: boolean;
+  features: FrameFeatures;
+  /** Points in model-input pixels with labels (box corners as labels 2/3). */
+  points?: { coords: number[][]; labels: number[] };
+  /** Low-res logits used as the mask prompt (the previous prediction on a corrected frame). */
+  maskLogits?: Float32Array;
+  memory: ObjectMemory;
+  numFrames: number;
+  reverse: boolean;
+  runMemEncoder: boolean;
+}
+
+export class Tracker {
+  constructor(
+    readonly model: Sam2Model,
+    readonly params: TrackingParams,
+    readonly memoryEncoder: MemoryEncoder,
+    readonly memoryAttention: MemoryAttention,
+  ) {}
+
+  private get config(): Sam2Config {
+    return this.model.config;
+  }
+
+  /** Features conditioned on the memory bank (or plus the no-memory embedding on an initial frame). */
+  private conditionedFeatures(input: TrackStepInput): tf.Tensor4D {
+    const { features, frameIdx, memory, reverse, numFrames } = input;
+    const [, s] = features.top.shape;
+    if (input.isInitCondFrame) {
+      return tf.tidy(() => tf.add(features.top, tf.reshape(this.model.imageEncoder.noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D);
+    }
+    const n = this.config.numMaskmem;
+    return tf.tidy(() => {
+      const mems: tf.Tensor2D[] = [];
+      const poss: tf.Tensor2D[] = [];
+      const tpos = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
+      const memPos = tf.reshape(this.memoryEncoder.positionEncoding, [s * s, -1]);
+      const addMem = (tPos: number, out: FrameOutput | undefined) => {
+        if (!out?.maskmemFeatures) return;
+        mems.push(out.maskmemFeatures);
+        poss.push(tf.add(memPos, tf.slice(tpos, [n - tPos - 1, 0], [1, -1])) as tf.Tensor2D);
+      };
+      for (const out of memory.cond.values()) addMem(0, out);
+      for (let tPos = 1; tPos < n; tPos++) {
+        const tRel = n - tPos;
+        addMem(tPos, memory.nonCond.get(reverse ? frameIdx + tRel : frameIdx - tRel));
+      }
+      // object pointers: conditioning frames not in the future, then up to 15 recent frames
+      const maxPtrs = Math.min(numFrames, this.config.maxObjPtrsInEncoder);
+      const sign = reverse ? -1 : 1;
+      const ptrs: { pos: number; ptr: tf.Tensor2D }[] = [];
+      for (const [t, out] of memory.cond) {
+        if (reverse ? t >= frameIdx : t <= frameIdx) {
+          ptrs.push({ pos: this.config.useSignedTposEncToObjPtrs ? (frameIdx - t) * sign : Math.abs(frameIdx - t), ptr: out.objPtr });
+        }
+      }
+      for (let tDiff = 1; tDiff < maxPtrs; tDiff++) {
+        const t = reverse ? frameIdx + tDiff : frameIdx - tDiff;
+        if (t < 0 || t >= numFrames) break;
+        const out = memory.nonCond.get(t);
+        if (out) ptrs.push({ pos: tDiff, ptr: out.objPtr });
+      }
+      let numPtrTokens = 0;
+      if (ptrs.length) {
+        const m = this.config.memoryDim;
+        const d = this.config.neck.dModel;
+        const split = d / m;
+        let ptrPos: tf.Tensor2D;
+        if (this.config.addTposEncToObjPtrs && this.params.objPtrTposProj) {
+          const pe = tf.tensor2d(sine1d(ptrs.map((p) => p.pos / (maxPtrs - 1)), d), [ptrs.length, d]);
+          ptrPos = this.params.objPtrTposProj.forward(pe) as tf.Tensor2D;
+        } else {
+          ptrPos = tf.zeros([ptrs.length, m]);
+        }
+        mems.push(tf.reshape(tf.concat(ptrs.map((p) => p.ptr)), [ptrs.length * split, m]));
+        // each pointer is split into `split` tokens sharing its position
+        poss.push(tf.reshape(tf.tile(tf.expandDims(ptrPos, 1), [1, split, 1]), [ptrs.length * split, m]));
+        numPtrTokens = ptrs.length * split;
+      }
+      const out = this.memoryAttention.forward(
+        tf.reshape(features.top, [s * s, -1]) as tf.Tensor2D,
+        tf.reshape(features.topPos, [s * s, -1]) as tf.Tensor2D,
+        tf.concat(mems) as tf.Tensor2D,
+        tf.concat(poss) as tf.Tensor2D,
+        numPtrTokens,
+      );
+      return tf.reshape(out, [1, s, s, -1]) as tf.Tensor4D;
+    });
+  }
+
+  /** One tracking step for one object on one frame. */
+  async step(input: TrackStepInput): Promise<FrameOutput> {
+    const cfg = this.config;
+    const S = cfg.imageSize;
+    const numPts = input.points ? input.points.labels.length : 0;
+    const multimask = numPts <= 1; // multimask_output_in_sam/for_tracking, 0..1 points
+    const pix = this.conditionedFeatures(input);
+    const heads = tf.tidy(() => {
+      const coords = input.points ? tf.tensor3d([input.points.coords]) : tf.zeros([1, 1, 2]);
+      const labels = input.points ? tf.tensor2d([input.points.labels], undefined, 'int32') : tf.tensor2d([[-1]], [1, 1], 'int32');
+      const ms = this.model.promptEncoder.maskInputSize;
+      const masks = input.maskLogits ? tf.tensor4d(input.maskLogits, [1, ms, ms, 1]) : undefined;
+      const { sparse, dense } = this.model.promptEncoder.forward({ points: { coords: coords as tf.Tensor3D, labels: labels as tf.Tensor2D }, masks });
+      const o = this.model.maskDecoder.forward({
+        imageEmbeddings: pix,
+        imagePe: this.model.promptEncoder.getDensePe(),
+        sparsePromptEmbeddings: sparse,
+        densePromptEmbeddings: dense,
+        multimaskOutput: multimask,
+        repeatImage: false,
+        highResFeatures: input.features.highRes,
+      });
+      return o;
+    });
+    pix.dispose();
+    const score = (await heads.objectScoreLogits.data())[0];
+    const ious = await heads.iouPred.data();
+    const best = multimask ? ious.indexOf(Math.max(...ious)) : 0;
+    const isObj = score > 0;
+    const [, hs, ws] = heads.masks.shape;
+    const lowRes = tf.tidy(() => {
+      const m = tf.slice(heads.masks, [0, 0, 0, best], [1, hs, ws, 1]) as tf.Tensor4D;
+      return isObj ? m.clone() : (tf.fill([1, hs, ws, 1], NO_OBJ_SCORE) as tf.Tensor4D);
+    });
+    const objPtr = tf.tidy(() => {
+      const token = tf.reshape(tf.slice(heads.samTokensOut, [0, best, 0], [1, 1, -1]), [1, -1]);
+      const p = this.params.objPtrProj.forward(token) as tf.Tensor2D;
+      return isObj ? p : (this.params.noObjPtr.read().clone() as tf.Tensor2D);
+    });
+    tf.dispose(Object.values(heads));
+    let maskmemFeatures: tf.Tensor2D | undefined;
+    if (input.runMemEncoder) {
+      const highRes = tf.tidy(() => tf.image.resizeBilinear(lowRes, [S, S], false, true) as tf.Tensor4D);
+      maskmemFeatures = await this.encodeMemory(input.features, highRes, score, input.points !== undefined);
+      highRes.dispose();
+    }
+    const predMasks = fillHoles(lowRes.dataSync() as Float32Array, hs, ws, cfg.fillHoleArea);
+    lowRes.dispose();
+    return { predMasks, objPtr, objectScoreLogit: score, maskmemFeatures };
+  }
+
+  /** A new memory from a high-res mask (binarized when it came from clicks). */
+  async encodeMemory(features: FrameFeatures, highResMask: tf.Tensor4D, objectScore: number, fromPoints: boolean): Promise<tf.Tensor2D> {
+    const cfg = this.config;
+    const feats = tf.tidy(() => {
+      const binarize = cfg.binarizeMaskFromPtsForMemEnc && fromPoints;
+      const m = binarize ? tf.cast(tf.greater(highResMask, 0), 'float32') : tf.sigmoid(highResMask);
+      const mask = tf.add(tf.mul(m, cfg.sigmoidScaleForMemEnc), cfg.sigmoidBiasForMemEnc) as tf.Tensor4D;
+      let f = this.memoryEncoder.forward(features.top, mask).visionFeatures;
+      if (objectScore <= 0 && this.params.noObjEmbedSpatial) f = tf.add(f, tf.reshape(this.params.noObjEmbedSpatial.read(), [1, 1, 1, -1]));
+      return tf.reshape(f, [-1, cfg.memoryDim]);
+    });
+    const rounded = roundToBfloat16((await feats.data()) as Float32Array);
+    const shape = feats.shape as [number, number];
+    feats.dispose();
+    return tf.tensor2d(rounded, shape);
+  }
+}
+
+/** Background components of <= maxArea pixels (8-connected) become 0.1 (foreground). */
+export function fillHoles(logits: Float32Array, h: number, w: number, maxArea: number): Float32Array {
+  if (maxArea <= 0) return logits;
+  const areas = componentAreas(logits.map((v) => (v <= 0 ? 1 : 0)), h, w);
+  return logits.map((v, i) => (areas[i] > 0 && areas[i] <= maxArea ? 0.1 : v));
+}

@@ -1,0 +1,268 @@
+/**
+ * VideoPredictor: prompt objects on any frame and track them through the video, like the
+ * reference SAM2VideoPredictor (per-object version). Each object keeps its own memory bank.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Sam2Error, check } from '../errors';
+import type { Sam2Model } from '../model/sam2';
+import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
+import type { RgbImage } from './image_input';
+import { upsampleLogits } from './transforms';
+import { preprocessVideoFrame } from './video_frames';
+import { VideoState, disposeObject, disposeOutput, openFrames, type ObjectState, type VideoSource } from './video_state';
+
+export interface VideoPredictorOptions {
+  /** Encoded frames kept in memory (default 16). */
+  maxCachedFrames?: number;
+}
+
+export interface PointsOrBoxPrompt {
+  frameIdx: number;
+  objId: number;
+  /** [x, y] in video pixels (or [0, 1] with normalizeCoords false). */
+  points?: number[][];
+  labels?: number[];
+  box?: number[];
+  clearOldPoints?: boolean;
+  normalizeCoords?: boolean;
+  /** Also return video-resolution logits. */
+  returnLogits?: boolean;
+}
+
+export interface VideoFrameResult {
+  frameIdx: number;
+  objIds: number[];
+  /** One mask per object (width*height bytes, 1 inside), in objIds order. */
+  masks: Uint8Array[];
+  /** Video-resolution logits per object, with returnLogits. */
+  logits?: Float32Array[];
+}
+
+export interface PropagateOptions {
+  startFrameIdx?: number;
+  maxFrameNumToTrack?: number;
+  reverse?: boolean;
+  returnLogits?: boolean;
+}
+
+export class VideoPredictor {
+  private readonly tracker: Tracker;
+
+  constructor(readonly model: Sam2Model, readonly options: VideoPredictorOptions = {}) {
+    this.tracker = model.tracker();
+  }
+
+  /** Opens a video: a directory of frames named by index, an array of images, or an async iterable. */
+  async initState(source: VideoSource): Promise<VideoState> {
+    const { frames, width, height } = await openFrames(source);
+    return new VideoState(frames, width, height, this.options.maxCachedFrames ?? 16);
+  }
+
+  private encode = (img: RgbImage): FrameFeatures => {
+    const x = preprocessVideoFrame(img, this.model.config.imageSize);
+    try {
+      const { backboneFpn, visionPosEnc } = this.model.imageEncoder.forwardImage(x);
+      return { highRes: [backboneFpn[0], backboneFpn[1]], top: backboneFpn[2], topPos: visionPosEnc[2] };
+    } finally {
+      x.dispose();
+    }
+  };
+
+  private checkState(state: VideoState): void {
+    if (state.disposed) throw new Sam2Error('STATE', 'This video state was reset or disposed: call initState again.');
+  }
+
+  private checkFrame(state: VideoState, frameIdx: number): void {
+    check(
+      Number.isInteger(frameIdx) && frameIdx >= 0 && frameIdx < state.numFrames,
+      `frameIdx ${frameIdx} is out of range: the video has ${state.numFrames} frames (0..${state.numFrames - 1}).`,
+    );
+  }
+
+  private object(state: VideoState, objId: number, create: boolean): ObjectState {
+    let o = state.objects.find((x) => x.id === objId);
+    if (!o) {
+      if (!create) throw new Sam2Error('INPUT', `Unknown object id ${objId}; known ids: [${state.objIds}].`);
+      o = {
+        id: objId,
+        points: new Map(),
+        memory: { cond: new Map(), nonCond: new Map() },
+        temp: { cond: new Map(), nonCond: new Map() },
+        tracked: new Map(),
+      };
+      state.objects.push(o);
+    }
+    return o;
+  }
+
+  /** Adds clicks and/or a box for one object on one frame; returns every object's mask there. */
+  async addNewPointsOrBox(state: VideoState, prompt: PointsOrBoxPrompt): Promise<VideoFrameResult> {
+    this.checkState(state);
+    const { frameIdx, objId } = prompt;
+    this.checkFrame(state, frameIdx);
+    const points = prompt.points ?? [];
+    const labels = prompt.labels ?? [];
+    check(points.length === labels.length, `${points.length} points but ${labels.length} labels: give one label per point.`);
+    check(points.length > 0 || prompt.box, 'Give points with labels, or a box.');
+    check(!prompt.box || prompt.box.length === 4, 'box must be [x0, y0, x1, y1].');
+    const clear = prompt.clearOldPoints ?? true;
+    check(!prompt.box || clear, 'A box must come with clearOldPoints true (the box goes before any clicks).');
+    const S = this.model.config.imageSize;
+    const norm = prompt.normalizeCoords ?? true;
+    const toModel = ([x, y]: number[]) => {
+      check(Number.isFinite(x) && Number.isFinite(y), `Point [${x}, ${y}] is not finite.`);
+      return norm ? [(x / state.width) * S, (y / state.height) * S] : [x * S, y * S];
+    };
+    const coords: number[][] = [];
+    const labs: number[] = [];
+    if (prompt.box) {
+      coords.push(toModel(prompt.box.slice(0, 2)), toModel(prompt.box.slice(2, 4)));
+      labs.push(2, 3);
+    }
+    points.forEach((p, i) => {
+      coords.push(toModel(p));
+      labs.push(labels[i]);
+    });
+    const obj = this.object(state, objId, true);
+    const old = clear ? undefined : obj.points.get(frameIdx);
+    const input = { coords: [...(old?.coords ?? []), ...coords], labels: [...(old?.labels ?? []), ...labs] };
+    obj.points.set(frameIdx, input);
+
+    const isInitCondFrame = !obj.tracked.has(frameIdx);
+    const reverse = isInitCondFrame ? false : obj.tracked.get(frameIdx)!.reverse;
+    const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
+    const prev = temp.get(frameIdx) ?? obj.memory.cond.get(frameIdx) ?? obj.memory.nonCond.get(frameIdx);
+    const features = await state.frameFeatures(frameIdx, this.encode);
+    const out = await this.tracker.step({
+      frameIdx,
+      isInitCondFrame,
+      features,
+      points: input,
+      maskLogits: prev ? prev.predMasks.map((v) => Math.min(32, Math.max(-32, v))) : undefined,
+      memory: obj.memory,
+      numFrames: state.numFrames,
+      reverse,
+      runMemEncoder: false,
+    });
+    disposeOutput(temp.get(frameIdx));
+    temp.set(frameIdx, out);
+    const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
+  }
+
+  /** Moves prompted outputs into the memory banks, encoding their memories. */
+  private async preflight(state: VideoState): Promise<void> {
+    check(state.objects.length > 0, 'No object has prompts yet: add points or a box first.', 'STATE');
+    const S = this.model.config.imageSize;
+    for (const obj of state.objects) {
+      for (const isCond of [false, true]) {
+        const temp = isCond ? obj.temp.cond : obj.temp.nonCond;
+        const bank = isCond ? obj.memory.cond : obj.memory.nonCond;
+        for (const [frameIdx, out] of temp) {
+          if (!out.maskmemFeatures) {
+            const features = await state.frameFeatures(frameIdx, this.encode);
+            const s = Math.sqrt(out.predMasks.length);
+            const highRes = tf.tidy(() => upsampleLogits(tf.tensor4d(out.predMasks, [1, s, s, 1]), S, S));
+            out.maskmemFeatures = await this.tracker.encodeMemory(features, highRes, out.objectScoreLogit, true);
+            highRes.dispose();
+          }
+          if (bank.get(frameIdx) !== out) disposeOutput(bank.get(frameIdx));
+          bank.set(frameIdx, out);
+        }
+        temp.clear();
+      }
+      for (const frameIdx of obj.memory.cond.keys()) {
+        disposeOutput(obj.memory.nonCond.get(frameIdx));
+        obj.memory.nonCond.delete(frameIdx);
+      }
+    }
+  }
+
+  /** Tracks every object through the video, yielding each frame's masks. */
+  async *propagateInVideo(state: VideoState, options: PropagateOptions = {}): AsyncGenerator<VideoFrameResult> {
+    this.checkState(state);
+    await this.preflight(state);
+    const n = state.numFrames;
+    const reverse = options.reverse ?? false;
+    const start =
+      options.startFrameIdx ?? Math.min(...state.objects.flatMap((o) => [...o.memory.cond.keys()]));
+    this.checkFrame(state, start);
+    const maxNum = options.maxFrameNumToTrack ?? n;
+    const order: number[] = [];
+    if (reverse) {
+      const end = Math.max(start - maxNum, 0);
+      if (start > 0) for (let f = start; f >= end; f--) order.push(f);
+    } else {
+      const end = Math.min(start + maxNum, n - 1);
+      for (let f = start; f <= end; f++) order.push(f);
+    }
+    for (const frameIdx of order) {
+      const outs: FrameOutput[] = [];
+      for (const obj of state.objects) {
+        let out = obj.memory.cond.get(frameIdx);
+        if (!out) {
+          const features = await state.frameFeatures(frameIdx, this.encode);
+          out = await this.tracker.step({
+            frameIdx,
+            isInitCondFrame: false,
+            features,
+            memory: obj.memory,
+            numFrames: n,
+            reverse,
+            runMemEncoder: true,
+          });
+          disposeOutput(obj.memory.nonCond.get(frameIdx));
+          obj.memory.nonCond.set(frameIdx, out);
+        }
+        obj.tracked.set(frameIdx, { reverse });
+        outs.push(out);
+      }
+      this.forgetUnreachable(state, frameIdx, reverse);
+      yield await this.videoResult(state, frameIdx, outs, options.returnLogits ?? false);
+    }
+  }
+
+  /**
+   * Bounded memory: only the most recent num_maskmem - 1 memories and max_obj_ptrs pointers
+   * in the tracking direction can be attended to again, so older non-conditioning memories
+   * are dropped (their masks stay, for re-prompting).
+   */
+  private forgetUnreachable(state: VideoState, frameIdx: number, reverse: boolean): void {
+    const keep = Math.max(this.model.config.numMaskmem, this.model.config.maxObjPtrsInEncoder);
+    for (const obj of state.objects) {
+      for (const [t, out] of obj.memory.nonCond) {
+        const behind = reverse ? t - frameIdx : frameIdx - t;
+        if (behind > keep && out.maskmemFeatures) {
+          out.maskmemFeatures.dispose();
+          out.maskmemFeatures = undefined;
+        }
+      }
+    }
+  }
+
+  private async videoResult(state: VideoState, frameIdx: number, outs: (FrameOutput | undefined)[], withLogits: boolean): Promise<VideoFrameResult> {
+    const { width: w, height: h } = state;
+    const s = Math.sqrt(outs.find((o) => o)?.predMasks.length ?? 65536);
+    const planar = new Float32Array(outs.length * s * s);
+    outs.forEach((o, i) => (o ? planar.set(o.predMasks, i * s * s) : planar.fill(NO_OBJ_SCORE, i * s * s, (i + 1) * s * s)));
+    const up = tf.tidy(() => upsampleLogits(tf.tensor4d(planar, [outs.length, s, s, 1]), h, w));
+    const data = (await up.data()) as Float32Array;
+    up.dispose();
+    const masks = outs.map((_, i) => Uint8Array.from(data.subarray(i * h * w, (i + 1) * h * w), (v) => (v > 0 ? 1 : 0)));
+    const logits = withLogits ? outs.map((_, i) => data.slice(i * h * w, (i + 1) * h * w)) : undefined;
+    return { frameIdx, objIds: state.objIds, masks, logits };
+  }
+
+  /** Removes an object and everything tracked for it. */
+  removeObject(state: VideoState, objId: number): void {
+    this.checkState(state);
+    const o = this.object(state, objId, false);
+    disposeObject(o);
+    state.objects.splice(state.objects.indexOf(o), 1);
+  }
+
+  /** Forgets every object, prompt and memory; the state can no longer be used. */
+  resetState(state: VideoState): void {
+    state.dispose();
+  }
+}
