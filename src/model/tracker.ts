@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d, Linear, Mlp } from '../layers/common';
 import { componentAreas } from '../predictor/components';
+import { resizeAntialiasBilinear } from '../predictor/transforms';
 import type { Sam2Config } from './config';
 import { MemoryAttention, roundToBfloat16, sine1d } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
@@ -54,8 +55,8 @@ export interface FrameFeatures {
 export interface FrameOutput {
   /** Low-res mask logits (s*4)^2 after hole filling, on the host. */
   predMasks: Float32Array;
-  /** [1, 256]. */
-  objPtr: tf.Tensor2D;
+  /** Object pointer (256 values), kept on the host. */
+  objPtr: Float32Array;
   objectScoreLogit: number;
   /** Memory features [s*s, 64], rounded to bfloat16 precision as the reference stores them. */
   maskmemFeatures?: tf.Tensor2D;
@@ -118,7 +119,7 @@ export class Tracker {
       // object pointers: conditioning frames not in the future, then up to 15 recent frames
       const maxPtrs = Math.min(numFrames, this.config.maxObjPtrsInEncoder);
       const sign = reverse ? -1 : 1;
-      const ptrs: { pos: number; ptr: tf.Tensor2D }[] = [];
+      const ptrs: { pos: number; ptr: Float32Array }[] = [];
       for (const [t, out] of memory.cond) {
         if (reverse ? t >= frameIdx : t <= frameIdx) {
           ptrs.push({ pos: this.config.useSignedTposEncToObjPtrs ? (frameIdx - t) * sign : Math.abs(frameIdx - t), ptr: out.objPtr });
@@ -142,7 +143,7 @@ export class Tracker {
         } else {
           ptrPos = tf.zeros([ptrs.length, m]);
         }
-        mems.push(tf.reshape(tf.concat(ptrs.map((p) => p.ptr)), [ptrs.length * split, m]));
+        mems.push(tf.tensor2d(concatPtrs(ptrs.map((p) => p.ptr)), [ptrs.length * split, m]));
         // each pointer is split into `split` tokens sharing its position
         poss.push(tf.reshape(tf.tile(tf.expandDims(ptrPos, 1), [1, split, 1]), [ptrs.length * split, m]));
         numPtrTokens = ptrs.length * split;
@@ -192,11 +193,13 @@ export class Tracker {
       const m = tf.slice(heads.masks, [0, 0, 0, best], [1, hs, ws, 1]) as tf.Tensor4D;
       return isObj ? m.clone() : (tf.fill([1, hs, ws, 1], NO_OBJ_SCORE) as tf.Tensor4D);
     });
-    const objPtr = tf.tidy(() => {
+    const ptrT = tf.tidy(() => {
       const token = tf.reshape(tf.slice(heads.samTokensOut, [0, best, 0], [1, 1, -1]), [1, -1]);
       const p = this.params.objPtrProj.forward(token) as tf.Tensor2D;
       return isObj ? p : (this.params.noObjPtr.read().clone() as tf.Tensor2D);
     });
+    const objPtr = (await ptrT.data()) as Float32Array;
+    ptrT.dispose();
     tf.dispose(Object.values(heads));
     let maskmemFeatures: tf.Tensor2D | undefined;
     if (input.runMemEncoder) {
@@ -207,6 +210,43 @@ export class Tracker {
     const predMasks = fillHoles(lowRes.dataSync() as Float32Array, hs, ws, cfg.fillHoleArea);
     lowRes.dispose();
     return { predMasks, objPtr, objectScoreLogit: score, maskmemFeatures };
+  }
+
+  /**
+   * A given mask used directly as the output (the reference's _use_mask_as_output): logits
+   * +-10 from the binary mask at the model's resolution (`mask`, S*S values), the object
+   * pointer from the SAM heads prompted with the downsampled mask.
+   */
+  async maskAsOutput(input: Omit<TrackStepInput, 'points' | 'maskLogits'> & { mask: Float32Array }): Promise<FrameOutput> {
+    const cfg = this.config;
+    const S = cfg.imageSize;
+    const s = this.model.promptEncoder.maskInputSize;
+    const present = input.mask.some((v) => v > 0);
+    const high = input.mask.map((v) => v * 20 - 10);
+    const predMasks = resizeAntialiasBilinear(high, 1, S, S, s, s);
+    const pix = this.conditionedFeatures(input);
+    const ptrT = tf.tidy(() => {
+      const prompt = this.params.maskDownsample.forward(tf.tensor4d(input.mask, [1, S, S, 1]));
+      const { sparse, dense } = this.model.promptEncoder.forward({
+        points: { coords: tf.zeros([1, 1, 2]) as tf.Tensor3D, labels: tf.tensor2d([[-1]], [1, 1], 'int32') },
+        masks: prompt,
+      });
+      const o = this.model.maskDecoder.forward({
+        imageEmbeddings: pix,
+        imagePe: this.model.promptEncoder.getDensePe(),
+        sparsePromptEmbeddings: sparse,
+        densePromptEmbeddings: dense,
+        multimaskOutput: false,
+        repeatImage: false,
+        highResFeatures: input.features.highRes,
+      });
+      const p = this.params.objPtrProj.forward(tf.reshape(tf.slice(o.samTokensOut, [0, 0, 0], [1, 1, -1]), [1, -1])) as tf.Tensor2D;
+      return present ? p : (this.params.noObjPtr.read().clone() as tf.Tensor2D);
+    });
+    pix.dispose();
+    const objPtr = (await ptrT.data()) as Float32Array;
+    ptrT.dispose();
+    return { predMasks: fillHoles(predMasks, s, s, cfg.fillHoleArea), objPtr, objectScoreLogit: present ? 10 : -10 };
   }
 
   /** A new memory from a high-res mask (binarized when it came from clicks). */
@@ -225,6 +265,12 @@ export class Tracker {
     feats.dispose();
     return tf.tensor2d(rounded, shape);
   }
+}
+
+function concatPtrs(ptrs: Float32Array[]): Float32Array {
+  const out = new Float32Array(ptrs.length * (ptrs[0]?.length ?? 0));
+  ptrs.forEach((p, i) => out.set(p, i * p.length));
+  return out;
 }
 
 /** Background components of <= maxArea pixels (8-connected) become 0.1 (foreground). */

@@ -7,7 +7,7 @@ import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
 import type { RgbImage } from './image_input';
-import { upsampleLogits } from './transforms';
+import { resizeAntialiasBilinear, upsampleLogits } from './transforms';
 import { preprocessVideoFrame } from './video_frames';
 import { VideoState, disposeObject, disposeOutput, openFrames, type ObjectState, type VideoSource } from './video_state';
 
@@ -251,6 +251,65 @@ export class VideoPredictor {
     const masks = outs.map((_, i) => Uint8Array.from(data.subarray(i * h * w, (i + 1) * h * w), (v) => (v > 0 ? 1 : 0)));
     const logits = withLogits ? outs.map((_, i) => data.slice(i * h * w, (i + 1) * h * w)) : undefined;
     return { frameIdx, objIds: state.objIds, masks, logits };
+  }
+
+  /**
+   * Gives an object's mask on a frame (width*height values, non-zero inside). As in the
+   * reference, the mask itself becomes the output on that frame (no SAM decoding), and the
+   * object pointer comes from the SAM heads prompted with the downsampled mask.
+   */
+  async addNewMask(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
+    this.checkState(state);
+    const { frameIdx, objId, mask } = prompt;
+    this.checkFrame(state, frameIdx);
+    check(
+      mask.length === state.width * state.height,
+      `mask has ${mask.length} values but the video is ${state.width}x${state.height} (${state.width * state.height}).`,
+    );
+    const obj = this.object(state, objId, true);
+    obj.points.delete(frameIdx);
+    const isInitCondFrame = !obj.tracked.has(frameIdx);
+    const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
+    const features = await state.frameFeatures(frameIdx, this.encode);
+    const S = this.model.config.imageSize;
+    const resized = resizeAntialiasBilinear(Float32Array.from(mask, (v) => (v ? 1 : 0)), 1, state.height, state.width, S, S);
+    const binary = resized.map((v) => (v >= 0.5 ? 1 : 0));
+    const out = await this.tracker.maskAsOutput({
+      frameIdx,
+      isInitCondFrame,
+      features,
+      memory: obj.memory,
+      numFrames: state.numFrames,
+      reverse: isInitCondFrame ? false : obj.tracked.get(frameIdx)!.reverse,
+      runMemEncoder: false,
+      mask: binary,
+    });
+    disposeOutput(temp.get(frameIdx));
+    temp.set(frameIdx, out);
+    const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
+  }
+
+  /** Removes one object's prompts on a frame; a prompted frame that was tracked becomes a tracked frame again. */
+  async clearAllPromptsInFrame(state: VideoState, frameIdx: number, objId: number): Promise<VideoFrameResult> {
+    this.checkState(state);
+    this.checkFrame(state, frameIdx);
+    const obj = this.object(state, objId, false);
+    obj.points.delete(frameIdx);
+    for (const m of [obj.temp.cond, obj.temp.nonCond]) {
+      disposeOutput(m.get(frameIdx));
+      m.delete(frameIdx);
+    }
+    const out = obj.memory.cond.get(frameIdx);
+    if (out) {
+      obj.memory.cond.delete(frameIdx);
+      disposeOutput(obj.memory.nonCond.get(frameIdx));
+      obj.memory.nonCond.set(frameIdx, out);
+      obj.tracked.delete(frameIdx);
+    }
+    const isCond = state.objects.some((o) => o.temp.cond.has(frameIdx));
+    const outs = state.objects.map((o) => (isCond ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    return this.videoResult(state, frameIdx, outs, false);
   }
 
   /** Removes an object and everything tracked for it. */

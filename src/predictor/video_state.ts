@@ -71,9 +71,7 @@ export class VideoState {
 }
 
 export function disposeOutput(out: FrameOutput | undefined): void {
-  if (!out) return;
-  out.objPtr.dispose();
-  out.maskmemFeatures?.dispose();
+  out?.maskmemFeatures?.dispose();
 }
 
 export function disposeObject(o: ObjectState): void {
