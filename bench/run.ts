@@ -2,7 +2,7 @@
  * Benchmarks on the current backend (wasm unless SAM2_TFJS_BACKEND says otherwise), with
  * Hiera-T formula weights (same compute as trained weights). Prints medians after warm-up and
  * ratios to the PyTorch reference measured on the same 2-core machines.
- *   npm run bench [-- encoder|predict|amg]
+ *   npm run bench [-- encoder|predict|amg|video]
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
@@ -10,6 +10,7 @@ import { makeConfig } from '../src/model/config';
 import { Sam2Model } from '../src/model/sam2';
 import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
 import { SamPredictor } from '../src/predictor/sam_predictor';
+import { VideoPredictor } from '../src/predictor/video_predictor';
 import { fixturePath } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 
@@ -75,6 +76,27 @@ async function main() {
       `AMG 32x32 (defaults) on truck.jpg (1800x1200): ${s.toFixed(1)} s (encode ${(t.encode / 1000).toFixed(1)}, decode ${(t.decode / 1000).toFixed(1)}, post ${(t.postprocess / 1000).toFixed(1)}), ${anns.length} masks; the reference takes ${REFERENCE.amg16S} s for 16x16 (1/4 of the points)`,
     );
     gen.dispose();
+  }
+  if (which === 'all' || which === 'video') {
+    const video = new VideoPredictor(model);
+    const frames = Array.from({ length: 8 }, (_, i) => fixturePath('videos/bedroom', `0000${i}.png`));
+    const state = await video.initState(frames);
+    await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[210, 350]], labels: [1] });
+    await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
+    const before = { ...video.timings };
+    const t0 = performance.now();
+    let n = 0;
+    for await (const r of video.propagateInVideo(state)) {
+      if (r.frameIdx > 0) n++;
+    }
+    const total = performance.now() - t0;
+    const d = (k: keyof typeof before) => (video.timings[k] - before[k]) / (n * 2);
+    console.log(
+      `video: ${n} tracked frames x 2 objects in ${(total / 1000).toFixed(1)} s = ${(total / n / 2).toFixed(0)} ms per frame per object ` +
+        `(per frame per object: encoder ${d('encoder').toFixed(0)}, memory attention ${d('memoryAttention').toFixed(0)}, decoder ${d('decoder').toFixed(0)}, memory encoder ${d('memoryEncoder').toFixed(0)} ms); ` +
+        `reference: ~8 s (2nd frame) to ~30 s (8th frame) per frame with 2 objects`,
+    );
+    video.resetState(state);
   }
   model.dispose();
 }

@@ -81,7 +81,16 @@ export interface TrackStepInput {
   runMemEncoder: boolean;
 }
 
+/** Cumulative wall time of the tracker's stages, in ms. */
+export interface TrackerTimings {
+  memoryAttention: number;
+  decoder: number;
+  memoryEncoder: number;
+}
+
 export class Tracker {
+  readonly timings: TrackerTimings = { memoryAttention: 0, decoder: 0, memoryEncoder: 0 };
+
   constructor(
     readonly model: Sam2Model,
     readonly params: TrackingParams,
@@ -165,7 +174,11 @@ export class Tracker {
     const S = cfg.imageSize;
     const numPts = input.points ? input.points.labels.length : 0;
     const multimask = numPts <= 1; // multimask_output_in_sam/for_tracking, 0..1 points
+    let t = Date.now();
     const pix = this.conditionedFeatures(input);
+    await pix.data();
+    this.timings.memoryAttention += Date.now() - t;
+    t = Date.now();
     const heads = tf.tidy(() => {
       const coords = input.points ? tf.tensor3d([input.points.coords]) : tf.zeros([1, 1, 2]);
       const labels = input.points ? tf.tensor2d([input.points.labels], undefined, 'int32') : tf.tensor2d([[-1]], [1, 1], 'int32');
@@ -185,6 +198,7 @@ export class Tracker {
     });
     pix.dispose();
     const score = (await heads.objectScoreLogits.data())[0];
+    this.timings.decoder += Date.now() - t;
     const ious = await heads.iouPred.data();
     const best = multimask ? ious.indexOf(Math.max(...ious)) : 0;
     const isObj = score > 0;
@@ -252,6 +266,7 @@ export class Tracker {
   /** A new memory from a high-res mask (binarized when it came from clicks). */
   async encodeMemory(features: FrameFeatures, highResMask: tf.Tensor4D, objectScore: number, fromPoints: boolean): Promise<tf.Tensor2D> {
     const cfg = this.config;
+    const t = Date.now();
     const feats = tf.tidy(() => {
       const binarize = cfg.binarizeMaskFromPtsForMemEnc && fromPoints;
       const m = binarize ? tf.cast(tf.greater(highResMask, 0), 'float32') : tf.sigmoid(highResMask);
@@ -263,6 +278,7 @@ export class Tracker {
     const rounded = roundToBfloat16((await feats.data()) as Float32Array);
     const shape = feats.shape as [number, number];
     feats.dispose();
+    this.timings.memoryEncoder += Date.now() - t;
     return tf.tensor2d(rounded, shape);
   }
 }

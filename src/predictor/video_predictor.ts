@@ -47,6 +47,8 @@ export interface PropagateOptions {
 
 export class VideoPredictor {
   private readonly tracker: Tracker;
+  /** Cumulative frame-encoding time in ms (tracker stages: `timings`). */
+  encodeMs = 0;
 
   constructor(readonly model: Sam2Model, readonly options: VideoPredictorOptions = {}) {
     this.tracker = model.tracker();
@@ -58,13 +60,21 @@ export class VideoPredictor {
     return new VideoState(frames, width, height, this.options.maxCachedFrames ?? 16);
   }
 
+  /** Cumulative time per stage, in ms. */
+  get timings() {
+    return { encoder: this.encodeMs, ...this.tracker.timings };
+  }
+
   private encode = (img: RgbImage): FrameFeatures => {
+    const t = Date.now();
     const x = preprocessVideoFrame(img, this.model.config.imageSize);
     try {
       const { backboneFpn, visionPosEnc } = this.model.imageEncoder.forwardImage(x);
+      backboneFpn[2].dataSync(); // finish the work so the timing is the encoder's
       return { highRes: [backboneFpn[0], backboneFpn[1]], top: backboneFpn[2], topPos: visionPosEnc[2] };
     } finally {
       x.dispose();
+      this.encodeMs += Date.now() - t;
     }
   };
 
