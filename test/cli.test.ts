@@ -26,7 +26,7 @@ describe('command line (sam2-tfjs)', () => {
   it('prints help, and help for every command', () => {
     const h = run('--help');
     expect(h.code).to.equal(0);
-    for (const c of ['info', 'port', 'segment', 'auto']) {
+    for (const c of ['info', 'download', 'port', 'segment', 'auto', 'track']) {
       expect(h.out).to.contain(`sam2-tfjs ${c}`);
       const r = run(c, '--help');
       expect(r.code, c).to.equal(0);
@@ -58,7 +58,7 @@ describe('command line (sam2-tfjs)', () => {
     expect(r.out).to.match(/tfjs-node-gpu \(CUDA\): (not )?installed/);
   });
 
-  it('port, then segment (mask PNG, overlay, JSON scores) and auto (COCO RLE JSON)', async () => {
+  it('port, then segment (mask PNG, overlay, JSON scores), auto (COCO RLE JSON) and track (per-frame PNGs)', async () => {
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
     const manifest = loadManifest('sam2.1_hiera_tiny');
     writeTorchCheckpoint(ckpt, manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
@@ -86,5 +86,22 @@ describe('command line (sam2-tfjs)', () => {
     expect(anns.length).to.be.greaterThan(0);
     expect(anns[0].segmentation.size).to.deep.equal([300, 450]);
     expect(anns[0].segmentation.counts).to.be.a('string');
+
+    // track: a directory of numbered frames, one click, per-frame mask PNGs and overlays
+    const framesDir = path.join(tmp, 'frames');
+    fs.mkdirSync(framesDir);
+    for (let i = 0; i < 3; i++) {
+      const img = new Jimp({ width: 40, height: 30, color: 0x202020ff });
+      for (let y = 10; y < 20; y++) for (let x = 5 + 5 * i; x < 15 + 5 * i; x++) img.setPixelColor(0xe0e0e0ff, x, y);
+      fs.writeFileSync(path.join(framesDir, `0000${i}.png`), await img.getBuffer('image/png'));
+    }
+    const trackOut = path.join(tmp, 'track');
+    const t = run('track', framesDir, '--model', weights, '--image-size', '128', '--prompt', '0:1:10,15', '--out', trackOut);
+    expect(t.code, t.err).to.equal(0);
+    expect(t.out).to.match(/3 frames x 1 objects/);
+    for (const f of ['00000_obj1.png', '00002_obj1.png', '00002_overlay.png']) expect(fs.existsSync(path.join(trackOut, f)), f).to.equal(true);
+    const bad = run('track', framesDir, '--model', weights, '--prompt', '0:1', '--out', trackOut);
+    expect(bad.code).to.equal(2);
+    expect(bad.err.split('\n')[0]).to.match(/--prompt takes frame:obj:x,y/);
   });
 });

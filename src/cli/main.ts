@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
- * Commands: info, download, port, segment, auto.
+ * Commands: info, download, port, segment, auto, track.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { spawnSync } from 'child_process';
 import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint } from '../io/download';
@@ -16,6 +17,7 @@ import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
 import { SamPredictor } from '../predictor/sam_predictor';
+import { VideoPredictor } from '../predictor/video_predictor';
 import { maskToPng, overlayPng } from '../viz/masks';
 
 type Options = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -219,7 +221,59 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  track: {
+    usage:
+      'sam2-tfjs track <frames-dir|video.mp4> --model <dir> --prompt frame:obj:x,y[,label] ... --out dir/ [--reverse] [--backend b] [--image-size n]\n' +
+      '  Tracks the prompted objects through the video; writes per-frame mask PNGs (one per object) and overlays.',
+    options: { ...MODEL_OPTIONS, prompt: { type: 'string', multiple: true }, out: { type: 'string' }, reverse: { type: 'boolean' } },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('track takes one frames directory (or .mp4 with ffmpeg installed)');
+      if (!o.out) throw new UsageError('--out dir/ is required');
+      const prompts = ((o.prompt as string[] | undefined) ?? []).map((s) => {
+        const m = /^(\d+):(-?\d+):(.+)$/.exec(s);
+        if (!m) throw new UsageError(`--prompt takes frame:obj:x,y[,label], got "${s}"`);
+        return { frameIdx: Number(m[1]), objId: Number(m[2]), ...parsePoint(m[3]) };
+      });
+      if (!prompts.length) throw new UsageError('give at least one --prompt frame:obj:x,y');
+      const framesDir = p[0].toLowerCase().endsWith('.mp4') ? splitVideo(p[0], String(o.out)) : p[0];
+      const m = await model(o);
+      const video = new VideoPredictor(m);
+      const state = await video.initState(framesDir);
+      const out = String(o.out);
+      fs.mkdirSync(out, { recursive: true });
+      try {
+        for (const q of prompts) {
+          await video.addNewPointsOrBox(state, { frameIdx: q.frameIdx, objId: q.objId, points: [q.xy], labels: [q.label], clearOldPoints: false });
+        }
+        const progress = bar('tracking frames');
+        let done = 0;
+        for await (const r of video.propagateInVideo(state, { reverse: !!o.reverse })) {
+          const image = await state.frames[r.frameIdx]();
+          const name = String(r.frameIdx).padStart(5, '0');
+          for (const [i, id] of r.objIds.entries()) {
+            fs.writeFileSync(path.join(out, `${name}_obj${id}.png`), await maskToPng(r.masks[i], state.width, state.height));
+          }
+          fs.writeFileSync(path.join(out, `${name}_overlay.png`), await overlayPng(image, r.masks));
+          progress(++done, state.numFrames);
+        }
+        console.log(`${done} frames x ${state.objIds.length} objects -> ${out}`);
+      } finally {
+        video.resetState(state);
+        m.dispose();
+      }
+    },
+  },
 };
+
+/** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed). */
+function splitVideo(file: string, out: string): string {
+  const dir = path.join(out, 'frames');
+  fs.mkdirSync(dir, { recursive: true });
+  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-i', file, '-q:v', '2', '-start_number', '0', path.join(dir, '%05d.jpg')]);
+  if (r.error) throw new UsageError('an .mp4 input needs ffmpeg on PATH (or pass a directory of frames named 00000.jpg, 00001.jpg, ...)');
+  if (r.status !== 0) throw new UsageError(`ffmpeg could not read ${file}: ${String(r.stderr).trim().split('\n')[0]}`);
+  return dir;
+}
 
 function help(): string {
   return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
