@@ -14,9 +14,9 @@ export async function getModel(weightsDir = process.argv[3] ?? 'weights/sam2.1_h
   if (process.env.SAM2_EXAMPLE_FORMULA === '1') {
     await initBackend();
     const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
-    const model = new Sam2Model(makeConfig('sam2.1', 'tiny', 256), weights);
+    const model = new Sam2Model(makeConfig('sam2.1', 'tiny', Number(process.env.SAM2_EXAMPLE_SIZE ?? 256)), weights);
     weights.dispose();
-    console.log('using formula weights at 256 px (smoke test: masks are not meaningful)');
+    console.log(`using formula weights at ${model.config.imageSize} px (smoke test: masks are not meaningful)`);
     return model;
   }
   if (!fs.existsSync(path.join(weightsDir, 'model.json'))) {

@@ -14,7 +14,7 @@ function example(name: string) {
   });
 }
 
-describe('examples run (formula weights at 256 px)', () => {
+describe('examples run (formula weights at a small size)', () => {
   it('image_predictor.ts writes its overlays', async () => {
     const r = example('image_predictor.ts');
     expect(r.status, r.stderr).to.equal(0);
@@ -29,6 +29,16 @@ describe('examples run (formula weights at 256 px)', () => {
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/\d+ masks in/);
     expect(fs.existsSync(path.join(root, 'examples', 'out', 'auto_masks.png'))).to.equal(true);
+  });
+
+  it('video_tracking.ts writes per-frame overlays', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'examples', 'video_tracking.ts'), fixturePath('videos/bedroom')], {
+      encoding: 'utf8',
+      env: { ...process.env, SAM2_EXAMPLE_FORMULA: '1', SAM2_EXAMPLE_SIZE: '128', SAM2_TFJS_BACKEND: 'wasm' },
+    });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/frame 2: 2 objects/);
+    expect(fs.existsSync(path.join(root, 'examples', 'out', 'video_00002.png'))).to.equal(true);
   });
 
   it('explains how to get weights when none are ported', () => {

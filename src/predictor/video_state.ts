@@ -91,10 +91,10 @@ export async function openFrames(source: VideoSource): Promise<{ frames: (() => 
     if (!fs.existsSync(source) || !fs.statSync(source).isDirectory()) {
       throw new Sam2Error('INPUT', `Video source "${source}" is not a directory of frames.`);
     }
-    const names = fs
-      .readdirSync(source)
-      .filter((n) => /^\d+\.(jpe?g|png)$/i.test(n))
-      .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    // JPEG frames as the reference loads them; PNG frames when there are no JPEGs
+    const all = fs.readdirSync(source);
+    const jpegs = all.filter((n) => /^\d+\.jpe?g$/i.test(n));
+    const names = (jpegs.length ? jpegs : all.filter((n) => /^\d+\.png$/i.test(n))).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     if (!names.length) throw new Sam2Error('INPUT', `No frames named like 00000.jpg in ${source}.`);
     loaders = names.map((n) => () => readImage(path.join(source, n)));
   } else if (Array.isArray(source)) {
