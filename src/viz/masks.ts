@@ -1,5 +1,6 @@
 /** Turning masks into pictures: mask PNGs and coloured overlays with prompt markers (jimp). */
 import { Jimp } from 'jimp';
+import { check } from '../errors';
 import type { RgbImage } from '../predictor/image_input';
 
 /** A distinct colour per mask index (RGB). */
@@ -11,8 +12,20 @@ export function maskColor(i: number): [number, number, number] {
   return palette[i % palette.length];
 }
 
+function checkMask(mask: ArrayLike<number>, width: number, height: number, where: string) {
+  check(
+    Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0,
+    `${where}: width and height must be positive integers, got ${width}x${height}.`,
+  );
+  check(
+    mask?.length === width * height,
+    `${where}: a mask must hold width*height = ${width * height} values (row-major), got ${mask?.length}; pass the masks at the image's size.`,
+  );
+}
+
 /** PNG bytes of a 0/1 mask (white inside, black outside). */
 export async function maskToPng(mask: ArrayLike<number>, width: number, height: number): Promise<Buffer> {
+  checkMask(mask, width, height, 'maskToPng');
   const img = new Jimp({ width, height, color: 0x000000ff });
   const d = img.bitmap.data;
   for (let i = 0; i < width * height; i++) {
@@ -37,6 +50,8 @@ export interface OverlayOptions {
  */
 export async function overlayPng(image: RgbImage, masks: ArrayLike<number>[], opts: OverlayOptions = {}): Promise<Buffer> {
   const { width: w, height: h } = image;
+  check(image.data?.length === w * h * 3, `overlayPng: the image must be RGB bytes of length width*height*3 = ${w * h * 3}, got ${image.data?.length}.`);
+  masks.forEach((m, k) => checkMask(m, w, h, `overlayPng mask ${k}`));
   const alpha = opts.alpha ?? 0.5;
   const out = new Jimp({ width: w, height: h, color: 0x000000ff });
   const d = out.bitmap.data;
