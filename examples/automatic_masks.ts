@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AutomaticMaskGenerator, overlayPng, readImage, type MaskAnnotation } from '../src/index';
-import { OUT_DIR, getModel } from './common';
+import { OUT_DIR, getModel, runExample } from './common';
 
 async function main() {
   const imagePath = process.argv[2];
@@ -30,4 +30,4 @@ async function main() {
   model.dispose();
 }
 
-main();
+runExample(main);

@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { initBackend, loadSam2, makeConfig, Sam2Model } from '../src/index';
+import { Sam2Error, initBackend, loadSam2, makeConfig, Sam2Model } from '../src/index';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 
 export const OUT_DIR = path.join(__dirname, 'out');
@@ -27,4 +27,12 @@ export async function getModel(weightsDir = process.argv[3] ?? 'weights/sam2.1_h
     process.exit(1);
   }
   return loadSam2(weightsDir);
+}
+
+/** Runs an example, printing a Sam2Error as one line (bad paths, missing frames) instead of a stack. */
+export function runExample(main: () => Promise<void>): void {
+  main().catch((e) => {
+    console.error(e instanceof Sam2Error ? `error: ${e.message}` : e);
+    process.exit(1);
+  });
 }

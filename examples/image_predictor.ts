@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { SamPredictor, overlayPng, readImage } from '../src/index';
-import { OUT_DIR, getModel } from './common';
+import { OUT_DIR, getModel, runExample } from './common';
 
 async function main() {
   const imagePath = process.argv[2];
@@ -48,4 +48,4 @@ async function main() {
   model.dispose();
 }
 
-main();
+runExample(main);

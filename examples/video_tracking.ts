@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { VideoPredictor, overlayPng } from '../src/index';
-import { OUT_DIR, getModel } from './common';
+import { OUT_DIR, getModel, runExample } from './common';
 
 async function main() {
   const dir = process.argv[2];
@@ -32,4 +32,4 @@ async function main() {
   model.dispose();
 }
 
-main();
+runExample(main);

@@ -39,6 +39,12 @@ describe('examples run (formula weights at a small size)', () => {
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/frame 2: 2 objects/);
     expect(fs.existsSync(path.join(root, 'examples', 'out', 'video_00002.png'))).to.equal(true);
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'examples', 'video_tracking.ts'), '/nonexistent-frames'], {
+      encoding: 'utf8',
+      env: { ...process.env, SAM2_EXAMPLE_FORMULA: '1', SAM2_EXAMPLE_SIZE: '128', SAM2_TFJS_BACKEND: 'wasm' },
+    });
+    expect(bad.status).to.equal(1);
+    expect(bad.stderr.trim().split('\n').pop()).to.match(/^error: Video source "\/nonexistent-frames" is not a directory of frames/);
   });
 
   it('explains how to get weights when none are ported', () => {
