@@ -11,7 +11,7 @@ import { Sam2Error } from '../src/errors';
 
 /** A loopback server for one file with Range support and scripted misbehaviour. */
 function serve(body: Buffer) {
-  const state = { cutAfter: 0, lieAboutSize: 0, requests: [] as string[] };
+  const state = { cutAfter: 0, lieAboutSize: 0, stallAfter: 0, chunkDelayMs: 0, rangeOffBy: 0, requests: [] as string[] };
   const server = http.createServer((req, res) => {
     state.requests.push(req.headers.range ?? 'full');
     if (!req.url?.endsWith('.pt')) return res.writeHead(404).end();
@@ -21,8 +21,20 @@ function serve(body: Buffer) {
     const chunk = body.subarray(start);
     res.writeHead(m ? 206 : 200, {
       'Content-Length': String(total - start),
-      ...(m ? { 'Content-Range': `bytes ${start}-${total - 1}/${total}` } : {}),
+      ...(m ? { 'Content-Range': `bytes ${start + state.rangeOffBy}-${total - 1}/${total}` } : {}),
     });
+    if (state.stallAfter > 0) {
+      res.write(chunk.subarray(0, state.stallAfter)); // then nothing more, connection left open
+      state.stallAfter = 0;
+      setTimeout(() => res.destroy(), 5000);
+      return;
+    }
+    if (state.chunkDelayMs > 0) {
+      // a slow but steady server: 8 pieces spaced out in time
+      const n = 8, size = Math.ceil(chunk.length / n);
+      const send = (i: number) => (i < n ? (res.write(chunk.subarray(i * size, (i + 1) * size)), setTimeout(() => send(i + 1), state.chunkDelayMs)) : res.end());
+      return send(0);
+    }
     if (state.cutAfter > 0) {
       res.write(chunk.subarray(0, state.cutAfter));
       state.cutAfter = 0;
@@ -103,6 +115,61 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
     }
   });
 
+  it('lets a slow but steady transfer run longer than the answer timeout', async () => {
+    const srv = await serve(body);
+    try {
+      srv.state.chunkDelayMs = 80; // ~640 ms in all, timeout 200 ms, stall limit 400 ms
+      const file = path.join(tmp, 'slow.pt');
+      const t0 = Date.now();
+      await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url, timeoutMs: 200, stallMs: 400 });
+      expect(Date.now() - t0).to.be.above(400);
+      expect(fs.readFileSync(file).equals(body)).to.equal(true);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('gives up on a stalled transfer, keeping the part file for a resume', async () => {
+    const srv = await serve(body);
+    try {
+      srv.state.stallAfter = 500_000;
+      const file = path.join(tmp, 'stall.pt');
+      const t0 = Date.now();
+      try {
+        await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url, stallMs: 300 });
+        expect.fail('should throw');
+      } catch (e) {
+        expect((e as Error).message).to.match(/interrupted at 500000 bytes \(no data received for a while\); run the same command again to resume/);
+      }
+      expect(Date.now() - t0).to.be.below(3000);
+      expect(fs.statSync(`${file}.part`).size).to.equal(500_000);
+      await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url });
+      expect(fs.readFileSync(file).equals(body)).to.equal(true);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('refuses a resume answered with a different byte range', async () => {
+    const srv = await serve(body);
+    try {
+      const file = path.join(tmp, 'range.pt');
+      fs.writeFileSync(`${file}.part`, body.subarray(0, 1000));
+      srv.state.rangeOffBy = 24;
+      try {
+        await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url });
+        expect.fail('should throw');
+      } catch (e) {
+        expect((e as Sam2Error).code).to.equal('NETWORK');
+        expect((e as Error).message).to.match(/answered the resume .* inconsistently .*Content-Range "bytes 1024-/);
+      }
+      expect(fs.existsSync(`${file}.part`)).to.equal(false);
+      expect(fs.existsSync(file)).to.equal(false);
+    } finally {
+      srv.close();
+    }
+  });
+
   it('fails fast without network, saying how to download by hand and port', async () => {
     const t0 = Date.now();
     try {
@@ -117,17 +184,23 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
 
   it('the CLI downloads (and explains that a heads-only file cannot be ported)', async () => {
     const srv = await serve(body);
-    try {
+    // async spawn: the server runs in this process
+    const cliRun = async (args: string[], env: Record<string, string> = {}) => {
       const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
-      const file = path.join(tmp, 'cli.pt');
-      // async spawn: the server runs in this process
-      const child = spawn(process.execPath, ['--import', 'tsx', cli, 'download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], {
-        env: { ...process.env, SAM2_TFJS_DOWNLOAD_BASE: srv.url },
-      });
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...process.env, ...env } });
       const r = { stdout: '', stderr: '', status: -1 };
       child.stdout.on('data', (d) => (r.stdout += d));
       child.stderr.on('data', (d) => (r.stderr += d));
       r.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      return r;
+    };
+    try {
+      const kept = path.join(tmp, 'kept.pt');
+      const ok = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', kept, '--no-port', '--base-url', srv.url]);
+      expect(ok.status, ok.stderr).to.equal(0);
+      expect(fs.readFileSync(kept).equals(body)).to.equal(true);
+      const file = path.join(tmp, 'cli.pt');
+      const r = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], { SAM2_TFJS_DOWNLOAD_BASE: srv.url });
       expect(r.stdout).to.match(/downloaded /);
       expect(r.status).to.equal(1);
       expect(r.stderr.trim()).to.match(/^sam2-tfjs download: Not a SAM 2 checkpoint/);

@@ -59,8 +59,10 @@ async function model(o: Options) {
 
 /** A terminal progress bar on stderr (only on a TTY). */
 function bar(label: string) {
+  let last = -1;
   return (done: number, total: number) => {
-    if (!process.stderr.isTTY) return;
+    if (!process.stderr.isTTY || done === last) return; // redraw only when the count moves
+    last = done;
     const w = 30;
     const f = Math.round((done / Math.max(1, total)) * w);
     process.stderr.write(`\r${label} [${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}${done >= total ? '\n' : ''}`);
@@ -90,16 +92,25 @@ const COMMANDS: Record<string, Command> = {
   },
   download: {
     usage:
-      'sam2-tfjs download <model> [--out dir] [--checkpoint file.pt] [--no-port] [--float16]\n' +
+      'sam2-tfjs download <model> [--out dir] [--checkpoint file.pt] [--no-port] [--float16] [--base-url url]\n' +
       `  Downloads an official checkpoint (${MODEL_NAMES.join(', ')})\n` +
-      '  with resume, then ports it to weights/<model> (base URL: $SAM2_TFJS_DOWNLOAD_BASE or Meta\'s).',
-    options: { out: { type: 'string' }, checkpoint: { type: 'string' }, 'no-port': { type: 'boolean' }, float16: { type: 'boolean' } },
+      '  with resume, then ports it to weights/<model> (base URL: --base-url, $SAM2_TFJS_DOWNLOAD_BASE or Meta\'s).',
+    options: {
+      out: { type: 'string' },
+      checkpoint: { type: 'string' },
+      'no-port': { type: 'boolean' },
+      float16: { type: 'boolean' },
+      'base-url': { type: 'string' },
+    },
     async run(p, o) {
       if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
       const name = p[0];
       const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
-      const progress = bar(`downloading ${name}`);
-      await downloadCheckpoint(name, file, { onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)) });
+      const progress = bar(`downloading ${name} (MiB)`);
+      await downloadCheckpoint(name, file, {
+        baseUrl: o['base-url'] !== undefined ? String(o['base-url']) : undefined,
+        onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
+      });
       console.log(`downloaded ${file}`);
       if (o['no-port']) return;
       const out = o.out ? String(o.out) : path.join('weights', name);

@@ -28,8 +28,10 @@ export interface DownloadOptions {
   baseUrl?: string;
   /** Called with bytes received so far and the total (when known). */
   onProgress?: (received: number, total: number | undefined) => void;
-  /** Give up when no response arrives within this many ms (default 15000). */
+  /** Give up when the server does not answer within this many ms (default 15000). */
   timeoutMs?: number;
+  /** Give up (keeping the partial file) when no data arrives for this many ms (default 60000). */
+  stallMs?: number;
 }
 
 function offline(url: string, why: string, file: string): Sam2Error {
@@ -48,16 +50,23 @@ export async function downloadCheckpoint(model: string, file: string, options: D
   const part = `${file}.part`;
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   let have = fs.existsSync(part) ? fs.statSync(part).size : 0;
+  // One controller for the whole transfer: a short deadline for the answer (fail fast offline),
+  // then a stall watchdog re-armed by every chunk, so a long download is never cut by a timer.
+  const abort = new AbortController();
+  let timer = setTimeout(() => abort.abort(new Error('no answer')), options.timeoutMs ?? 15000);
+  const watchdog = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(new Error('no data received for a while')), options.stallMs ?? 60000);
+  };
   let res: Response;
   try {
-    res = await fetch(url, {
-      headers: have > 0 ? { Range: `bytes=${have}-` } : {},
-      signal: AbortSignal.timeout(options.timeoutMs ?? 15000),
-    });
+    res = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {}, signal: abort.signal });
   } catch (e) {
+    clearTimeout(timer);
     const err = e as Error & { cause?: { code?: string } };
-    throw offline(url, err.cause?.code ?? err.message, file);
+    throw offline(url, err.cause?.code ?? (abort.signal.aborted ? 'no answer' : err.message), file);
   }
+  clearTimeout(timer);
   if (res.status === 416 && have > 0) {
     // the part file is already complete (or larger than the file): start over to be safe
     fs.rmSync(part);
@@ -65,28 +74,41 @@ export async function downloadCheckpoint(model: string, file: string, options: D
   }
   if (res.status !== 200 && res.status !== 206) throw offline(url, `HTTP ${res.status}`, file);
   let total: number | undefined;
+  const len = res.headers.get('content-length');
   if (res.status === 206) {
-    const m = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
-    total = m ? Number(m[1]) : undefined;
+    const m = /^bytes (\d+)-\d+\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+    // a range other than the one asked for, or a length that disagrees with it, would corrupt the file
+    if (!m || Number(m[1]) !== have || (len !== null && Number(len) !== Number(m[2]) - have)) {
+      await res.body?.cancel();
+      fs.rmSync(part);
+      throw new Sam2Error(
+        'NETWORK',
+        `The server answered the resume of ${url} inconsistently (Content-Range "${res.headers.get('content-range')}", Content-Length ${len}, expected bytes from ${have}); the partial file was removed, run the same command again.`,
+      );
+    }
+    total = Number(m[2]);
   } else {
     have = 0; // the server ignored the range: start from the beginning
-    const len = res.headers.get('content-length');
-    total = len ? Number(len) : undefined;
+    total = len !== null ? Number(len) : undefined;
   }
   const fd = fs.openSync(part, res.status === 206 ? 'a' : 'w');
   let received = have;
   try {
+    watchdog();
     const reader = res.body!.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      watchdog();
       fs.writeSync(fd, value);
       received += value.length;
       options.onProgress?.(received, total);
     }
   } catch (e) {
-    throw new Sam2Error('NETWORK', `Download of ${url} was interrupted at ${received} bytes (${(e as Error).message}); run the same command again to resume.`);
+    const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
+    throw new Sam2Error('NETWORK', `Download of ${url} was interrupted at ${received} bytes (${why}); run the same command again to resume.`);
   } finally {
+    clearTimeout(timer);
     fs.closeSync(fd);
   }
   if (total !== undefined && received !== total) {
