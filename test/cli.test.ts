@@ -49,6 +49,27 @@ describe('command line (sam2-tfjs)', () => {
     expect(badFile.code).to.equal(1);
     expect(badFile.err.trim()).to.match(/^sam2-tfjs port: Checkpoint file not found: /);
     expect(badFile.err.trim().split('\n')).to.have.length(1);
+    const badBackend = run('info', '--backend', 'tpu');
+    expect(badBackend.code).to.equal(1);
+    expect(badBackend.err.trim()).to.match(/^sam2-tfjs info: Unknown backend "tpu"\. Use one of: auto, node-gpu, node, wasm, cpu/);
+    const noWeights = run('auto', fixturePath('amg_truck', 'input.png'), '--model', path.join(tmp, 'none'), '--out', path.join(tmp, 'x.json'));
+    expect(noWeights.code).to.equal(1);
+    expect(noWeights.err.trim()).to.match(/^sam2-tfjs auto: Cannot read .*model\.json\. Port a checkpoint first: npx sam2-tfjs port/);
+    const badSize = run('segment', 'x.png', '--model', weights, '--point', '1,2', '--out', 'm.png', '--image-size', 'big');
+    expect(badSize.code).to.equal(2);
+    expect(badSize.err.split('\n')[0]).to.match(/--image-size must be a number, got "big"/);
+  });
+
+  it('the built bin (dist/cjs/cli/main.js, built by npm test) has a node shebang and runs', function () {
+    const bin = path.join(__dirname, '..', 'dist', 'cjs', 'cli', 'main.js');
+    if (!fs.existsSync(bin)) {
+      console.log('      (no build: run `npm run build` first)');
+      this.skip();
+    }
+    expect(fs.readFileSync(bin, 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
+    const r = spawnSync(process.execPath, [bin, 'port', '--help'], { encoding: 'utf8' });
+    expect(r.status).to.equal(0);
+    expect(r.stdout).to.match(/^sam2-tfjs port/);
   });
 
   it('info reports the backend and whether tfjs-node(-gpu) is installed', () => {

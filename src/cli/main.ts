@@ -49,12 +49,15 @@ function parsePoint(s: string): { xy: [number, number]; label: number } {
   return { xy: [parts[0], parts[1]], label: parts[2] ?? 1 };
 }
 
-async function model(o: Options) {
+/** Checks the model options up front (before any slow work) and returns a loader. */
+function modelLoader(o: Options) {
   if (!o.model) throw new UsageError('--model <dir> is required (a folder written by `sam2-tfjs port`)');
-  return loadSam2(String(o.model), {
+  const dir = String(o.model);
+  const options = {
     backend: o.backend as BackendChoice | undefined,
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
-  });
+  };
+  return () => loadSam2(dir, options);
 }
 
 /** A terminal progress bar on stderr (only on a TTY). */
@@ -145,12 +148,13 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('segment takes exactly one image');
       if (!o.out) throw new UsageError('--out mask.png is required');
+      const loadModel = modelLoader(o);
       const points = ((o.point as string[] | undefined) ?? []).map(parsePoint);
       const box = o.box ? String(o.box).split(',').map((v) => num(v, '--box')) : undefined;
       if (box && box.length !== 4) throw new UsageError('--box takes x0,y0,x1,y1');
       if (!points.length && !box) throw new UsageError('give at least one --point or a --box');
       const image = await readImage(p[0]);
-      const m = await model(o);
+      const m = await loadModel();
       const predictor = new SamPredictor(m);
       try {
         await predictor.setImage(image);
@@ -204,9 +208,10 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('auto takes exactly one image');
       if (!o.out) throw new UsageError('--out masks.json is required');
+      const loadModel = modelLoader(o);
       const opt = (k: string) => (o[k] !== undefined ? num(o[k], `--${k}`) : undefined);
       const image = await readImage(p[0]);
-      const m = await model(o);
+      const m = await loadModel();
       const gen = new AutomaticMaskGenerator(m, {
         pointsPerSide: opt('points-per-side'),
         pointsPerBatch: opt('points-per-batch'),
@@ -240,6 +245,7 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('track takes one frames directory (or .mp4 with ffmpeg installed)');
       if (!o.out) throw new UsageError('--out dir/ is required');
+      const loadModel = modelLoader(o);
       const prompts = ((o.prompt as string[] | undefined) ?? []).map((s) => {
         const m = /^(\d+):(-?\d+):(.+)$/.exec(s);
         if (!m) throw new UsageError(`--prompt takes frame:obj:x,y[,label], got "${s}"`);
@@ -247,7 +253,7 @@ const COMMANDS: Record<string, Command> = {
       });
       if (!prompts.length) throw new UsageError('give at least one --prompt frame:obj:x,y');
       const framesDir = p[0].toLowerCase().endsWith('.mp4') ? splitVideo(p[0], String(o.out)) : p[0];
-      const m = await model(o);
+      const m = await loadModel();
       const video = new VideoPredictor(m);
       const state = await video.initState(framesDir);
       const out = String(o.out);
