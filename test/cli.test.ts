@@ -58,6 +58,13 @@ describe('command line (sam2-tfjs)', () => {
     const badSize = run('segment', 'x.png', '--model', weights, '--point', '1,2', '--out', 'm.png', '--image-size', 'big');
     expect(badSize.code).to.equal(2);
     expect(badSize.err.split('\n')[0]).to.match(/--image-size must be a number, got "big"/);
+    // an .mp4 with no ffmpeg on PATH (PATH holds only node's folder here)
+    const noFfmpeg = spawnSync(process.execPath, ['--import', 'tsx', cli, 'track', path.join(tmp, 'clip.mp4'), '--model', weights, '--prompt', '0:1:5,5', '--out', path.join(tmp, 'trk')], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: path.dirname(process.execPath) },
+    });
+    expect(noFfmpeg.status).to.equal(2);
+    expect(noFfmpeg.stderr.split('\n')[0]).to.match(/an \.mp4 input needs ffmpeg on PATH \(or pass a directory of frames/);
   });
 
   it('the built bin (dist/cjs/cli/main.js, built by npm test) has a node shebang and runs', function () {
