@@ -106,6 +106,13 @@ describe('command line (sam2-tfjs)', () => {
     expect([m.bitmap.width, m.bitmap.height]).to.deep.equal([450, 300]);
     const o = await Jimp.read(overlay);
     expect(o.bitmap.width).to.equal(450);
+    const multi = run('segment', image, '--model', weights, '--image-size', '256', '--box', '100,80,300,220', '--multimask', '--out', path.join(tmp, 'multi.png'));
+    expect(multi.code, multi.err).to.equal(0);
+    const lines = multi.out.trim().split('\n').map((l) => l.split('\tscore '));
+    expect(lines.map((l) => path.basename(l[0]))).to.deep.equal(['multi-1.png', 'multi-2.png', 'multi-3.png']);
+    const scores = lines.map((l) => Number(l[1]));
+    expect([...scores].sort((x, y) => y - x)).to.deep.equal(scores); // best first
+    for (const [f] of lines) expect(fs.existsSync(f), f).to.equal(true);
 
     const out = path.join(tmp, 'masks.json');
     const a = run('auto', image, '--model', weights, '--image-size', '256', '--points-per-side', '4', '--pred-iou-thresh', '0', '--stability-score-thresh', '0', '--out', out, '--overlay', path.join(tmp, 'auto.png'));
