@@ -40,22 +40,26 @@ function compare(name: string, r: VideoFrameResult, objIds: number[]) {
 }
 
 describe('VideoPredictor parity on video_bedroom', () => {
-  it('clicks and a box on frame 0, then tracking of frames 0-3 (steps a, b and p1 up to frame 3)', async () => {
+  it('runs the whole script: clicks, a box, propagation, a correction, a new object, reverse propagation', async () => {
     const weights = tinyWeights();
     const model = new Sam2Model(tinyConfig(), weights);
     const video = new VideoPredictor(model);
-    const frames = (c.frames as string[]).map((f) => fixturePath('videos/bedroom', f.replace('.jpg', '.png')));
-    const state = await video.initState(frames);
+    const framePaths = (c.frames as string[]).map((f) => fixturePath('videos/bedroom', f.replace('.jpg', '.png')));
+    const state = await video.initState(framePaths);
     const script = c.script as Step[];
     const t0 = Date.now();
-    for (const step of script.slice(0, 3)) {
+    for (const step of script) {
       if (step.op === 'add') {
         const r = await video.addNewPointsOrBox(state, { frameIdx: step.frame!, objId: step.obj!, points: step.points, labels: step.labels, box: step.box, returnLogits: true });
         compare(step.id, r, c[`${step.id}_obj_ids`] as number[]);
       } else {
-        for await (const r of video.propagateInVideo(state, { maxFrameNumToTrack: 3, returnLogits: true })) {
+        const frames = c[`${step.id}_frames`] as number[];
+        const seen: number[] = [];
+        for await (const r of video.propagateInVideo(state, { startFrameIdx: step.start, reverse: step.reverse, returnLogits: true })) {
+          seen.push(r.frameIdx);
           compare(`${step.id}_f${r.frameIdx}`, r, c[`${step.id}_obj_ids`] as number[]);
         }
+        expect(seen).to.deep.equal(frames);
       }
     }
     console.log(`      ${((Date.now() - t0) / 1000).toFixed(1)} s`);
