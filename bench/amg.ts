@@ -38,9 +38,8 @@ async function main() {
   const s = (ms: number) => (ms / 1000).toFixed(1);
   console.log(`generate on truck.jpg (1800x1200): ${wall.toFixed(1)} s wall, ${anns.length} masks`);
   console.log(`  encoder ${s(t.encode)} s (1 crop)`);
-  console.log(`  decoder ${s(t.decode)} s (${batches} batches of ${gen.options.pointsPerBatch} points x 3 masks, ${s(t.decode / Math.max(batches, 1))} s each)`);
-  console.log(`  post-processing ${s(t.postprocess)} s (upscaling to 1800x1200, stability, boxes, filters, RLE, NMS, annotations)`);
-  console.log(`  other ${(wall - (t.encode + t.decode + t.postprocess) / 1000).toFixed(1)} s (image decode, crop, host copies)`);
+  console.log(`  decoder batches ${s(t.decode)} s (${batches} batches, ${s(t.decode / Math.max(batches, 1))} s each: decode, upscale to 1800x1200, filters, RLE)`);
+  console.log(`  post-processing ${s(t.postprocess)} s (NMS, annotations); other ${(wall - (t.encode + t.decode + t.postprocess) / 1000).toFixed(1)} s (image decode)`);
   console.log(`  peak tf.js bytes seen between batches: ${(peakBytes / 2 ** 20).toFixed(0)} MiB; tensors after: ${tf.memory().numTensors - before} new`);
   const refPoints = 16 * 16;
   console.log(

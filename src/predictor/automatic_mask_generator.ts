@@ -85,11 +85,8 @@ export interface GenerateProgress {
 
 /** Wall time per stage of the last generate call, in ms. */
 export interface GenerateTimings {
-  /** Image encoder, once per crop. */
   encode: number;
-  /** Mask decoder on the point batches (with useM2m, both passes). */
   decode: number;
-  /** Everything after the decoder: upscaling, filters, boxes, RLE, NMS, annotations. */
   postprocess: number;
 }
 
@@ -285,7 +282,9 @@ export class AutomaticMaskGenerator {
     const points = this.pointGrids[layer].map(([px, py]) => [Math.fround(px * w), Math.fround(py * h)] as Point);
     let records: MaskRecord[] = [];
     for (let b = 0; b < points.length; b += o.pointsPerBatch) {
+      const t1 = Date.now();
       records.push(...(await this.processBatch(points.slice(b, b + o.pointsPerBatch), crop, img)));
+      this.lastTimings.decode += Date.now() - t1;
       progress.done++;
       onProgress?.({ ...progress, stage: 'decode' });
     }
@@ -310,13 +309,10 @@ export class AutomaticMaskGenerator {
     const o = this.options;
     const w = crop[2] - crop[0];
     const h = crop[3] - crop[1];
-    const t0 = Date.now();
     const { logits, ious } = this.decodePoints(points, w, h);
     try {
       const m = logits.shape[0] / points.length;
       const iouData = (await ious.data()) as Float32Array;
-      const t1 = Date.now();
-      this.lastTimings.decode += t1 - t0;
       const candidates: number[] = [];
       for (let i = 0; i < iouData.length; i++) if (!(o.predIouThresh > 0) || iouData[i] > o.predIouThresh) candidates.push(i);
       const out: MaskRecord[] = [];
@@ -360,7 +356,6 @@ export class AutomaticMaskGenerator {
           tf.dispose(scored);
         }
       }
-      this.lastTimings.postprocess += Date.now() - t1;
       return out;
     } finally {
       tf.dispose([logits, ious]);
