@@ -64,17 +64,15 @@ export function cocoEncodeRle(rle: UncompressedRle): CocoRle {
   for (let i = 0; i < c.length; i++) {
     let x = i > 2 ? c[i] - c[i - 2] : c[i];
     for (;;) {
-      // floor division keeps the two's-complement meaning of a right shift for any size
-      const high = Math.floor(x / 32);
-      let ch = x - high * 32;
-      x = high;
+      let ch = x & 0x1f;
+      x >>= 5; // arithmetic shift keeps the sign
       const more = ch & 0x10 ? x !== -1 : x !== 0;
       if (more) ch |= 0x20;
       s += String.fromCharCode(ch + 48);
       if (!more) break;
     }
   }
-  return { size: [rle.size[0], rle.size[1]], counts: s };
+  return { size: [...rle.size] as [number, number], counts: s };
 }
 
 /** Inverse of cocoEncodeRle. */
@@ -84,19 +82,18 @@ export function cocoDecodeRle(rle: CocoRle): UncompressedRle {
   let p = 0;
   while (p < s.length) {
     let x = 0;
-    let scale = 1;
-    for (;;) {
-      const ch = s.charCodeAt(p++) - 48;
-      if (!(ch >= 0 && ch < 64)) throw new Sam2Error('INPUT', `Bad character in COCO RLE counts at ${p - 1}: expected pycocotools' compressed string.`);
-      x += (ch & 0x1f) * scale;
-      scale *= 32;
-      if (!(ch & 0x20)) {
-        if (ch & 0x10) x -= scale; // sign bit of the last group: negative difference
-        break;
-      }
+    let k = 0;
+    let more = 1;
+    let ch = 0;
+    while (more) {
+      ch = s.charCodeAt(p++) - 48;
+      x |= (ch & 0x1f) << (5 * k);
+      more = ch & 0x20;
+      k++;
+      if (!more && ch & 0x10) x |= -1 << (5 * k);
     }
     if (counts.length > 2) x += counts[counts.length - 2];
     counts.push(x);
   }
-  return { size: [rle.size[0], rle.size[1]], counts };
+  return { size: [...rle.size] as [number, number], counts };
 }
