@@ -4,9 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Jimp } from 'jimp';
-import { fixturePath, formulaWeight } from './helpers';
-import { loadManifest } from '../src/testing/manifest';
-import { writeTorchCheckpoint } from './helpers/torch_writer';
+import { fixturePath } from './helpers';
+import { writeFormulaCheckpoint } from './helpers/torch_writer';
 
 const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
 
@@ -88,8 +87,7 @@ describe('command line (sam2-tfjs)', () => {
 
   it('port, then segment (mask PNG, overlay, JSON scores), auto (COCO RLE JSON) and track (per-frame PNGs)', async () => {
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
-    const manifest = loadManifest('sam2.1_hiera_tiny');
-    writeTorchCheckpoint(ckpt, manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
+    writeFormulaCheckpoint(ckpt);
     const p = run('port', ckpt, '--out', weights);
     expect(p.code, p.err).to.equal(0);
     expect(p.out).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);

@@ -32,7 +32,11 @@ function serve(body: Buffer) {
     if (state.chunkDelayMs > 0) {
       // a slow but steady server: 8 pieces spaced out in time
       const n = 8, size = Math.ceil(chunk.length / n);
-      const send = (i: number) => (i < n ? (res.write(chunk.subarray(i * size, (i + 1) * size)), setTimeout(() => send(i + 1), state.chunkDelayMs)) : res.end());
+      const send = (i: number): void => {
+        if (i === n) return void res.end();
+        res.write(chunk.subarray(i * size, (i + 1) * size));
+        setTimeout(() => send(i + 1), state.chunkDelayMs);
+      };
       return send(0);
     }
     if (state.cutAfter > 0) {

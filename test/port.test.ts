@@ -13,7 +13,7 @@ import { tfShape, toTfLayout } from '../src/io/layout';
 import { detectConfig, makeConfig } from '../src/model/config';
 import { Sam2Model } from '../src/model/sam2';
 import { Sam2Error } from '../src/errors';
-import { writeTorchCheckpoint } from './helpers/torch_writer';
+import { writeFormulaCheckpoint } from './helpers/torch_writer';
 
 /** A key/shape-only checkpoint, for manifest checks without writing files. */
 function manifestCheckpoint(manifest: [string, number[]][]): Checkpoint {
@@ -36,10 +36,7 @@ describe('porting checkpoints to TF.js weights', () => {
 
   before(() => {
     // a full-size SAM 2.1 Hiera-T checkpoint in the real layout, with formula weights
-    writeTorchCheckpoint(
-      ckptFile,
-      manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })),
-    );
+    writeFormulaCheckpoint(ckptFile);
   });
 
   it('ports a full-size Hiera-T checkpoint: variant detected, tensors equal the formula values in TF layout', async () => {

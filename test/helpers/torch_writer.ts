@@ -5,6 +5,8 @@
  * and optional zip64 records.
  */
 import * as fs from 'fs';
+import { formulaWeight } from '../../src/testing/formula';
+import { loadManifest } from '../../src/testing/manifest';
 
 const CRC_TABLE = (() => {
   const t = new Int32Array(256);
@@ -178,4 +180,9 @@ export function writeTorchCheckpoint(
     yield [`${name}/byteorder`, Buffer.from('little')];
   }
   writeZip(file, entries(), opts);
+}
+
+/** A full-size checkpoint of a real model's keys and shapes, every tensor from the weight formula. */
+export function writeFormulaCheckpoint(file: string, model = 'sam2.1_hiera_tiny'): void {
+  writeTorchCheckpoint(file, loadManifest(model).map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
 }
