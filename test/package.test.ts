@@ -6,9 +6,7 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { formulaWeight } from './helpers';
-import { loadManifest } from '../src/testing/manifest';
-import { writeTorchCheckpoint } from './helpers/torch_writer';
+import { writeFormulaCheckpoint } from './helpers/torch_writer';
 import { loadSam2, portCheckpoint, SamPredictor } from '../src/index';
 
 const root = path.join(__dirname, '..');
@@ -34,9 +32,8 @@ describe('package: entry points and the quickstart path', () => {
   });
 
   it('port -> loadSam2 -> SamPredictor.predict works end to end (at 256 px) and leaks nothing', async () => {
-    const manifest = loadManifest('sam2.1_hiera_tiny');
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
-    writeTorchCheckpoint(ckpt, manifest.map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
+    writeFormulaCheckpoint(ckpt);
     const dir = path.join(tmp, 'weights');
     portCheckpoint(ckpt, dir);
     const before = tf.memory().numTensors;
