@@ -6,8 +6,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import { fixturePath } from './helpers';
+import { writeFormulaCheckpoint } from './helpers/torch_writer';
 import { checkpointUrl, downloadCheckpoint } from '../src/io/download';
 import { Sam2Error } from '../src/errors';
+
+const root = path.join(__dirname, '..');
 
 /** A loopback server for one file with Range support and scripted misbehaviour. */
 function serve(body: Buffer) {
@@ -186,28 +189,55 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
     expect(Date.now() - t0).to.be.below(5000);
   });
 
+  /** Runs the CLI (async: the server runs in this process); `bin` runs the built one, as npx does. */
+  async function cliRun(args: string[], opts: { env?: Record<string, string>; cwd?: string; bin?: boolean } = {}) {
+    const cli = opts.bin ? [path.join(root, 'dist', 'cjs', 'cli', 'main.js')] : ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
+    const child = spawn(process.execPath, [...cli, ...args], { cwd: opts.cwd, env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm', ...opts.env } });
+    const r = { stdout: '', stderr: '', status: -1 };
+    child.stdout.on('data', (d) => (r.stdout += d));
+    child.stderr.on('data', (d) => (r.stderr += d));
+    r.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    return r;
+  }
+
   it('the CLI downloads (and explains that a heads-only file cannot be ported)', async () => {
     const srv = await serve(body);
-    // async spawn: the server runs in this process
-    const cliRun = async (args: string[], env: Record<string, string> = {}) => {
-      const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
-      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...process.env, ...env } });
-      const r = { stdout: '', stderr: '', status: -1 };
-      child.stdout.on('data', (d) => (r.stdout += d));
-      child.stderr.on('data', (d) => (r.stderr += d));
-      r.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-      return r;
-    };
     try {
       const kept = path.join(tmp, 'kept.pt');
       const ok = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', kept, '--no-port', '--base-url', srv.url]);
       expect(ok.status, ok.stderr).to.equal(0);
       expect(fs.readFileSync(kept).equals(body)).to.equal(true);
       const file = path.join(tmp, 'cli.pt');
-      const r = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], { SAM2_TFJS_DOWNLOAD_BASE: srv.url });
+      const r = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], { env: { SAM2_TFJS_DOWNLOAD_BASE: srv.url } });
       expect(r.stdout).to.match(/downloaded /);
       expect(r.status).to.equal(1);
       expect(r.stderr.trim()).to.match(/^sam2-tfjs download: Not a SAM 2 checkpoint/);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it("the README quickstart: `segment --model <name>` downloads and ports the weights on first use", async () => {
+    const ckpt = path.join(tmp, 'full.pt');
+    writeFormulaCheckpoint(ckpt);
+    const srv = await serve(fs.readFileSync(ckpt));
+    fs.rmSync(ckpt);
+    const project = path.join(tmp, 'project');
+    fs.mkdirSync(project);
+    const photo = fixturePath('amg_truck', 'input.png');
+    // the README's command, at 256 px to keep the test short
+    const args = ['segment', photo, '--model', 'sam2.1_hiera_tiny', '--point', '200,150', '--out', 'mask.png', '--overlay', 'overlay.png', '--image-size', '256'];
+    try {
+      const first = await cliRun(args, { cwd: project, bin: true, env: { SAM2_TFJS_DOWNLOAD_BASE: srv.url } });
+      expect(first.status, first.stderr).to.equal(0);
+      expect(first.stderr).to.match(/weights\/sam2\.1_hiera_tiny has no weights yet: downloading sam2\.1_hiera_tiny once/);
+      expect(first.stderr).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);
+      expect(first.stdout).to.match(/score/);
+      for (const f of ['weights/sam2.1_hiera_tiny/model.json', 'mask.png', 'overlay.png']) expect(fs.existsSync(path.join(project, f)), f).to.equal(true);
+      const again = await cliRun(args, { cwd: project, bin: true, env: { SAM2_TFJS_DOWNLOAD_BASE: 'http://127.0.0.1:9' } });
+      expect(again.status, again.stderr).to.equal(0);
+      expect(again.stderr).to.not.match(/downloading/);
+      expect(srv.state.requests).to.have.length(1);
     } finally {
       srv.close();
     }

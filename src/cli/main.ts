@@ -51,13 +51,47 @@ function parsePoint(s: string): { xy: [number, number]; label: number } {
 
 /** Checks the model options up front (before any slow work) and returns a loader. */
 function modelLoader(o: Options) {
-  if (!o.model) throw new UsageError('--model <dir> is required (a folder written by `sam2-tfjs port`)');
-  const dir = String(o.model);
+  if (!o.model) throw new UsageError(`--model is required: a folder written by \`sam2-tfjs port\`, or a model name (${MODEL_NAMES.join(', ')})`);
+  const model = String(o.model);
   const options = {
     backend: o.backend as BackendChoice | undefined,
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
   };
-  return () => loadSam2(dir, options);
+  return async () => loadSam2(await modelDir(model), options);
+}
+
+/**
+ * --model as a folder: a ported folder or URL as given; an official model name means
+ * weights/<name>, downloaded and ported on first use.
+ */
+async function modelDir(model: string): Promise<string> {
+  if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model)) return model;
+  const dir = path.join('weights', model);
+  if (!fs.existsSync(path.join(dir, 'model.json'))) {
+    console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
+    // stdout stays for the command's own output (--json)
+    await downloadAndPort(model, path.join('weights', `${model}.pt`), dir, {}, console.error);
+  }
+  return dir;
+}
+
+/** Downloads an official checkpoint (resuming a partial one) and ports it unless `noPort`. */
+async function downloadAndPort(
+  name: string,
+  file: string,
+  out: string,
+  o: { baseUrl?: string; float16?: boolean; noPort?: boolean },
+  log: (line: string) => void = console.log,
+) {
+  const progress = bar(`downloading ${name} (MiB)`);
+  await downloadCheckpoint(name, file, {
+    baseUrl: o.baseUrl,
+    onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
+  });
+  log(`downloaded ${file}`);
+  if (o.noPort) return;
+  const r = portCheckpoint(file, out, { float16: o.float16 });
+  log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
 }
 
 /** A terminal progress bar on stderr (only on a TTY). */
@@ -109,16 +143,9 @@ const COMMANDS: Record<string, Command> = {
       if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
       const name = p[0];
       const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
-      const progress = bar(`downloading ${name} (MiB)`);
-      await downloadCheckpoint(name, file, {
-        baseUrl: o['base-url'] !== undefined ? String(o['base-url']) : undefined,
-        onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
-      });
-      console.log(`downloaded ${file}`);
-      if (o['no-port']) return;
       const out = o.out ? String(o.out) : path.join('weights', name);
-      const r = portCheckpoint(file, out, { float16: !!o.float16 });
-      console.log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
+      const baseUrl = o['base-url'] !== undefined ? String(o['base-url']) : undefined;
+      await downloadAndPort(name, file, out, { baseUrl, float16: !!o.float16, noPort: !!o['no-port'] });
     },
   },
   port: {
@@ -133,7 +160,7 @@ const COMMANDS: Record<string, Command> = {
   },
   segment: {
     usage:
-      'sam2-tfjs segment <image> --model <dir> (--point x,y[,label])... [--box x0,y0,x1,y1] [--multimask]\n' +
+      'sam2-tfjs segment <image> --model <dir|name> (--point x,y[,label])... [--box x0,y0,x1,y1] [--multimask]\n' +
       '                  --out mask.png [--overlay overlay.png] [--json] [--backend b] [--image-size n]\n' +
       '  Predicts masks for clicks/a box; writes the best mask (or mask-1.png... with --multimask) and prints scores.',
     options: {
@@ -189,7 +216,7 @@ const COMMANDS: Record<string, Command> = {
   },
   auto: {
     usage:
-      'sam2-tfjs auto <image> --model <dir> --out masks.json [--overlay overlay.png] [--points-per-side 32]\n' +
+      'sam2-tfjs auto <image> --model <dir|name> --out masks.json [--overlay overlay.png] [--points-per-side 32]\n' +
       '               [--pred-iou-thresh 0.8] [--stability-score-thresh 0.95] [--box-nms-thresh 0.7]\n' +
       '               [--crop-n-layers 0] [--min-mask-region-area 0] [--points-per-batch 64] [--backend b] [--image-size n]\n' +
       '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.',
@@ -239,7 +266,7 @@ const COMMANDS: Record<string, Command> = {
   },
   track: {
     usage:
-      'sam2-tfjs track <frames-dir|video.mp4> --model <dir> --prompt frame:obj:x,y[,label] ... --out dir/ [--reverse] [--backend b] [--image-size n]\n' +
+      'sam2-tfjs track <frames-dir|video.mp4> --model <dir|name> --prompt frame:obj:x,y[,label] ... --out dir/ [--reverse] [--backend b] [--image-size n]\n' +
       '  Tracks the prompted objects through the video; writes per-frame mask PNGs (one per object) and overlays.',
     options: { ...MODEL_OPTIONS, prompt: { type: 'string', multiple: true }, out: { type: 'string' }, reverse: { type: 'boolean' } },
     async run(p, o) {
