@@ -48,7 +48,7 @@ export class RoPEAttention extends Sam2Layer {
   readonly kProj: Linear;
   readonly vProj: Linear;
   readonly outProj: Linear;
-  private tables?: { side: number; cos: tf.Tensor2D; sin: tf.Tensor2D; swap: tf.Tensor2D };
+  private tables?: { side: number; cos: tf.Tensor2D; sin: tf.Tensor2D; cosT: tf.Tensor2D; sinT: tf.Tensor2D; swap: tf.Tensor2D };
 
   constructor(key: string, readonly dim: number, kvInDim = dim, readonly theta = 10000) {
     super();
@@ -59,22 +59,24 @@ export class RoPEAttention extends Sam2Layer {
   }
 
   protected override disposeDerived(): void {
-    if (this.tables) tf.dispose([this.tables.cos, this.tables.sin, this.tables.swap]);
+    if (this.tables) {
+      const { cos, sin, cosT, sinT, swap } = this.tables;
+      tf.dispose([cos, sin, cosT, sinT, swap]);
+    }
     this.tables = undefined;
   }
 
-  /** Tables for a square grid of n tokens, cached. */
+  /** Tables for a square grid of n tokens, cached; the transposed ones serve keys laid out [dim, n]. */
   private rope(n: number) {
     const side = Math.round(Math.sqrt(n));
     if (!this.tables || this.tables.side !== side) {
       this.disposeDerived();
       const { cos, sin } = axialRopeTables(this.dim, side, side, this.theta);
-      this.tables = {
-        side,
-        cos: tf.keep(tf.tensor2d(cos, [n, this.dim])),
-        sin: tf.keep(tf.tensor2d(sin, [n, this.dim])),
-        swap: tf.keep(swapMatrix(this.dim)),
-      };
+      const c = tf.tensor2d(cos, [n, this.dim]);
+      const sn = tf.tensor2d(sin, [n, this.dim]);
+      this.tables = { side, cos: c, sin: sn, cosT: tf.transpose(c), sinT: tf.transpose(sn), swap: swapMatrix(this.dim) };
+      // built inside callers' tidy scopes: keep them past it
+      for (const t of [c, sn, this.tables.cosT, this.tables.sinT, this.tables.swap]) tf.keep(t);
     }
     return this.tables;
   }
@@ -91,42 +93,54 @@ export class RoPEAttention extends Sam2Layer {
   }
 
   /**
-   * Keys ready for attention: projected, RoPE-rotated (except the last `numKExcludeRope`
-   * tokens) and transposed to [dim, Nk]. Memories are constant across frames, so callers may
-   * cache this.
+   * Rotated keys of one grid of n tokens x [n, kvInDim], transposed to [dim, n] (the layout the
+   * fast matMul path wants). Keys of a memory are kProj(x + t) with t its temporal encoding;
+   * kProj is affine and the rotation linear, so this part depends on x alone and callers cache
+   * it while the memory lives; `gridKeyOffsetT` adds t's part each frame.
    */
-  prepareKeys(k: tf.Tensor2D, nQuery: number, numKExcludeRope = 0): tf.Tensor2D {
+  gridKeysT(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.transpose(this.rotate(this.kProj.forward(x) as tf.Tensor2D, x.shape[0])) as tf.Tensor2D);
+  }
+
+  /** The rotated key term t @ W_k of a vector t [1, kvInDim] at every position of an n-token grid: [dim, n]. */
+  gridKeyOffsetT(t: tf.Tensor2D, n: number): tf.Tensor2D {
     return tf.tidy(() => {
-      const kp = this.kProj.forward(k) as tf.Tensor2D;
-      const nRope = kp.shape[0] - numKExcludeRope;
-      const rotated = this.rotate(nRope === kp.shape[0] ? kp : tf.slice(kp, [0, 0], [nRope, -1]), nQuery);
-      const all = numKExcludeRope > 0 ? tf.concat([rotated, tf.slice(kp, [nRope, 0], [-1, -1])]) : rotated;
-      return tf.transpose(all) as tf.Tensor2D;
+      const tables = this.rope(n);
+      const c = tf.matMul(t, this.kProj.weight.read() as tf.Tensor2D); // [1, dim]
+      const column = (v: tf.Tensor) => tf.reshape(v, [this.dim, 1]);
+      return tf.add(tf.mul(tables.cosT, column(c)), tf.mul(tables.sinT, column(tf.matMul(c, tables.swap)))) as tf.Tensor2D;
     });
   }
 
+  /** Keys of tokens that get no rotation (object pointers), [dim, k]. */
+  plainKeysT(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.transpose(this.kProj.forward(x)) as tf.Tensor2D);
+  }
+
   /**
-   * Single-head attention (batch 1): q [Nq, dim], keys from prepareKeys, v [Nk, kvInDim].
-   * Queries are processed in chunks to bound the [Nq, Nk] score matrix.
+   * Single-head attention (batch 1): q [Nq, dim] (a grid), keysT [dim, Nk] built from the
+   * methods above, values [Nk, kvInDim] before v_proj. Softmax rows sum to one, so averaging
+   * the raw values and projecting afterwards equals projecting first: with 64-channel memories
+   * that makes the value product 4x cheaper. Queries go in chunks to bound the score matrix.
    */
-  attend(q: tf.Tensor2D, keysT: tf.Tensor2D, v: tf.Tensor2D): tf.Tensor2D {
+  attend(q: tf.Tensor2D, keysT: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const nq = q.shape[0];
       const qr = tf.mul(this.rotate(this.qProj.forward(q) as tf.Tensor2D, nq), 1 / Math.sqrt(this.dim)) as tf.Tensor2D;
-      const vp = this.vProj.forward(v) as tf.Tensor2D;
       const chunk = Math.max(256, Math.floor(2 ** 25 / keysT.shape[1]));
       const parts: tf.Tensor2D[] = [];
       for (let i = 0; i < nq; i += chunk) {
         const qi = i === 0 && chunk >= nq ? qr : (tf.slice(qr, [i, 0], [Math.min(chunk, nq - i), -1]) as tf.Tensor2D);
-        parts.push(tf.matMul(tf.softmax(tf.matMul(qi, keysT)), vp));
+        parts.push(tf.matMul(tf.softmax(tf.matMul(qi, keysT)), values));
       }
-      return this.outProj.forward(parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor2D;
+      const averaged = parts.length === 1 ? parts[0] : (tf.concat(parts) as tf.Tensor2D);
+      return this.outProj.forward(this.vProj.forward(averaged)) as tf.Tensor2D;
     });
   }
 
-  /** q [Nq, dim], k and v [Nk, kvInDim]; the last numKExcludeRope keys get no rotation. */
-  forward(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, numKExcludeRope = 0): tf.Tensor2D {
-    return tf.tidy(() => this.attend(q, this.prepareKeys(k, q.shape[0], numKExcludeRope), v));
+  /** Self-attention over a grid x [n, dim], every token rotated. */
+  selfAttend(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.attend(x, this.gridKeysT(x), x));
   }
 }
 tf.serialization.registerClass(RoPEAttention);

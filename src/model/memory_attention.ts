@@ -11,6 +11,22 @@ import type { Sam2Config } from './config';
 
 const P = 'memory_attention';
 
+/** A stored memory as the memory attention reads it. */
+export interface SpatialMemory {
+  /** [n, memDim] memory features of one frame (the values). */
+  features: tf.Tensor2D;
+  /** Per-layer key part from MemoryAttention.spatialKeys, cached while the memory lives. */
+  keysT: tf.Tensor2D[];
+  /** [1, memDim] temporal encoding of the memory's slot relative to the current frame. */
+  tpos: tf.Tensor2D;
+}
+
+/** Object pointers split into memDim-wide tokens, with their (temporal) position encodings. */
+export interface PointerTokens {
+  tokens: tf.Tensor2D;
+  pos: tf.Tensor2D;
+}
+
 export class MemoryAttentionLayer extends Sam2Layer {
   static className = 'Sam2MemoryAttentionLayer';
   readonly selfAttn: RoPEAttention;
@@ -28,15 +44,11 @@ export class MemoryAttentionLayer extends Sam2Layer {
     this.norms = [1, 2, 3].map((i) => this.child(new LayerNorm(`${key}.norm${i}`, d)));
   }
 
-  /**
-   * tgt [N, d]; memoryKeysT: the cross-attention keys prepared by prepareKeys (memory + its
-   * position encoding, projected and rotated); memory [M, memDim] for the values.
-   */
+  /** tgt [N, d]; memoryKeysT [d, M] (see MemoryAttention.bankKeys); memory [M, memDim] (the values). */
   forward(tgt: tf.Tensor2D, memoryKeysT: tf.Tensor2D, memory: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const [n1, n2, n3] = this.norms;
-      const t1 = n1.forward(tgt) as tf.Tensor2D;
-      let x = tf.add(tgt, this.selfAttn.forward(t1, t1, t1)) as tf.Tensor2D;
+      let x = tf.add(tgt, this.selfAttn.selfAttend(n1.forward(tgt) as tf.Tensor2D)) as tf.Tensor2D;
       x = tf.add(x, this.crossAttnImage.attend(n2.forward(x) as tf.Tensor2D, memoryKeysT, memory)) as tf.Tensor2D;
       const h = this.linear2.forward(this.linear1.forward(n3.forward(x), 'relu'));
       return tf.add(x, h) as tf.Tensor2D;
@@ -60,34 +72,59 @@ export class MemoryAttention extends Sam2Layer {
   }
 
   /**
-   * The cross-attention keys of every layer for a memory bank: [memory + memoryPos] projected
-   * and rotated per layer. Depends only on the memory, so it can be reused across frames.
+   * The cacheable part of one spatial memory's cross-attention keys, per layer: its features
+   * plus their sine position encoding, projected and rotated ([d, n] each). The temporal
+   * encoding of the memory's slot, which changes from frame to frame, is added by bankKeys.
    */
-  prepareMemoryKeys(memory: tf.Tensor2D, memoryPos: tf.Tensor2D, nQuery: number, numObjPtrTokens: number): tf.Tensor2D[] {
+  spatialKeys(features: tf.Tensor2D, pos: tf.Tensor2D): tf.Tensor2D[] {
     return tf.tidy(() => {
-      const k = tf.add(memory, memoryPos) as tf.Tensor2D;
-      return this.layers.map((l) => l.crossAttnImage.prepareKeys(k, nQuery, numObjPtrTokens));
+      const k = tf.add(features, pos) as tf.Tensor2D;
+      return this.layers.map((l) => l.crossAttnImage.gridKeysT(k));
+    });
+  }
+
+  /** Cross-attention keys [d, M] of layer `layer` for a memory bank, in the order of bankValues. */
+  bankKeys(layer: number, spatial: SpatialMemory[], pointers?: PointerTokens): tf.Tensor2D {
+    return tf.tidy(() => {
+      const attn = this.layers[layer].crossAttnImage;
+      const parts = spatial.map((m) => tf.add(m.keysT[layer], attn.gridKeyOffsetT(m.tpos, m.features.shape[0])) as tf.Tensor2D);
+      if (pointers) parts.push(attn.plainKeysT(tf.add(pointers.tokens, pointers.pos) as tf.Tensor2D));
+      return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
     });
   }
 
   /**
-   * curr [N, 256] features of the current frame (N = h*w tokens, row-major), currPos its sine
-   * encoding; memory [M, 64] and memoryPos [M, 64] with the object-pointer tokens last.
-   * Returns the memory-conditioned features [N, 256].
+   * curr [N, d]: features of the current frame (N = h*w tokens, row-major) and currPos their
+   * sine encoding, conditioned on spatial memories of the same grid (RoPE-rotated) and
+   * object-pointer tokens (not rotated). Returns [N, d].
    */
-  forward(curr: tf.Tensor2D, currPos: tf.Tensor2D, memory: tf.Tensor2D, memoryPos: tf.Tensor2D, numObjPtrTokens: number): tf.Tensor2D {
+  forwardBank(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): tf.Tensor2D {
     return tf.tidy(() => {
-      const keys = this.prepareMemoryKeys(memory, memoryPos, curr.shape[0], numObjPtrTokens);
-      return this.forwardWithKeys(curr, currPos, keys, memory);
+      const values = tf.concat([...spatial.map((m) => m.features), ...(pointers ? [pointers.tokens] : [])]) as tf.Tensor2D;
+      let x = tf.add(curr, tf.mul(currPos, 0.1)) as tf.Tensor2D;
+      this.layers.forEach((l, i) => (x = l.forward(x, this.bankKeys(i, spatial, pointers), values)));
+      return this.norm.forward(x) as tf.Tensor2D;
     });
   }
 
-  /** forward() with the keys from prepareMemoryKeys. */
-  forwardWithKeys(curr: tf.Tensor2D, currPos: tf.Tensor2D, memoryKeysT: tf.Tensor2D[], memory: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * The reference's call: memory [M, memDim] and memoryPos (temporal encodings included) with
+   * the numObjPtrTokens object-pointer tokens last, every spatial memory on curr's grid.
+   */
+  forward(curr: tf.Tensor2D, currPos: tf.Tensor2D, memory: tf.Tensor2D, memoryPos: tf.Tensor2D, numObjPtrTokens: number): tf.Tensor2D {
     return tf.tidy(() => {
-      let x = tf.add(curr, tf.mul(currPos, 0.1)) as tf.Tensor2D;
-      this.layers.forEach((l, i) => (x = l.forward(x, memoryKeysT[i], memory)));
-      return this.norm.forward(x) as tf.Tensor2D;
+      const [n, memDim] = [curr.shape[0], memory.shape[1]];
+      const numSpatial = (memory.shape[0] - numObjPtrTokens) / n;
+      const zero = tf.zeros([1, memDim]) as tf.Tensor2D;
+      const spatial = Array.from({ length: numSpatial }, (_, i) => {
+        const features = tf.slice(memory, [i * n, 0], [n, -1]) as tf.Tensor2D;
+        return { features, keysT: this.spatialKeys(features, tf.slice(memoryPos, [i * n, 0], [n, -1])), tpos: zero };
+      });
+      const start = numSpatial * n;
+      const pointers = numObjPtrTokens
+        ? { tokens: tf.slice(memory, [start, 0], [-1, -1]) as tf.Tensor2D, pos: tf.slice(memoryPos, [start, 0], [-1, -1]) as tf.Tensor2D }
+        : undefined;
+      return this.forwardBank(curr, currPos, spatial, pointers);
     });
   }
 }

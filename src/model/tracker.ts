@@ -9,7 +9,7 @@ import { Conv2d, Linear, Mlp } from '../layers/common';
 import { componentAreas } from '../predictor/components';
 import { resizeAntialiasBilinear } from '../predictor/transforms';
 import type { Sam2Config } from './config';
-import { MemoryAttention, roundToBfloat16, sine1d } from './memory_attention';
+import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import type { Sam2Model } from './sam2';
 
@@ -60,6 +60,8 @@ export interface FrameOutput {
   objectScoreLogit: number;
   /** Memory features [s*s, 64], rounded to bfloat16 precision as the reference stores them. */
   maskmemFeatures?: tf.Tensor2D;
+  /** Cache of MemoryAttention.spatialKeys for maskmemFeatures; freed with it. */
+  memoryKeysT?: tf.Tensor2D[];
 }
 
 export interface ObjectMemory {
@@ -110,21 +112,24 @@ export class Tracker {
       return tf.tidy(() => tf.add(features.top, tf.reshape(this.model.imageEncoder.noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D);
     }
     const n = this.config.numMaskmem;
+    const memPos = tf.tidy(() => tf.reshape(this.memoryEncoder.positionEncoding, [s * s, -1]) as tf.Tensor2D);
+    const spatialOutputs: [number, FrameOutput][] = [];
+    for (const out of memory.cond.values()) spatialOutputs.push([0, out]);
+    for (let tPos = 1; tPos < n; tPos++) {
+      const tRel = n - tPos;
+      const out = memory.nonCond.get(reverse ? frameIdx + tRel : frameIdx - tRel);
+      if (out) spatialOutputs.push([tPos, out]);
+    }
+    // keys of a stored memory are computed once and reused while it stays in the bank
+    for (const [, out] of spatialOutputs) {
+      if (out.maskmemFeatures && !out.memoryKeysT) out.memoryKeysT = this.memoryAttention.spatialKeys(out.maskmemFeatures, memPos);
+    }
+    memPos.dispose();
     return tf.tidy(() => {
-      const mems: tf.Tensor2D[] = [];
-      const poss: tf.Tensor2D[] = [];
       const tpos = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
-      const memPos = tf.reshape(this.memoryEncoder.positionEncoding, [s * s, -1]);
-      const addMem = (tPos: number, out: FrameOutput | undefined) => {
-        if (!out?.maskmemFeatures) return;
-        mems.push(out.maskmemFeatures);
-        poss.push(tf.add(memPos, tf.slice(tpos, [n - tPos - 1, 0], [1, -1])) as tf.Tensor2D);
-      };
-      for (const out of memory.cond.values()) addMem(0, out);
-      for (let tPos = 1; tPos < n; tPos++) {
-        const tRel = n - tPos;
-        addMem(tPos, memory.nonCond.get(reverse ? frameIdx + tRel : frameIdx - tRel));
-      }
+      const spatial: SpatialMemory[] = spatialOutputs
+        .filter(([, out]) => out.maskmemFeatures && out.memoryKeysT)
+        .map(([tPos, out]) => ({ features: out.maskmemFeatures!, keysT: out.memoryKeysT!, tpos: tf.slice(tpos, [n - tPos - 1, 0], [1, -1]) as tf.Tensor2D }));
       // object pointers: conditioning frames not in the future, then up to 15 recent frames
       const maxPtrs = Math.min(numFrames, this.config.maxObjPtrsInEncoder);
       const sign = reverse ? -1 : 1;
@@ -140,7 +145,7 @@ export class Tracker {
         const out = memory.nonCond.get(t);
         if (out) ptrs.push({ pos: tDiff, ptr: out.objPtr });
       }
-      let numPtrTokens = 0;
+      let pointers: PointerTokens | undefined;
       if (ptrs.length) {
         const m = this.config.memoryDim;
         const d = this.config.neck.dModel;
@@ -152,17 +157,17 @@ export class Tracker {
         } else {
           ptrPos = tf.zeros([ptrs.length, m]);
         }
-        mems.push(tf.tensor2d(concatPtrs(ptrs.map((p) => p.ptr)), [ptrs.length * split, m]));
-        // each pointer is split into `split` tokens sharing its position
-        poss.push(tf.reshape(tf.tile(tf.expandDims(ptrPos, 1), [1, split, 1]), [ptrs.length * split, m]));
-        numPtrTokens = ptrs.length * split;
+        pointers = {
+          tokens: tf.tensor2d(concatPtrs(ptrs.map((p) => p.ptr)), [ptrs.length * split, m]),
+          // each pointer is split into `split` tokens sharing its position
+          pos: tf.reshape(tf.broadcastTo(tf.expandDims(ptrPos, 1), [ptrs.length, split, m]), [ptrs.length * split, m]),
+        };
       }
-      const out = this.memoryAttention.forward(
+      const out = this.memoryAttention.forwardBank(
         tf.reshape(features.top, [s * s, -1]) as tf.Tensor2D,
         tf.reshape(features.topPos, [s * s, -1]) as tf.Tensor2D,
-        tf.concat(mems) as tf.Tensor2D,
-        tf.concat(poss) as tf.Tensor2D,
-        numPtrTokens,
+        spatial,
+        pointers,
       );
       return tf.reshape(out, [1, s, s, -1]) as tf.Tensor4D;
     });

@@ -9,7 +9,7 @@ import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from
 import type { RgbImage } from './image_input';
 import { resizeAntialiasBilinear, upsampleLogits } from './transforms';
 import { preprocessVideoFrame } from './video_frames';
-import { VideoState, disposeObject, disposeOutput, openFrames, type ObjectState, type VideoSource } from './video_state';
+import { VideoState, disposeObject, disposeOutput, forgetMemoryKeys, openFrames, type ObjectState, type VideoSource } from './video_state';
 
 export interface VideoPredictorOptions {
   /** Encoded frames kept in memory (default 16). */
@@ -235,17 +235,17 @@ export class VideoPredictor {
   /**
    * Bounded memory: only the most recent num_maskmem - 1 memories and max_obj_ptrs pointers
    * in the tracking direction can be attended to again, so older non-conditioning memories
-   * are dropped (their masks stay, for re-prompting).
+   * are dropped (their masks stay, for re-prompting), and so are the cached keys of memories
+   * that left the num_maskmem window.
    */
   private forgetUnreachable(state: VideoState, frameIdx: number, reverse: boolean): void {
-    const keep = Math.max(this.model.config.numMaskmem, this.model.config.maxObjPtrsInEncoder);
+    const { numMaskmem, maxObjPtrsInEncoder } = this.model.config;
+    const keep = Math.max(numMaskmem, maxObjPtrsInEncoder);
     for (const obj of state.objects) {
       for (const [t, out] of obj.memory.nonCond) {
         const behind = reverse ? t - frameIdx : frameIdx - t;
-        if (behind > keep && out.maskmemFeatures) {
-          out.maskmemFeatures.dispose();
-          out.maskmemFeatures = undefined;
-        }
+        if (behind >= numMaskmem - 1) forgetMemoryKeys(out);
+        if (behind > keep) disposeOutput(out);
       }
     }
   }

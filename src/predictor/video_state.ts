@@ -71,7 +71,16 @@ export class VideoState {
 }
 
 export function disposeOutput(out: FrameOutput | undefined): void {
-  out?.maskmemFeatures?.dispose();
+  if (!out) return;
+  forgetMemoryKeys(out);
+  out.maskmemFeatures?.dispose();
+  out.maskmemFeatures = undefined;
+}
+
+/** Frees the cached attention keys of a memory (recomputed if it is attended to again). */
+export function forgetMemoryKeys(out: FrameOutput): void {
+  if (out.memoryKeysT) tf.dispose(out.memoryKeysT);
+  out.memoryKeysT = undefined;
 }
 
 export function disposeObject(o: ObjectState): void {
