@@ -2,7 +2,7 @@
  * Benchmarks on the current backend (wasm unless SAM2_TFJS_BACKEND says otherwise), with
  * Hiera-T formula weights (same compute as trained weights). Prints medians after warm-up and
  * ratios to the PyTorch reference measured on the same 2-core machines.
- *   npm run bench [-- encoder|predict|amg|video]
+ *   npm run bench [-- encoder|predict|amg|memory|video]
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
@@ -11,6 +11,7 @@ import { Sam2Model } from '../src/model/sam2';
 import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { VideoPredictor } from '../src/predictor/video_predictor';
+import type { SpatialMemory } from '../src/model/memory_attention';
 import { fixturePath } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 
@@ -77,6 +78,37 @@ async function main() {
     );
     gen.dispose();
   }
+  if (which === 'all' || which === 'memory') {
+    // the steady state of tracking at 1024 px: 7 spatial memories (64x64 tokens) and 16 pointers
+    const att = model.video!.memoryAttention;
+    const [n, m] = [4096, 64];
+    const curr = tf.randomNormal([n, 256], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const currPos = tf.randomNormal([n, 256], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const spatial: SpatialMemory[] = Array.from({ length: 7 }, (_, i) => {
+      const features = tf.randomNormal([n, m], 0, 1, 'float32', 10 + i) as tf.Tensor2D;
+      const pos = tf.randomNormal([n, m], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+      const keysT = att.spatialKeys(features, pos);
+      pos.dispose();
+      return { features, keysT, tpos: tf.randomNormal([1, m], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
+    });
+    const pointers = { tokens: tf.randomNormal([64, m], 0, 1, 'float32', 3) as tf.Tensor2D, pos: tf.randomNormal([64, m], 0, 1, 'float32', 4) as tf.Tensor2D };
+    const memory = tf.concat([...spatial.map((s) => s.features), pointers.tokens]) as tf.Tensor2D;
+    const memoryPos = tf.randomNormal([7 * n + 64, m], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const run = async (f: () => tf.Tensor) => {
+      const out = f();
+      await out.data();
+      out.dispose();
+    };
+    const cold = await time(() => run(() => att.forward(curr, currPos, memory, memoryPos, 64)), 1);
+    const cached = await time(() => run(() => att.forwardBank(curr, currPos, spatial, pointers)), 1);
+    const keysMs = await time(() => tf.dispose(att.spatialKeys(spatial[0].features, spatial[1].features)), 1);
+    console.log(
+      `memory attention, 7 memories + 16 pointers at 1024 px: ${(cached / 1000).toFixed(1)} s with cached memory keys, ` +
+        `${(cold / 1000).toFixed(1)} s computing them (${(cold / cached).toFixed(2)}x); keys of one new memory ${keysMs.toFixed(0)} ms`,
+    );
+    tf.dispose([curr, currPos, memory, memoryPos, pointers.tokens, pointers.pos, ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT])]);
+  }
+
   if (which === 'all' || which === 'video') {
     const video = new VideoPredictor(model);
     const frames = Array.from({ length: 8 }, (_, i) => fixturePath('videos/bedroom', `0000${i}.png`));
@@ -86,10 +118,15 @@ async function main() {
     const before = { ...video.timings };
     const t0 = performance.now();
     let n = 0;
+    const perFrame: string[] = [];
+    let last = performance.now();
     for await (const r of video.propagateInVideo(state)) {
       if (r.frameIdx > 0) n++;
+      perFrame.push(`${r.frameIdx}: ${((performance.now() - last) / 1000).toFixed(1)}`);
+      last = performance.now();
     }
     const total = performance.now() - t0;
+    console.log(`video: seconds per frame (2 objects) ${perFrame.join(', ')}`);
     const d = (k: keyof typeof before) => (video.timings[k] - before[k]) / (n * 2);
     console.log(
       `video: ${n} tracked frames x 2 objects in ${(total / 1000).toFixed(1)} s = ${(total / n / 2).toFixed(0)} ms per frame per object ` +
