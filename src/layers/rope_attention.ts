@@ -42,6 +42,13 @@ function swapMatrix(dim: number): tf.Tensor2D {
   return tf.tensor2d(r, [dim, dim]);
 }
 
+/** A run of query tokens of a grid (row-major), so two threads can each take a part. */
+export interface GridRows {
+  gridSize: number;
+  start: number;
+  count: number;
+}
+
 export class RoPEAttention extends Sam2Layer {
   static className = 'Sam2RoPEAttention';
   readonly qProj: Linear;
@@ -81,14 +88,23 @@ export class RoPEAttention extends Sam2Layer {
     return this.tables;
   }
 
-  /** Rotates x [r * n, dim] (r repeats of the n-token grid). */
-  rotate(x: tf.Tensor2D, n: number): tf.Tensor2D {
+  /**
+   * Rotates x [r * n, dim] (r repeats of the n-token grid), or, with `start`, x holding the
+   * grid's tokens start .. start + rows - 1.
+   */
+  rotate(x: tf.Tensor2D, n: number, start?: number): tf.Tensor2D {
     return tf.tidy(() => {
       const t = this.rope(n);
+      const swapped = tf.matMul(x, t.swap);
+      if (start !== undefined) {
+        const rows = x.shape[0];
+        const cos = tf.slice(t.cos, [start, 0], [rows, -1]);
+        const sin = tf.slice(t.sin, [start, 0], [rows, -1]);
+        return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor2D;
+      }
       const r = x.shape[0] / n;
       const xs = tf.reshape(x, [r, n, this.dim]);
-      const swapped = tf.reshape(tf.matMul(x, t.swap), [r, n, this.dim]);
-      return tf.reshape(tf.add(tf.mul(xs, t.cos), tf.mul(swapped, t.sin)), [r * n, this.dim]) as tf.Tensor2D;
+      return tf.reshape(tf.add(tf.mul(xs, t.cos), tf.mul(tf.reshape(swapped, [r, n, this.dim]), t.sin)), [r * n, this.dim]) as tf.Tensor2D;
     });
   }
 
@@ -118,15 +134,17 @@ export class RoPEAttention extends Sam2Layer {
   }
 
   /**
-   * Single-head attention (batch 1): q [Nq, dim] (a grid), keysT [dim, Nk] built from the
-   * methods above, values [Nk, kvInDim] before v_proj. Softmax rows sum to one, so averaging
-   * the raw values and projecting afterwards equals projecting first: with 64-channel memories
-   * that makes the value product 4x cheaper. Queries go in chunks to bound the score matrix.
+   * Single-head attention (batch 1): q [Nq, dim], the tokens of an n-token grid from `rows.start`
+   * on (default: the whole grid); keysT [dim, Nk] built from the methods above; values
+   * [Nk, kvInDim] before v_proj. Softmax rows sum to one, so averaging the raw values and
+   * projecting afterwards equals projecting first: with 64-channel memories that makes the value
+   * product 4x cheaper. Queries go in chunks to bound the score matrix.
    */
-  attend(q: tf.Tensor2D, keysT: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor2D {
+  attend(q: tf.Tensor2D, keysT: tf.Tensor2D, values: tf.Tensor2D, rows?: GridRows): tf.Tensor2D {
     return tf.tidy(() => {
       const nq = q.shape[0];
-      const qr = tf.mul(this.rotate(this.qProj.forward(q) as tf.Tensor2D, nq), 1 / Math.sqrt(this.dim)) as tf.Tensor2D;
+      const qp = this.qProj.forward(q) as tf.Tensor2D;
+      const qr = tf.mul(rows ? this.rotate(qp, rows.gridSize, rows.start) : this.rotate(qp, nq), 1 / Math.sqrt(this.dim)) as tf.Tensor2D;
       const chunk = Math.max(256, Math.floor(2 ** 25 / keysT.shape[1]));
       const parts: tf.Tensor2D[] = [];
       for (let i = 0; i < nq; i += chunk) {
@@ -138,9 +156,12 @@ export class RoPEAttention extends Sam2Layer {
     });
   }
 
-  /** Self-attention over a grid x [n, dim], every token rotated. */
-  selfAttend(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => this.attend(x, this.gridKeysT(x), x));
+  /** Self-attention over a grid x [n, dim], every token rotated; with `rows`, only those queries. */
+  selfAttend(x: tf.Tensor2D, rows?: GridRows): tf.Tensor2D {
+    return tf.tidy(() => {
+      const q = rows ? (tf.slice(x, [rows.start, 0], [rows.count, -1]) as tf.Tensor2D) : x;
+      return this.attend(q, this.gridKeysT(x), x, rows);
+    });
   }
 }
 tf.serialization.registerClass(RoPEAttention);

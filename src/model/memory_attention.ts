@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { LayerNorm, Linear } from '../layers/common';
-import { RoPEAttention } from '../layers/rope_attention';
+import { RoPEAttention, type GridRows } from '../layers/rope_attention';
 import type { Sam2Config } from './config';
 
 const P = 'memory_attention';
@@ -44,12 +44,17 @@ export class MemoryAttentionLayer extends Sam2Layer {
     this.norms = [1, 2, 3].map((i) => this.child(new LayerNorm(`${key}.norm${i}`, d)));
   }
 
-  /** tgt [N, d]; memoryKeysT [d, M] (see MemoryAttention.bankKeys); memory [M, memDim] (the values). */
-  forward(tgt: tf.Tensor2D, memoryKeysT: tf.Tensor2D, memory: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * tgt [N, d]; memoryKeysT [d, M] (see MemoryAttention.bankKeys); memory [M, memDim] (the
+   * values). With `rows`, returns only those rows of the output (every row needs all of tgt
+   * for self-attention, and nothing else).
+   */
+  forward(tgt: tf.Tensor2D, memoryKeysT: tf.Tensor2D, memory: tf.Tensor2D, rows?: GridRows): tf.Tensor2D {
     return tf.tidy(() => {
       const [n1, n2, n3] = this.norms;
-      let x = tf.add(tgt, this.selfAttn.selfAttend(n1.forward(tgt) as tf.Tensor2D)) as tf.Tensor2D;
-      x = tf.add(x, this.crossAttnImage.attend(n2.forward(x) as tf.Tensor2D, memoryKeysT, memory)) as tf.Tensor2D;
+      const own = rows ? (tf.slice(tgt, [rows.start, 0], [rows.count, -1]) as tf.Tensor2D) : tgt;
+      let x = tf.add(own, this.selfAttn.selfAttend(n1.forward(tgt) as tf.Tensor2D, rows)) as tf.Tensor2D;
+      x = tf.add(x, this.crossAttnImage.attend(n2.forward(x) as tf.Tensor2D, memoryKeysT, memory, rows)) as tf.Tensor2D;
       const h = this.linear2.forward(this.linear1.forward(n3.forward(x), 'relu'));
       return tf.add(x, h) as tf.Tensor2D;
     });
@@ -100,11 +105,18 @@ export class MemoryAttention extends Sam2Layer {
    */
   forwardBank(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): tf.Tensor2D {
     return tf.tidy(() => {
-      const values = tf.concat([...spatial.map((m) => m.features), ...(pointers ? [pointers.tokens] : [])]) as tf.Tensor2D;
-      let x = tf.add(curr, tf.mul(currPos, 0.1)) as tf.Tensor2D;
-      this.layers.forEach((l, i) => (x = l.forward(x, this.bankKeys(i, spatial, pointers), values)));
-      return this.norm.forward(x) as tf.Tensor2D;
+      const { x, keysT, values } = this.prepareBank(curr, currPos, spatial, pointers);
+      return this.norm.forward(this.layers.reduce((h, l, i) => l.forward(h, keysT[i], values), x)) as tf.Tensor2D;
     });
+  }
+
+  /** What the layers read: the input tokens, every layer's keys [d, M] and the values [M, memDim]. */
+  prepareBank(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens) {
+    return tf.tidy(() => ({
+      x: tf.add(curr, tf.mul(currPos, 0.1)) as tf.Tensor2D,
+      keysT: this.layers.map((_, i) => this.bankKeys(i, spatial, pointers)),
+      values: tf.concat([...spatial.map((m) => m.features), ...(pointers ? [pointers.tokens] : [])]) as tf.Tensor2D,
+    }));
   }
 
   /**
