@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, maskIoU, nhwcToNchw } from './helpers';
 import { tinyConfig, tinyImageEncoder, tinyImageModel, tinyWeights } from './models';
 import { MemoryEncoder } from '../src/model/memory_encoder';
-import { MemoryAttention, roundToBfloat16, sine1d } from '../src/model/memory_attention';
+import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from '../src/model/memory_attention';
+import { ParallelMemoryAttention } from '../src/model/memory_attention_parallel';
 import { Linear, Mlp } from '../src/layers/common';
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { readImage } from '../src/predictor/image_input';
@@ -105,5 +106,70 @@ describe('memory encoder and memory attention parity on video_bedroom (first cal
     tf.dispose([x, x1, ...f1.backboneFpn, ...backboneFpn, imageEmbed, out.lowResMasks, out.ious, out.objectScoreLogits, filledT, maskForMem, mem.visionFeatures, tokens, attnOut]);
     predictor.dispose();
     for (const l of [memEnc, memAttn, objPtrProj, tposProj]) l.disposeAll();
+  });
+});
+
+describe('memory attention on two threads (worker) and with cached memory keys', () => {
+  const n = 1024; // a 32x32 grid: a 512 px frame
+  let att: MemoryAttention;
+  let inputs: { curr: tf.Tensor2D; currPos: tf.Tensor2D; spatial: SpatialMemory[]; pointers: PointerTokens };
+
+  before(() => {
+    att = new MemoryAttention(tinyConfig());
+    att.loadFrom(tinyWeights());
+    const spatial = [0, 1, 2].map((i) => {
+      const features = tf.randomNormal([n, 64], 0, 1, 'float32', 10 + i) as tf.Tensor2D;
+      const pos = tf.randomNormal([n, 64], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+      const keysT = att.spatialKeys(features, pos);
+      pos.dispose();
+      return { features, keysT, tpos: tf.randomNormal([1, 64], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
+    });
+    inputs = {
+      curr: tf.randomNormal([n, 256], 0, 1, 'float32', 1) as tf.Tensor2D,
+      currPos: tf.randomNormal([n, 256], 0, 1, 'float32', 2) as tf.Tensor2D,
+      spatial,
+      pointers: { tokens: tf.randomNormal([16, 64], 0, 1, 'float32', 3) as tf.Tensor2D, pos: tf.randomNormal([16, 64], 0, 1, 'float32', 4) as tf.Tensor2D },
+    };
+  });
+
+  after(() => {
+    const { curr, currPos, spatial, pointers } = inputs;
+    tf.dispose([curr, currPos, pointers.tokens, pointers.pos, ...spatial.flatMap((m) => [m.features, m.tpos, ...m.keysT])]);
+    att.disposeAll();
+  });
+
+  it('cached keys plus per-frame temporal encodings equal keys computed from memory + position', () => {
+    const { curr, currPos, spatial, pointers } = inputs;
+    const fresh = tf.tidy(() => {
+      // the reference's layout: temporal encodings folded into the positions, pointers last
+      const memPos = spatial.map((m, i) => tf.add(tf.randomNormal([n, 64], 0, 1, 'float32', 20 + i), m.tpos));
+      const memory = tf.concat([...spatial.map((m) => m.features), pointers.tokens]) as tf.Tensor2D;
+      const memoryPos = tf.concat([...memPos, pointers.pos]) as tf.Tensor2D;
+      return att.forward(curr, currPos, memory, memoryPos, 16);
+    });
+    const cached = att.forwardBank(curr, currPos, spatial, pointers);
+    const ref = fresh.dataSync() as Float32Array;
+    const std = tf.tidy(() => tf.moments(fresh).variance.sqrt().dataSync()[0]);
+    expectClose('cached vs fresh keys', cached.dataSync(), ref, 1e-5, std);
+    tf.dispose([fresh, cached]);
+  });
+
+  it('splitting the query rows with a worker thread gives the same output and leaks nothing', async () => {
+    const { curr, currPos, spatial, pointers } = inputs;
+    const one = att.forwardBank(curr, currPos, spatial, pointers);
+    const parallel = new ParallelMemoryAttention(att);
+    try {
+      const two = await expectNoLeak('ParallelMemoryAttention.forwardBank', async () => {
+        const out = await parallel.forwardBank(curr, currPos, spatial, pointers);
+        const data = out.dataSync().slice();
+        out.dispose();
+        return data;
+      });
+      const std = tf.tidy(() => tf.moments(one).variance.sqrt().dataSync()[0]);
+      expectClose('two threads vs one', two, one.dataSync(), 1e-6, std);
+    } finally {
+      one.dispose();
+      expect(await parallel.dispose()).to.equal(1); // terminated
+    }
   });
 });

@@ -334,4 +334,13 @@ export class VideoPredictor {
   resetState(state: VideoState): void {
     state.dispose();
   }
+
+  /**
+   * Stops the memory-attention worker thread (started on the first tracked frame when the wasm
+   * backend runs on a multi-core machine). States and the model stay usable; a later call starts
+   * a new worker.
+   */
+  dispose(): void {
+    this.tracker.dispose();
+  }
 }
