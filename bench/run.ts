@@ -134,6 +134,7 @@ async function main() {
         `reference: ~8 s (2nd frame) to ~30 s (8th frame) per frame with 2 objects`,
     );
     video.resetState(state);
+    video.dispose();
   }
   model.dispose();
 }

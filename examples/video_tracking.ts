@@ -29,6 +29,7 @@ async function main() {
   }
   console.log(`tracked in ${((Date.now() - t) / 1000).toFixed(1)} s`, video.timings);
   video.resetState(state);
+  video.dispose();
   model.dispose();
 }
 

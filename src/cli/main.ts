@@ -303,6 +303,7 @@ const COMMANDS: Record<string, Command> = {
         console.log(`${done} frames x ${state.objIds.length} objects -> ${out}`);
       } finally {
         video.resetState(state);
+        video.dispose();
         m.dispose();
       }
     },
