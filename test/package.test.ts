@@ -22,6 +22,16 @@ describe('package: entry points and the quickstart path', () => {
     }
   });
 
+  it('the npm package holds the entry points, the CLI, the worker thread and the weight porter', () => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const files = new Set((JSON.parse(out)[0].files as { path: string }[]).map((f) => f.path));
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    for (const f of [pkg.main, pkg.types, pkg.module, pkg.bin['sam2-tfjs'], 'dist/cjs/model/memory_attention_worker.js', 'dist/cjs/io/expected_keys.json', 'scripts/port_weights.ts', 'README.md']) {
+      expect(files.has(f.replace(/^\.\//, '')), f).to.equal(true);
+    }
+    expect([...files].filter((f) => f.startsWith('test/') || f.startsWith('src/'))).to.deep.equal([]);
+  });
+
   it('the ESM entry re-exports the same API', () => {
     const out = execFileSync(
       process.execPath,

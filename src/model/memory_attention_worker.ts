@@ -67,7 +67,7 @@ async function handle(m: ToWorker): Promise<FromWorker | undefined> {
 
 parentPort?.on('message', (m: ToWorker) => {
   handle(m).then(
-    (reply) => reply && parentPort!.postMessage(reply, reply.type === 'rows' ? [reply.data.buffer] : []),
+    (reply) => reply && parentPort!.postMessage(reply, reply.type === 'rows' ? [reply.data.buffer as ArrayBuffer] : []),
     (e: Error) => parentPort!.postMessage({ type: 'error', message: e.message } satisfies FromWorker),
   );
 });
