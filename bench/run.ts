@@ -12,6 +12,7 @@ import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generato
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { VideoPredictor } from '../src/predictor/video_predictor';
 import type { SpatialMemory } from '../src/model/memory_attention';
+import { ParallelMemoryAttention } from '../src/model/memory_attention_parallel';
 import { fixturePath } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 
@@ -102,9 +103,13 @@ async function main() {
     const cold = await time(() => run(() => att.forward(curr, currPos, memory, memoryPos, 64)), 1);
     const cached = await time(() => run(() => att.forwardBank(curr, currPos, spatial, pointers)), 1);
     const keysMs = await time(() => tf.dispose(att.spatialKeys(spatial[0].features, spatial[1].features)), 1);
+    const parallel = new ParallelMemoryAttention(att);
+    const twoThreads = await time(async () => (await parallel.forwardBank(curr, currPos, spatial, pointers)).dispose(), 1);
+    await parallel.dispose();
     console.log(
       `memory attention, 7 memories + 16 pointers at 1024 px: ${(cached / 1000).toFixed(1)} s with cached memory keys, ` +
-        `${(cold / 1000).toFixed(1)} s computing them (${(cold / cached).toFixed(2)}x); keys of one new memory ${keysMs.toFixed(0)} ms`,
+        `${(cold / 1000).toFixed(1)} s computing them (${(cold / cached).toFixed(2)}x); keys of one new memory ${keysMs.toFixed(0)} ms; ` +
+        `${(twoThreads / 1000).toFixed(1)} s on two threads (${(cached / twoThreads).toFixed(2)}x faster than one)`,
     );
     tf.dispose([curr, currPos, memory, memoryPos, pointers.tokens, pointers.pos, ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT])]);
   }
