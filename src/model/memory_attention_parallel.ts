@@ -85,6 +85,7 @@ export class ParallelMemoryAttention {
   private async run(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): Promise<tf.Tensor2D> {
     const att = this.attention;
     const { x, keysT, values } = att.prepareBank(curr, currPos, spatial, pointers);
+    let h = x; // the current layer's output (a partial one if the worker fails)
     this.worker.ref(); // keep the process alive while waiting for the worker
     try {
       await this.ready;
@@ -94,24 +95,21 @@ export class ParallelMemoryAttention {
       const n = x.shape[0];
       const mine: GridRows = { gridSize: n, start: 0, count: Math.ceil(n / 2) };
       const theirs: GridRows = { gridSize: n, start: mine.count, count: n - mine.count };
-      let h = x;
       for (let i = 0; i < att.layers.length; i++) {
         const xData = h.dataSync() as Float32Array;
         const reply = this.request({ type: 'layer', layer: i, x: xData, rows: theirs }, [xData.buffer as ArrayBuffer]);
         const top = att.layers[i].forward(h, keysT[i], values, mine); // runs while the worker works
+        if (h !== x) h.dispose();
+        h = top;
         const other = await reply;
         if (other.type !== 'rows') throw new Error('memory-attention worker: unexpected reply');
-        const next = tf.tidy(() => tf.concat([top, tf.tensor2d(other.data, [theirs.count, top.shape[1]])]) as tf.Tensor2D);
+        h = tf.tidy(() => tf.concat([top, tf.tensor2d(other.data, [theirs.count, top.shape[1]])]) as tf.Tensor2D);
         top.dispose();
-        if (h !== x) h.dispose();
-        h = next;
       }
       this.send({ type: 'release' });
-      const out = att.norm.forward(h) as tf.Tensor2D;
-      if (h !== x) h.dispose();
-      return out;
+      return att.norm.forward(h) as tf.Tensor2D;
     } finally {
-      tf.dispose([x, ...keysT, values]);
+      tf.dispose([x, h, ...keysT, values]); // h may be x: disposing twice is a no-op
       this.worker.unref();
     }
   }
