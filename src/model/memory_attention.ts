@@ -88,7 +88,7 @@ export class MemoryAttention extends Sam2Layer {
     });
   }
 
-  /** Cross-attention keys [d, M] of layer `layer` for a memory bank, in the order of bankValues. */
+  /** Cross-attention keys [d, M] of layer `layer` for a memory bank, in the order of prepareBank's values. */
   bankKeys(layer: number, spatial: SpatialMemory[], pointers?: PointerTokens): tf.Tensor2D {
     return tf.tidy(() => {
       const attn = this.layers[layer].crossAttnImage;

@@ -116,22 +116,21 @@ export class Tracker {
     }
     const n = this.config.numMaskmem;
     const memPos = tf.tidy(() => tf.reshape(this.memoryEncoder.positionEncoding, [s * s, -1]) as tf.Tensor2D);
-    const spatialOutputs: [number, FrameOutput][] = [];
-    for (const out of memory.cond.values()) spatialOutputs.push([0, out]);
+    // [temporal slot, output] of every stored memory this frame attends to
+    const stored: [number, FrameOutput][] = [];
+    for (const out of memory.cond.values()) stored.push([0, out]);
     for (let tPos = 1; tPos < n; tPos++) {
       const tRel = n - tPos;
       const out = memory.nonCond.get(reverse ? frameIdx + tRel : frameIdx - tRel);
-      if (out) spatialOutputs.push([tPos, out]);
+      if (out) stored.push([tPos, out]);
     }
+    const withMemory = stored.filter(([, out]) => out.maskmemFeatures);
     // keys of a stored memory are computed once and reused while it stays in the bank
-    for (const [, out] of spatialOutputs) {
-      if (out.maskmemFeatures && !out.memoryKeysT) out.memoryKeysT = this.memoryAttention.spatialKeys(out.maskmemFeatures, memPos);
-    }
+    for (const [, out] of withMemory) out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.maskmemFeatures!, memPos);
     memPos.dispose();
-    const stored = spatialOutputs.filter(([, out]) => out.maskmemFeatures && out.memoryKeysT);
     const bank = tf.tidy(() => {
       const tposAll = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
-      const tpos = stored.map(([tPos]) => tf.slice(tposAll, [n - tPos - 1, 0], [1, -1]) as tf.Tensor2D);
+      const tpos = withMemory.map(([tPos]) => tf.slice(tposAll, [n - tPos - 1, 0], [1, -1]) as tf.Tensor2D);
       // object pointers: conditioning frames not in the future, then up to 15 recent frames
       const maxPtrs = Math.min(numFrames, this.config.maxObjPtrsInEncoder);
       const sign = reverse ? -1 : 1;
@@ -173,7 +172,7 @@ export class Tracker {
       };
     });
     // features and keys belong to the memory bank; this call owns only what `bank` holds
-    const spatial: SpatialMemory[] = stored.map(([, out], i) => ({ features: out.maskmemFeatures!, keysT: out.memoryKeysT!, tpos: bank.tpos[i] }));
+    const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({ features: out.maskmemFeatures!, keysT: out.memoryKeysT!, tpos: bank.tpos[i] }));
     const pointers: PointerTokens | undefined = bank.pointers.length ? { tokens: bank.pointers[0], pos: bank.pointers[1] } : undefined;
     try {
       const out = await this.attend(bank.curr, bank.currPos, spatial, pointers);
