@@ -17,6 +17,8 @@ export const VIDEO_KEY =
   /^(memory_encoder|memory_attention|obj_ptr_proj|obj_ptr_tpos_proj|mask_downsample)\.|^(maskmem_tpos_enc|no_mem_pos_enc|no_obj_ptr|no_obj_embed_spatial)$/;
 
 export class Sam2Model {
+  /** Tells the model kinds apart (Sam1Model has kind 'sam1'). */
+  readonly kind = 'sam2' as const;
   readonly imageEncoder: ImageEncoder;
   readonly promptEncoder: PromptEncoder;
   readonly maskDecoder: MaskDecoder;
