@@ -8,7 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
 import { detectConfig, type Sam2Config, type SizeName } from '../model/config';
+import { detectSam1Config, isSam1Config, looksLikeSam1, type Sam1Config } from '../model/sam1/config';
 import expectedKeys from './expected_keys.json';
+import expectedKeysSam1 from './expected_keys_sam1.json';
 import { tfShape, toTfLayout } from './layout';
 import { readCheckpoint, type Checkpoint } from './torch_checkpoint';
 
@@ -23,7 +25,7 @@ export interface PortOptions {
 }
 
 export interface PortResult {
-  config: Sam2Config;
+  config: Sam2Config | Sam1Config;
   outDir: string;
   tensors: number;
   bytes: number;
@@ -44,19 +46,21 @@ export interface PortedModelJson {
   version: 1;
   generatedBy: string;
   source: string;
-  sam2Config: Sam2Config;
+  /** The resolved config (a SAM 1 config has `kind: 'sam1'`). */
+  sam2Config: Sam2Config | Sam1Config;
   weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
 }
 
 /** The keys and PyTorch shapes an official checkpoint of this variant holds. */
-export function expectedKeyShapes(config: Sam2Config): Map<string, number[]> {
+export function expectedKeyShapes(config: Sam2Config | Sam1Config): Map<string, number[]> {
+  if (isSam1Config(config)) return new Map((expectedKeysSam1 as unknown as Record<string, [string, number[]][]>)[config.size]);
   const list = (expectedKeys as Record<SizeName, [string, number[]][]>)[config.size];
   const v21Only = (k: string) => k.startsWith('obj_ptr_tpos_proj.') || k === 'no_obj_embed_spatial';
   return new Map(list.filter(([k]) => config.generation === 'sam2.1' || !v21Only(k)));
 }
 
 /** Fails with a WEIGHTS error naming missing, unexpected and mis-shaped keys. */
-export function checkKeys(ckpt: Checkpoint, config: Sam2Config): void {
+export function checkKeys(ckpt: Checkpoint, config: Sam2Config | Sam1Config): void {
   const expected = expectedKeyShapes(config);
   const keys = new Set(ckpt.keys());
   const missing = [...expected.keys()].filter((k) => !keys.has(k));
@@ -74,7 +78,7 @@ export function checkKeys(ckpt: Checkpoint, config: Sam2Config): void {
   if (problems.length) {
     throw new Sam2Error(
       'WEIGHTS',
-      `${ckpt.path} does not match ${config.name}: ${problems.join('; ')}. Is it an official SAM 2 checkpoint?`,
+      `${ckpt.path} does not match ${config.name}: ${problems.join('; ')}. Is it an official SAM 2 (or SAM 1) checkpoint?`,
     );
   }
 }
@@ -168,7 +172,8 @@ export function portCheckpoint(input: string, outDir: string, options: PortOptio
   const ckpt = readCheckpoint(input);
   try {
     const shapes = new Map(ckpt.keys().map((k) => [k, ckpt.info(k).shape] as const));
-    const config = detectConfig(shapes);
+    // SAM 1 (segment-anything ViT-B/L/H): a flat state dict with a ViT encoder
+    const config = looksLikeSam1(shapes) ? detectSam1Config(shapes) : detectConfig(shapes);
     checkKeys(ckpt, config);
     fs.mkdirSync(outDir, { recursive: true });
     for (const f of fs.readdirSync(outDir)) if (/^group1-shard\d+\.bin$/.test(f)) fs.rmSync(path.join(outDir, f));

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
 import { validateConfig, type Sam2Config } from '../model/config';
+import { isSam1Config, validateSam1Config, type Sam1Config } from '../model/sam1/config';
 import { Weights } from '../model/weights';
 import { MODEL_JSON, type PortedModelJson } from './port';
 
@@ -39,7 +40,7 @@ async function readBytes(base: string, name: string): Promise<Uint8Array> {
 export async function readPortedWeights(
   dirOrUrl: string,
   options: ReadPortedOptions = {},
-): Promise<{ config: Sam2Config; weights: Weights }> {
+): Promise<{ config: Sam2Config | Sam1Config; weights: Weights }> {
   let manifest: PortedModelJson;
   try {
     manifest = JSON.parse(Buffer.from(await readBytes(dirOrUrl, MODEL_JSON)).toString('utf8'));
@@ -50,8 +51,9 @@ export async function readPortedWeights(
   if (manifest.format !== 'sam2-tfjs-weights' || !manifest.sam2Config || !Array.isArray(manifest.weightsManifest)) {
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not a sam2-tfjs weights manifest.`);
   }
-  const config: Sam2Config = { ...manifest.sam2Config, imageSize: options.imageSize ?? manifest.sam2Config.imageSize };
-  validateConfig(config);
+  const config = { ...manifest.sam2Config, imageSize: options.imageSize ?? manifest.sam2Config.imageSize };
+  if (isSam1Config(config)) validateSam1Config(config);
+  else validateConfig(config);
   const entries: [string, tf.Tensor][] = [];
   try {
     for (const group of manifest.weightsManifest) {

@@ -141,28 +141,35 @@ export class VitBlock extends Sam2Layer {
       const d = this.opts.dim / this.opts.numHeads;
       let out: tf.Tensor2D | undefined;
       for (const hw of this.heads) {
-        const q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq });
-        const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
-        const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
-        // rel_h[g, y, x, ky] = q[g, y, x] . Rh[y, ky]: one matMul per query row y (batched over y)
-        const q4 = tf.reshape(q, [g, s, s, d]);
-        const byRow = tf.reshape(tf.transpose(q4, [1, 0, 2, 3]), [s, g * s, d]) as tf.Tensor3D;
-        const relH = tf.transpose(tf.reshape(tf.matMul(byRow, hw.relHT), [s, g, s, s]), [1, 0, 2, 3]);
-        const byCol = tf.reshape(tf.transpose(q4, [2, 0, 1, 3]), [s, g * s, d]) as tf.Tensor3D;
-        const relW = tf.transpose(tf.reshape(tf.matMul(byCol, hw.relWT), [s, g, s, s]), [1, 2, 0, 3]);
-        // [g * n, kh, kw] bias, broadcast-added (rank 3) to the logits [g * n, kh * kw]
-        const bias = tf.reshape(tf.add(tf.reshape(relH, [g * n, s, 1]), tf.reshape(relW, [g * n, 1, s])), [g, n, n]);
-        let o: tf.Tensor2D;
-        if (g === 1) {
-          const logits = tf.add(tf.matMul(q, tf.transpose(k)), tf.reshape(bias, [n, n]));
-          o = tf.matMul(tf.softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
-        } else {
-          const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
-          const logits = tf.add(tf.matMul(tf.reshape(q, [g, n, d]) as tf.Tensor3D, kT), bias);
-          o = tf.reshape(tf.matMul(tf.softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * n, d]) as tf.Tensor2D;
-        }
-        const contribution = tf.matMul(o, hw.wProj) as tf.Tensor2D;
-        out = out ? (tf.add(out, contribution) as tf.Tensor2D) : contribution;
+        // one tidy per head: global attention holds several [n, n] maps per head (64 MB each at 1024 px)
+        const contribution = tf.tidy(() => {
+          const q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq });
+          const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
+          const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
+          // rel_h[g, y, x, ky] = q[g, y, x] . Rh[y, ky]: one matMul per query row y (batched over y)
+          const q4 = tf.reshape(q, [g, s, s, d]);
+          const byRow = tf.reshape(tf.transpose(q4, [1, 0, 2, 3]), [s, g * s, d]) as tf.Tensor3D;
+          const relH = tf.transpose(tf.reshape(tf.matMul(byRow, hw.relHT), [s, g, s, s]), [1, 0, 2, 3]);
+          const byCol = tf.reshape(tf.transpose(q4, [2, 0, 1, 3]), [s, g * s, d]) as tf.Tensor3D;
+          const relW = tf.transpose(tf.reshape(tf.matMul(byCol, hw.relWT), [s, g, s, s]), [1, 2, 0, 3]);
+          // [g * n, kh, kw] bias, broadcast-added (rank 3) to the logits [g * n, kh * kw]
+          const bias = tf.reshape(tf.add(tf.reshape(relH, [g * n, s, 1]), tf.reshape(relW, [g * n, 1, s])), [g, n, n]);
+          let o: tf.Tensor2D;
+          if (g === 1) {
+            const logits = tf.add(tf.matMul(q, tf.transpose(k)), tf.reshape(bias, [n, n]));
+            o = tf.matMul(tf.softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
+          } else {
+            const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
+            const logits = tf.add(tf.matMul(tf.reshape(q, [g, n, d]) as tf.Tensor3D, kT), bias);
+            o = tf.reshape(tf.matMul(tf.softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * n, d]) as tf.Tensor2D;
+          }
+          return tf.matMul(o, hw.wProj) as tf.Tensor2D;
+        });
+        if (out) {
+          const sum = tf.add(out, contribution) as tf.Tensor2D;
+          tf.dispose([out, contribution]);
+          out = sum;
+        } else out = contribution;
       }
       return tf.reshape(tf.add(out as tf.Tensor2D, this.projBias.read()), [g, s, s, c]) as tf.Tensor4D;
     });

@@ -5,10 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors';
-import type { Sam2Model } from '../model/sam2';
+import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
-import { removeHolesAndSprinkles, upsampleLogits } from './transforms';
+import { removeHolesAndSprinkles } from './transforms';
+import { postprocessSmallRegions } from './amg/small_regions';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
 import { areaFromRle, cocoEncodeRle, maskToRle, rleToMask, type CocoRle, type UncompressedRle } from './amg/rle';
@@ -112,7 +113,7 @@ export class AutomaticMaskGenerator {
   /** Stage timings of the last generate call. */
   lastTimings: GenerateTimings = { encode: 0, decode: 0, postprocess: 0 };
 
-  constructor(readonly model: Sam2Model, options: AutomaticMaskGeneratorOptions = {}) {
+  constructor(readonly model: SamModel, options: AutomaticMaskGeneratorOptions = {}) {
     const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
     const hasSide = options.pointsPerSide !== null && (options.pointsPerSide !== undefined || !options.pointGrids);
     const hasGrids = !!options.pointGrids;
@@ -130,11 +131,14 @@ export class AutomaticMaskGenerator {
     } else {
       this.pointGrids = buildAllLayerPointGrids(o.pointsPerSide as number, o.cropNLayers, o.cropNPointsDownscaleFactor);
     }
-    // the reference cleans the low-res masks with the region area (its predictor's hole/sprinkle filter)
+    const sam1 = model.kind === 'sam1';
+    check(!(sam1 && o.useM2m), `useM2m is a SAM 2 option: ${model.config.name} (SAM 1) has no mask-to-mask refinement.`, 'CONFIG');
+    // SAM 2's reference cleans the low-res masks with the region area (its predictor's
+    // hole/sprinkle filter); SAM 1's cleans the final full-resolution masks in generate
     this.predictor = new SamPredictor(model, {
       maskThreshold: o.maskThreshold,
-      maxHoleArea: o.minMaskRegionArea,
-      maxSprinkleArea: o.minMaskRegionArea,
+      maxHoleArea: sam1 ? 0 : o.minMaskRegionArea,
+      maxSprinkleArea: sam1 ? 0 : o.minMaskRegionArea,
     });
   }
 
@@ -160,6 +164,9 @@ export class AutomaticMaskGenerator {
       const scores = records.map((r) => 1 / ((r.crop[2] - r.crop[0]) * (r.crop[3] - r.crop[1])));
       records = batchedNms(records.map((r) => r.box), scores, records.map(() => 0), o.cropNmsThresh).map((k) => records[k]);
     }
+    if (this.model.kind === 'sam1' && o.minMaskRegionArea > 0) {
+      records = this.removeSmallRegions(records, img.height, img.width);
+    }
     const out = records.map((r) => this.annotate(r));
     this.lastTimings.postprocess += Date.now() - t0;
     opts.onProgress?.({ ...progress, stage: 'postprocess' });
@@ -169,6 +176,22 @@ export class AutomaticMaskGenerator {
   /** Frees the cached image features. */
   dispose(): void {
     this.predictor.dispose();
+  }
+
+  /** SAM 1's generate: holes and islands below minMaskRegionArea removed, then NMS preferring unchanged masks. */
+  private removeSmallRegions(records: Record[], h: number, w: number): Record[] {
+    const o = this.options;
+    const kept = postprocessSmallRegions(
+      records.map((r) => ({ mask: rleToMask(r.rle), box: r.box })),
+      h,
+      w,
+      o.minMaskRegionArea,
+      Math.max(o.boxNmsThresh, o.cropNmsThresh),
+    );
+    return kept.map(({ index, mask, box }) => {
+      const r = records[index];
+      return mask && box ? { ...r, rle: maskToRle(mask, h, w), box } : r;
+    });
   }
 
   private annotate(r: Record): MaskAnnotation {
@@ -224,10 +247,9 @@ export class AutomaticMaskGenerator {
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
     const h = y1 - y0;
-    const S = this.predictor.imageSize;
     const b = points.length;
     const lowRes = tf.tidy(() => {
-      const coords = tf.tensor3d(points.flatMap(([x, y]) => [(x / w) * S, (y / h) * S]), [b, 1, 2]);
+      const coords = tf.tensor3d(points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)), [b, 1, 2]);
       const labels = tf.ones([b, 1], 'int32') as tf.Tensor2D;
       const r = this.predictor.predictTensors(coords, labels, { multimaskOutput: o.multimaskOutput });
       return { masks: r.lowResMasks, ious: r.ious };
@@ -255,7 +277,9 @@ export class AutomaticMaskGenerator {
       const lowData = (await planar.data()) as Float32Array;
       planar.dispose();
       const rows = candidates.map((_, j) => lowData.slice(j * s * s, (j + 1) * s * s));
-      if (o.minMaskRegionArea > 0) removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
+      if (o.minMaskRegionArea > 0 && this.model.kind !== 'sam1') {
+        removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
+      }
       const out: Record[] = [];
       // upsample a few masks at a time so large images keep memory bounded
       const chunk = Math.max(1, Math.floor(8e6 / (w * h)));
@@ -263,7 +287,8 @@ export class AutomaticMaskGenerator {
         const part = rows.slice(c, c + chunk);
         const { stab, bin } = tf.tidy(() => {
           const t = tf.tensor4d(concatRows(part), [part.length, s, s, 1]);
-          const up = tf.reshape(upsampleLogits(t, h, w), [part.length, h * w]);
+          // to the crop's size (SAM 1: through the padded square, as its predictor does)
+          const up = tf.reshape(this.predictor.postprocessLogits(t), [part.length, h * w]);
           const count = (thr: number) => tf.sum(tf.cast(tf.greater(up, thr), 'float32'), 1);
           const inter = count(o.maskThreshold + o.stabilityScoreOffset);
           const union = count(o.maskThreshold - o.stabilityScoreOffset);

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
+import type { SamModel } from '../model/sam_model';
 import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
 import type { RgbImage } from './image_input';
 import { resizeAntialiasBilinear, upsampleLogits } from './transforms';
@@ -50,7 +51,14 @@ export class VideoPredictor {
   /** Cumulative frame-encoding time in ms (tracker stages: `timings`). */
   encodeMs = 0;
 
-  constructor(readonly model: Sam2Model, readonly options: VideoPredictorOptions = {}) {
+  readonly model: Sam2Model;
+
+  /** A CONFIG error for SAM 1 models (they have no memory to track with). */
+  constructor(model: SamModel, readonly options: VideoPredictorOptions = {}) {
+    if (model.kind === 'sam1') {
+      throw new Sam2Error('CONFIG', `VideoPredictor needs a SAM 2 model; ${model.config.name} is SAM 1, which cannot track videos (use SamPredictor per frame, or a SAM 2 checkpoint).`);
+    }
+    this.model = model;
     this.tracker = model.tracker();
   }
 

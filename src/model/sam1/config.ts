@@ -54,8 +54,8 @@ export const SAM1_CHECKPOINT_FILES: Readonly<Record<string, string>> = {
 };
 
 /** True for a SAM 1 config (SAM 2 configs have no `kind`). */
-export function isSam1Config(config: { kind?: string }): config is Sam1Config {
-  return config.kind === 'sam1';
+export function isSam1Config(config: object): config is Sam1Config {
+  return (config as { kind?: string }).kind === 'sam1';
 }
 
 /** The reference config of a SAM 1 size (optionally at another input size). */
