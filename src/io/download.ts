@@ -6,20 +6,27 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
 import { MODEL_NAMES } from '../model/config';
+import { SAM1_CHECKPOINT_FILES, SAM1_MODEL_NAMES } from '../model/sam1/config';
 
 const BASES: Record<string, string> = {
   sam2: 'https://dl.fbaipublicfiles.com/segment_anything_2/072824',
   'sam2.1': 'https://dl.fbaipublicfiles.com/segment_anything_2/092824',
+  sam1: 'https://dl.fbaipublicfiles.com/segment_anything',
 };
+
+/** Every model name `download` and `--model` know: SAM 2 / 2.1, then SAM 1 (`sam_vit_b|l|h`). */
+export const DOWNLOADABLE_MODELS: readonly string[] = [...MODEL_NAMES, ...SAM1_MODEL_NAMES];
 
 /** Environment variable replacing the download base URL (a mirror, or a test server). */
 export const DOWNLOAD_BASE_ENV = 'SAM2_TFJS_DOWNLOAD_BASE';
 
 /** The official URL of a model's checkpoint (or under `baseUrl`). */
 export function checkpointUrl(model: string, baseUrl?: string): string {
-  if (!MODEL_NAMES.includes(model)) {
-    throw new Sam2Error('CONFIG', `Unknown model "${model}". Known models: ${MODEL_NAMES.join(', ')}.`);
+  if (!DOWNLOADABLE_MODELS.includes(model)) {
+    throw new Sam2Error('CONFIG', `Unknown model "${model}". Known models: ${DOWNLOADABLE_MODELS.join(', ')}.`);
   }
+  const sam1File = SAM1_CHECKPOINT_FILES[model];
+  if (sam1File) return `${(baseUrl ?? process.env[DOWNLOAD_BASE_ENV] ?? BASES.sam1).replace(/\/$/, '')}/${sam1File}`;
   const base = baseUrl ?? process.env[DOWNLOAD_BASE_ENV] ?? BASES[model.startsWith('sam2.1') ? 'sam2.1' : 'sam2'];
   return `${base.replace(/\/$/, '')}/${model}.pt`;
 }
