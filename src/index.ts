@@ -1,5 +1,6 @@
 /**
- * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos) for TensorFlow.js.
+ * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos), and SAM 1 (ViT-B/L/H)
+ * for images, for TensorFlow.js.
  * @packageDocumentation
  */
 export { Sam2Error, type Sam2ErrorCode } from './errors';
@@ -17,6 +18,19 @@ export {
 } from './model/config';
 export { Weights } from './model/weights';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
+export { Sam1Model } from './model/sam1/sam1';
+export type { SamModel, ModelKind } from './model/sam_model';
+export {
+  makeSam1Config,
+  sam1ConfigFromName,
+  detectSam1Config,
+  isSam1Config,
+  SAM1_MODEL_NAMES,
+  type Sam1Config,
+  type Sam1SizeName,
+  type VitConfig,
+} from './model/sam1/config';
+export { Sam1ImageEncoder, type Sam1ImageFeatures } from './model/sam1/image_encoder';
 export { loadSam2, type LoadSam2Options } from './model/load';
 export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
 export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
@@ -43,7 +57,7 @@ export {
 export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
-export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
+export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, DOWNLOADABLE_MODELS, type DownloadOptions } from './io/download';
 export {
   VideoPredictor,
   type VideoPredictorOptions,

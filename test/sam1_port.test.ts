@@ -1,8 +1,9 @@
 import { expect } from 'chai';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { expectNoLeak, formulaWeight } from './helpers';
+import { expectNoLeak, fixturePath, formulaWeight } from './helpers';
 import { loadManifest } from '../src/testing/manifest';
 import { checkKeys, portCheckpoint, type PortedModelJson } from '../src/io/port';
 import { readPortedWeights } from '../src/io/ported';
@@ -47,6 +48,23 @@ describe('SAM 1: porting the official checkpoints', () => {
     expect(model.kind).to.equal('sam1');
     expect(model.config.imageSize).to.equal(128);
     model.dispose();
+
+    // the CLI's segment and auto run on the ported SAM 1 folder (small input size); track refuses it
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm' },
+      });
+    const img = fixturePath('amg_sam1_truck', 'input.png');
+    const seg = cli('segment', img, '--model', out, '--image-size', '64', '--point', '200,150', '--out', path.join(tmp, 'm.png'), '--json');
+    expect(seg.status, seg.stderr).to.equal(0);
+    expect(JSON.parse(seg.stdout).width).to.equal(450);
+    const auto = cli('auto', img, '--model', out, '--image-size', '64', '--points-per-side', '2', '--pred-iou-thresh', '0', '--stability-score-thresh', '0', '--min-mask-region-area', '20', '--out', path.join(tmp, 'a.json'));
+    expect(auto.status, auto.stderr).to.equal(0);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'a.json'), 'utf8'))).to.be.an('array');
+    const track = cli('track', path.join(tmp), '--model', out, '--image-size', '64', '--prompt', '0:1:10,10', '--out', path.join(tmp, 'trk'));
+    expect(track.status).to.not.equal(0);
+    expect(track.stderr).to.match(/SAM 1, which cannot track videos/);
   });
 
   for (const name of ['sam_vit_l', 'sam_vit_h']) {
