@@ -7,6 +7,24 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
 import type { Weights } from '../model/weights';
 
+/** Weights that parameters declared inside {@link buildWithWeights} start from. */
+let initialWeights: Weights | undefined;
+
+/**
+ * Builds layers whose parameters start as references to `weights` (same shape required)
+ * instead of zero-filled tensors, so building and loading a model needs the weights' memory
+ * once, not twice: ViT-H's 2.5 GB would not fit the 4 GB wasm heap twice.
+ */
+export function buildWithWeights<T>(weights: Weights, build: () => T): T {
+  const previous = initialWeights;
+  initialWeights = weights;
+  try {
+    return build();
+  } finally {
+    initialWeights = previous;
+  }
+}
+
 export abstract class Sam2Layer extends tf.layers.Layer {
   /** key -> variable, in creation order. */
   private readonly params = new Map<string, tf.LayerVariable>();
@@ -19,7 +37,12 @@ export abstract class Sam2Layer extends tf.layers.Layer {
 
   /** Declares a parameter loaded from PyTorch key `key` with TF-layout `shape`. */
   protected param(key: string, shape: number[]): tf.LayerVariable {
-    const v = this.addWeight(key, shape, 'float32', tf.initializers.zeros(), undefined, false);
+    const src = initialWeights?.has(key) ? initialWeights.get(key) : undefined;
+    const same = src && src.shape.length === shape.length && src.shape.every((d, i) => d === shape[i]);
+    // addWeight disposes what the initializer returns: a clone shares the data without consuming it
+    const zeros = tf.initializers.zeros();
+    const init = same ? ({ apply: () => src.clone() } as unknown as typeof zeros) : zeros;
+    const v = this.addWeight(key, shape, 'float32', init, undefined, false);
     this.params.set(key, v);
     return v;
   }

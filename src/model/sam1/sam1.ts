@@ -1,5 +1,6 @@
 /** The assembled SAM 1 model: ViT image encoder, prompt encoder and mask decoder from one config. */
 import { Sam2Error } from '../../errors';
+import { buildWithWeights } from '../../layers/base';
 import type { Weights } from '../weights';
 import { PromptEncoder } from '../prompt_encoder';
 import { MaskDecoder, SAM1_MASK_DECODER } from '../mask_decoder';
@@ -21,13 +22,16 @@ export class Sam1Model {
    * The caller may dispose `weights` afterwards.
    */
   constructor(readonly config: Sam1Config, weights: Weights) {
-    this.imageEncoder = new Sam1ImageEncoder(config);
-    this.promptEncoder = new PromptEncoder(config, 'prompt_encoder');
-    // SAM 1's predictor returns mask 0 for single-mask output: no stability-based switch
-    this.maskDecoder = new MaskDecoder(
-      { dynamicMultimaskViaStability: false, dynamicMultimaskStabilityDelta: 0.05, dynamicMultimaskStabilityThresh: 0.98 },
-      SAM1_MASK_DECODER,
-    );
+    // parameters start as references to the weights (ViT-H cannot hold a zero-filled copy too)
+    [this.imageEncoder, this.promptEncoder, this.maskDecoder] = buildWithWeights(weights, () => [
+      new Sam1ImageEncoder(config),
+      new PromptEncoder(config, 'prompt_encoder'),
+      // SAM 1's predictor returns mask 0 for single-mask output: no stability-based switch
+      new MaskDecoder(
+        { dynamicMultimaskViaStability: false, dynamicMultimaskStabilityDelta: 0.05, dynamicMultimaskStabilityThresh: 0.98 },
+        SAM1_MASK_DECODER,
+      ),
+    ] as const);
     const wanted = new Set(this.paramKeys());
     const unexpected = weights.keys().filter((k) => !wanted.has(k));
     const missing = [...wanted].filter((k) => !weights.has(k));
