@@ -14,10 +14,10 @@ export {
   type NeckConfig,
   type Generation,
   type SizeName,
-} from './model/config';
-export { Weights } from './model/weights';
+} from './config';
+export { Weights } from './weights';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
-export { loadSam2, type LoadSam2Options } from './model/load';
+export { loadSam2, type LoadSam2Options } from './load';
 export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
 export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
 export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';

@@ -9,8 +9,8 @@ import { Linear, Mlp } from '../src/layers/common';
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { readImage } from '../src/predictor/image_input';
 import { preprocessVideoFrame } from '../src/predictor/video_frames';
-import { componentAreas } from '../src/predictor/components';
-import { upsampleLogits } from '../src/predictor/transforms';
+import { componentAreas } from '../src/ops/components';
+import { upsampleLogits } from '../src/ops/transforms';
 
 /**
  * The first memory of video_bedroom, rebuilt from its parts: frame 0's features, the click on

@@ -10,7 +10,7 @@ import { checkKeys, floatToHalf, portCheckpoint, SHARD_BYTES, type PortedModelJs
 import { readPortedWeights } from '../src/io/ported';
 import { halfToFloat, type Checkpoint } from '../src/io/torch_checkpoint';
 import { tfShape, toTfLayout } from '../src/io/layout';
-import { detectConfig, makeConfig } from '../src/model/config';
+import { detectConfig, makeConfig } from '../src/config';
 import { Sam2Model } from '../src/model/sam2';
 import { Sam2Error } from '../src/errors';
 import { writeFormulaCheckpoint } from './helpers/torch_writer';

@@ -5,7 +5,7 @@ import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase
 import { tinyImageModel, truckFixtureFeatures } from './models';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../src/predictor/sam_predictor';
 import { readImage } from '../src/predictor/image_input';
-import { preprocessImage } from '../src/predictor/transforms';
+import { preprocessImage } from '../src/ops/transforms';
 import { Sam2Error } from '../src/errors';
 
 interface PromptCase {
