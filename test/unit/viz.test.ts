@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Jimp } from 'jimp';
-import { maskColor, maskToPng, overlayPng } from '../src/viz/masks';
-import { expectSam2Error } from './helpers';
+import { maskColor, maskToPng, overlayPng } from '../../src/viz/masks';
+import { expectSam2Error } from '../helpers';
 
 /** RGB of pixel (x, y) of decoded PNG bytes. */
 async function pixels(png: Buffer) {

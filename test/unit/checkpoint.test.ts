@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { expectSam2Error, fixturePath, formulaWeight } from './helpers';
-import { readCheckpoint } from '../src/io/torch_checkpoint';
-import { statePickle, writeTorchCheckpoint } from './helpers/torch_writer';
+import { expectSam2Error, fixturePath, formulaWeight } from '../helpers';
+import { readCheckpoint } from '../../src/io/torch_checkpoint';
+import { statePickle, writeTorchCheckpoint } from '../helpers/torch_writer';
 
 describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-ckpt-'));

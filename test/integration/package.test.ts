@@ -6,10 +6,10 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { loadSam2, portCheckpoint, SamPredictor } from '../src/index';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { loadSam2, portCheckpoint, SamPredictor } from '../../src/index';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 
 describe('package: entry points and the quickstart path', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-pkg-'));
