@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { makeSam1Config, type Sam1SizeName } from '../src/model/sam1/config';
+import { makeSam1Config, type Sam1SizeName } from '../src/config_sam1';
 import { Sam1Model } from '../src/model/sam1/sam1';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 

@@ -1,6 +1,8 @@
 /**
  * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos), and SAM 1 (ViT-B/L/H)
  * for images, for TensorFlow.js.
+ * The main entry holds what users use: loaders, predictors, the mask generator, helpers,
+ * errors and types. Model components and layers are in `sam2-tfjs/internals`.
  * @packageDocumentation
  */
 export { Sam2Error, type Sam2ErrorCode } from './errors';
@@ -15,8 +17,7 @@ export {
   type NeckConfig,
   type Generation,
   type SizeName,
-} from './model/config';
-export { Weights } from './model/weights';
+} from './config';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
 export { Sam1Model } from './model/sam1/sam1';
 export type { SamModel, ModelKind } from './model/sam_model';
@@ -29,12 +30,10 @@ export {
   type Sam1Config,
   type Sam1SizeName,
   type VitConfig,
-} from './model/sam1/config';
-export { Sam1ImageEncoder, type Sam1ImageFeatures } from './model/sam1/image_encoder';
-export { loadSam2, type LoadSam2Options } from './model/load';
-export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
-export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
-export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';
+} from './config_sam1';
+export { loadSam2, type LoadSam2Options } from './load';
+export type { ImageFeatures, BackboneOutput } from './model/image_encoder';
+export type { PointPrompt } from './model/prompt_encoder';
 export {
   SamPredictor,
   type SamPredictorOptions,
@@ -65,7 +64,4 @@ export {
   type VideoFrameResult,
   type PropagateOptions,
 } from './predictor/video_predictor';
-export { VideoState, type VideoSource } from './predictor/video_state';
-export { MemoryEncoder } from './model/memory_encoder';
-export { MemoryAttention } from './model/memory_attention';
-export { Tracker, TrackingParams } from './model/tracker';
+export type { VideoState, VideoSource } from './predictor/video_state';

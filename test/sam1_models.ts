@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { caseTensor } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
-import { makeSam1Config } from '../src/model/sam1/config';
+import { makeSam1Config } from '../src/config_sam1';
 import { Sam1Model } from '../src/model/sam1/sam1';
 
 const memo = new Map<string, unknown>();

@@ -11,7 +11,7 @@ import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
 import { portCheckpoint } from '../io/port';
-import { loadSam2 } from '../model/load';
+import { loadSam2 } from '../load';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
@@ -359,5 +359,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+  void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }

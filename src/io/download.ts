@@ -5,8 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { MODEL_NAMES } from '../model/config';
-import { SAM1_CHECKPOINT_FILES, SAM1_MODEL_NAMES } from '../model/sam1/config';
+import { MODEL_NAMES } from '../config';
+import { SAM1_CHECKPOINT_FILES, SAM1_MODEL_NAMES } from '../config_sam1';
 
 const BASES: Record<string, string> = {
   sam2: 'https://dl.fbaipublicfiles.com/segment_anything_2/072824',

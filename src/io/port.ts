@@ -7,8 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { detectConfig, type Sam2Config, type SizeName } from '../model/config';
-import { detectSam1Config, isSam1Config, looksLikeSam1, type Sam1Config } from '../model/sam1/config';
+import { detectConfig, type Sam2Config, type SizeName } from '../config';
+import { detectSam1Config, isSam1Config, looksLikeSam1, type Sam1Config } from '../config_sam1';
 import expectedKeys from './expected_keys.json';
 import expectedKeysSam1 from './expected_keys_sam1.json';
 import { tfShape, toTfLayout } from './layout';

@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { validateConfig, type Sam2Config } from '../model/config';
-import { isSam1Config, validateSam1Config, type Sam1Config } from '../model/sam1/config';
-import { Weights } from '../model/weights';
+import { validateConfig, type Sam2Config } from '../config';
+import { isSam1Config, validateSam1Config, type Sam1Config } from '../config_sam1';
+import { Weights } from '../weights';
 import { MODEL_JSON, type PortedModelJson } from './port';
 
 export interface ReadPortedOptions {
@@ -69,7 +69,10 @@ export async function readPortedWeights(
       }
       const buf = new Uint8Array(total);
       let off = 0;
-      for (const p of parts) (buf.set(p, off), (off += p.length));
+      for (const p of parts) {
+        buf.set(p, off);
+        off += p.length;
+      }
       const named = tf.io.decodeWeights(buf.buffer, group.weights as tf.io.WeightsManifestEntry[]);
       for (const w of group.weights) entries.push([w.name, named[w.name]]);
     }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
-import type { Weights } from '../model/weights';
+import type { Weights } from '../weights';
 
 /** Weights that parameters declared inside {@link buildWithWeights} start from. */
 let initialWeights: Weights | undefined;

@@ -8,7 +8,7 @@ import { check } from '../errors';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
-import { removeHolesAndSprinkles } from './transforms';
+import { removeHolesAndSprinkles } from '../ops/transforms';
 import { postprocessSmallRegions } from './amg/small_regions';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
@@ -72,7 +72,7 @@ export interface GenerateProgress {
 }
 
 /** One mask candidate before annotation. */
-interface Record {
+interface MaskRecord {
   rle: UncompressedRle;
   box: Box;
   iou: number;
@@ -150,7 +150,7 @@ export class AutomaticMaskGenerator {
     const total = crops.reduce((n, _, i) => n + Math.ceil(this.pointGrids[layers[i]].length / o.pointsPerBatch), 0);
     const progress = { done: 0, total };
     this.lastTimings = { encode: 0, decode: 0, postprocess: 0 };
-    let records: Record[] = [];
+    let records: MaskRecord[] = [];
     try {
       for (let i = 0; i < crops.length; i++) {
         records.push(...(await this.processCrop(img, crops[i], layers[i], progress, opts.onProgress)));
@@ -179,7 +179,7 @@ export class AutomaticMaskGenerator {
   }
 
   /** SAM 1's generate: holes and islands below minMaskRegionArea removed, then NMS preferring unchanged masks. */
-  private removeSmallRegions(records: Record[], h: number, w: number): Record[] {
+  private removeSmallRegions(records: MaskRecord[], h: number, w: number): MaskRecord[] {
     const o = this.options;
     const kept = postprocessSmallRegions(
       records.map((r) => ({ mask: rleToMask(r.rle), box: r.box })),
@@ -194,7 +194,7 @@ export class AutomaticMaskGenerator {
     });
   }
 
-  private annotate(r: Record): MaskAnnotation {
+  private annotate(r: MaskRecord): MaskAnnotation {
     const mode = this.options.outputMode;
     return {
       segmentation: mode === 'coco_rle' ? cocoEncodeRle(r.rle) : mode === 'binary_mask' ? rleToMask(r.rle) : r.rle,
@@ -213,7 +213,7 @@ export class AutomaticMaskGenerator {
     layer: number,
     progress: { done: number; total: number },
     onProgress?: (p: GenerateProgress) => void,
-  ): Promise<Record[]> {
+  ): Promise<MaskRecord[]> {
     const o = this.options;
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
@@ -223,7 +223,7 @@ export class AutomaticMaskGenerator {
     await this.predictor.setImage(cropImage(img, crop));
     this.lastTimings.encode += Date.now() - t0;
     const points = this.pointGrids[layer].map(([px, py]) => [px * w, py * h] as [number, number]);
-    let records: Record[] = [];
+    let records: MaskRecord[] = [];
     for (let b = 0; b < points.length; b += o.pointsPerBatch) {
       const t1 = Date.now();
       records.push(...(await this.processBatch(points.slice(b, b + o.pointsPerBatch), crop, img)));
@@ -242,7 +242,7 @@ export class AutomaticMaskGenerator {
   }
 
   /** Decodes one batch of points (crop pixels) and returns the masks that pass the filters. */
-  private async processBatch(points: [number, number][], crop: Box, img: RgbImage): Promise<Record[]> {
+  private async processBatch(points: [number, number][], crop: Box, img: RgbImage): Promise<MaskRecord[]> {
     const o = this.options;
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
@@ -280,7 +280,7 @@ export class AutomaticMaskGenerator {
       if (o.minMaskRegionArea > 0 && this.model.kind !== 'sam1') {
         removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
       }
-      const out: Record[] = [];
+      const out: MaskRecord[] = [];
       // upsample a few masks at a time so large images keep memory bounded
       const chunk = Math.max(1, Math.floor(8e6 / (w * h)));
       for (let c = 0; c < rows.length; c += chunk) {

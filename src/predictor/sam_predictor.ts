@@ -7,7 +7,7 @@ import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
-import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from './transforms';
+import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
 import { getPreprocessShape, postprocessSam1, preprocessSam1, sam1Coords } from './sam1_transforms';
 
 export interface SamPredictorOptions {

@@ -8,7 +8,7 @@ import { Sam2Error } from '../../errors';
 import { Sam2Layer } from '../../layers/base';
 import { Conv2d, LayerNorm } from '../../layers/common';
 import { VitBlock } from '../../layers/vit_block';
-import type { Sam1Config } from './config';
+import type { Sam1Config } from '../../config_sam1';
 
 const P = 'image_encoder';
 

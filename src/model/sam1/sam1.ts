@@ -1,10 +1,10 @@
 /** The assembled SAM 1 model: ViT image encoder, prompt encoder and mask decoder from one config. */
 import { Sam2Error } from '../../errors';
 import { buildWithWeights } from '../../layers/base';
-import type { Weights } from '../weights';
+import type { Weights } from '../../weights';
 import { PromptEncoder } from '../prompt_encoder';
 import { MaskDecoder, SAM1_MASK_DECODER } from '../mask_decoder';
-import type { Sam1Config } from './config';
+import type { Sam1Config } from '../../config_sam1';
 import { Sam1ImageEncoder } from './image_encoder';
 
 export class Sam1Model {

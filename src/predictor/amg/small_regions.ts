@@ -4,7 +4,7 @@
  * islands smaller than it (keeping the largest when every island is small), then NMS that
  * prefers masks the clean-up did not change.
  */
-import { connectedComponents } from '../components';
+import { connectedComponents } from '../../ops/components';
 import { maskToBox, type Box } from './geometry';
 import { batchedNms } from './nms';
 

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from './helpers';
-import { sam1TruckEncoding, vitBModel } from './sam1_models';
-import { SamPredictor, type PredictOptions, type PredictResult } from '../src/predictor/sam_predictor';
-import { readImage } from '../src/predictor/image_input';
-import { preprocessSam1 } from '../src/predictor/sam1_transforms';
+import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from '../helpers';
+import { sam1TruckEncoding, vitBModel } from '../sam1_models';
+import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
+import { readImage } from '../../src/predictor/image_input';
+import { preprocessSam1 } from '../../src/predictor/sam1_transforms';
 
 const CASE = 'sam1_truck_vit_b';
 interface PromptCase {

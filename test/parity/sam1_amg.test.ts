@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseMasks, fixturePath, loadCase, maskIoU } from './helpers';
-import { vitBModel } from './sam1_models';
-import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
-import { removeSmallRegions, postprocessSmallRegions } from '../src/predictor/amg/small_regions';
-import { rleToMask, cocoDecodeRle, type CocoRle } from '../src/predictor/amg/rle';
-import { VideoPredictor } from '../src/predictor/video_predictor';
-import { Sam2Error } from '../src/errors';
+import { caseMasks, fixturePath, loadCase, maskIoU } from '../helpers';
+import { vitBModel } from '../sam1_models';
+import { AutomaticMaskGenerator } from '../../src/predictor/automatic_mask_generator';
+import { removeSmallRegions, postprocessSmallRegions } from '../../src/predictor/amg/small_regions';
+import { rleToMask, cocoDecodeRle, type CocoRle } from '../../src/predictor/amg/rle';
+import { VideoPredictor } from '../../src/predictor/video_predictor';
+import { Sam2Error } from '../../src/errors';
 
 interface RefAnn {
   area: number;

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { expectNoLeak } from './helpers';
-import { formulaWeights, loadManifest } from '../src/testing/manifest';
-import { SAM1_SIZE_NAMES, detectSam1Config, makeSam1Config } from '../src/model/sam1/config';
-import { Sam1Model } from '../src/model/sam1/sam1';
-import { SamPredictor } from '../src/predictor/sam_predictor';
+import { expectNoLeak } from '../helpers';
+import { formulaWeights, loadManifest } from '../../src/testing/manifest';
+import { SAM1_SIZE_NAMES, detectSam1Config, makeSam1Config } from '../../src/config_sam1';
+import { Sam1Model } from '../../src/model/sam1/sam1';
+import { SamPredictor } from '../../src/predictor/sam_predictor';
 
 describe('SAM 1: every size builds from its manifest and runs at a small size', () => {
   for (const size of SAM1_SIZE_NAMES) {

@@ -1,10 +1,10 @@
 /** loadSam2: from a ported weights folder (or URL) to a ready model (SAM 2 or SAM 1) on the chosen backend. */
-import { initBackend, type BackendChoice } from '../backend';
-import { readPortedWeights } from '../io/ported';
-import { Sam2Model } from './sam2';
-import { isSam1Config } from './sam1/config';
-import { Sam1Model } from './sam1/sam1';
-import type { SamModel } from './sam_model';
+import { initBackend, type BackendChoice } from './backend';
+import { isSam1Config } from './config_sam1';
+import { readPortedWeights } from './io/ported';
+import { Sam2Model } from './model/sam2';
+import { Sam1Model } from './model/sam1/sam1';
+import type { SamModel } from './model/sam_model';
 
 export interface LoadSam2Options {
   /** Input resolution (multiple of 32); defaults to the ported config's (1024). */

@@ -2,7 +2,7 @@
  * SAM 1 (facebookresearch/segment-anything) configurations as data: the three ViT sizes of the
  * official checkpoints, and detection of the size from a checkpoint's keys and shapes.
  */
-import { Sam2Error } from '../../errors';
+import { Sam2Error } from './errors';
 
 export type Sam1SizeName = 'vit_b' | 'vit_l' | 'vit_h';
 

@@ -3,18 +3,18 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { expectNoLeak, fixturePath, formulaWeight } from './helpers';
-import { loadManifest } from '../src/testing/manifest';
-import { checkKeys, portCheckpoint, type PortedModelJson } from '../src/io/port';
-import { readPortedWeights } from '../src/io/ported';
-import { tfShape, toTfLayout } from '../src/io/layout';
-import { checkpointUrl } from '../src/io/download';
-import { makeSam1Config } from '../src/model/sam1/config';
-import { Sam1Model } from '../src/model/sam1/sam1';
-import { loadSam2 } from '../src/model/load';
-import type { Checkpoint } from '../src/io/torch_checkpoint';
-import { Sam2Error } from '../src/errors';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
+import { expectNoLeak, fixturePath, formulaWeight } from '../helpers';
+import { loadManifest } from '../../src/testing/manifest';
+import { checkKeys, portCheckpoint, type PortedModelJson } from '../../src/io/port';
+import { readPortedWeights } from '../../src/io/ported';
+import { tfShape, toTfLayout } from '../../src/io/layout';
+import { checkpointUrl } from '../../src/io/download';
+import { makeSam1Config } from '../../src/config_sam1';
+import { Sam1Model } from '../../src/model/sam1/sam1';
+import { loadSam2 } from '../../src/load';
+import type { Checkpoint } from '../../src/io/torch_checkpoint';
+import { Sam2Error } from '../../src/errors';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
 
 describe('SAM 1: porting the official checkpoints', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam1-port-'));
@@ -51,7 +51,7 @@ describe('SAM 1: porting the official checkpoints', () => {
 
     // the CLI's segment and auto run on the ported SAM 1 folder (small input size); track refuses it
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
+      spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts'), ...args], {
         encoding: 'utf8',
         env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm' },
       });
