@@ -226,8 +226,9 @@ export class SamPredictor {
     // group prompt sets that can share one decoder batch
     const groups = new Map<string, number[]>();
     prepared.forEach((p, i) => {
-      // a box and two points have as many tokens but SAM 1 embeds them differently
-      const key = `${p.coords.length}/${p.mask ? 1 : 0}/${p.labels[0] === 2 ? 1 : 0}`;
+      // SAM 1 embeds a box and two points differently (same token count): keep them apart
+      const box = this.model.kind === 'sam1' && p.labels[0] === 2 ? '/box' : '';
+      const key = `${p.coords.length}/${p.mask ? 1 : 0}${box}`;
       groups.set(key, [...(groups.get(key) ?? []), i]);
     });
     try {
