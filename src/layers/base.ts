@@ -39,9 +39,10 @@ export abstract class Sam2Layer extends tf.layers.Layer {
   protected param(key: string, shape: number[]): tf.LayerVariable {
     const src = initialWeights?.has(key) ? initialWeights.get(key) : undefined;
     const same = src && src.shape.length === shape.length && src.shape.every((d, i) => d === shape[i]);
-    // addWeight disposes what the initializer returns: a clone shares the data without consuming it
+    // addWeight disposes what the initializer returns: a reshape shares the data without
+    // consuming it (a clone would copy it on wasm)
     const zeros = tf.initializers.zeros();
-    const init = same ? ({ apply: () => src.clone() } as unknown as typeof zeros) : zeros;
+    const init = same ? ({ apply: () => tf.reshape(src, src.shape) } as unknown as typeof zeros) : zeros;
     const v = this.addWeight(key, shape, 'float32', init, undefined, false);
     this.params.set(key, v);
     return v;
