@@ -3,10 +3,15 @@
  * decomposed relative position embeddings added to the attention logits, then a GELU MLP.
  * NHWC throughout.
  *
- * Speed on wasm (shared/PERF-NOTES.md): the fused qkv projection is split at load into one
- * rank-2 projection per head and per q/k/v, the softmax scale is folded into the query weights
- * (and the relative position tables divided by it, so the logits stay the same), keys are
- * transposed explicitly, and the output projection is applied per head and summed.
+ * Speed on wasm (shared/PERF-NOTES.md): the fused qkv projection runs as one rank-2
+ * projection per head and per q/k/v (no slicing of activations), the softmax scale is folded
+ * into the query weights (and the relative position tables divided by it, so the logits stay
+ * the same), keys are transposed explicitly, and the output projection is applied per head and
+ * summed. The per-head weights are sliced from the fused ones at each call instead of being
+ * kept: slicing costs ~0.1% of the block's matMuls, while kept copies would add 1/3 to the
+ * weights' memory and, worse, XNNPACK keeps a packed copy of every matMul weight it has seen
+ * (freed with the tensor): with kept copies ViT-H ran out of the 4 GB wasm heap at block 9 even
+ * at 128 px; with per-call slices it finishes (heap 4.0 GB, from the MLP weights' packed copies).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from './base';
@@ -31,9 +36,6 @@ interface HeadWeights {
   wv: tf.Tensor2D;
   bv: tf.Tensor1D;
   wProj: tf.Tensor2D;
-  /** Relative position tables per query row / column, transposed for matMul: [h, d, kh], [w, d, kw]. */
-  relHT: tf.Tensor3D;
-  relWT: tf.Tensor3D;
 }
 
 /**
@@ -69,7 +71,8 @@ export class VitBlock extends Sam2Layer {
   private readonly projBias: tf.LayerVariable;
   private readonly relPosH: tf.LayerVariable;
   private readonly relPosW: tf.LayerVariable;
-  private heads: HeadWeights[] = [];
+  /** Relative position tables per query row / column, transposed for matMul: [h, d, kh], [w, d, kw]. */
+  private rel?: { hT: tf.Tensor3D; wT: tf.Tensor3D };
 
   /**
    * `relPosLength` is the table length stored in the checkpoint (2 * 14 - 1 for windowed
@@ -94,39 +97,35 @@ export class VitBlock extends Sam2Layer {
   protected override onWeightsLoaded(): void {
     this.disposeDerived();
     const { dim, numHeads, inputSize } = this.opts;
+    const scale = 1 / Math.sqrt(dim / numHeads);
+    // the reference adds q . R with the unscaled q; our q is pre-scaled, so R is divided by the scale
+    const relT = (v: tf.LayerVariable) =>
+      tf.keep(tf.transpose(tf.div(relPosTable(v.read() as tf.Tensor2D, inputSize), scale), [0, 2, 1]) as tf.Tensor3D);
+    this.rel = tf.tidy(() => ({ hT: relT(this.relPosH), wT: relT(this.relPosW) }));
+  }
+
+  protected override disposeDerived(): void {
+    if (this.rel) tf.dispose([this.rel.hT, this.rel.wT]);
+    this.rel = undefined;
+  }
+
+  /** Head `h`'s q/k/v and output-projection weights, sliced from the fused ones (call inside a tidy). */
+  private headWeights(h: number): HeadWeights {
+    const { dim, numHeads } = this.opts;
     const d = dim / numHeads;
     const scale = 1 / Math.sqrt(d);
     const w = this.qkvWeight.read() as tf.Tensor2D; // [dim, 3 * dim]: columns q | k | v, heads inside each
     const b = this.qkvBias.read() as tf.Tensor1D;
-    const cols = (part: number, h: number) => part * dim + h * d;
-    // the reference adds q . R with the unscaled q; our q is pre-scaled, so R is divided by the scale
-    const relT = (v: tf.LayerVariable) =>
-      tf.transpose(tf.div(relPosTable(v.read() as tf.Tensor2D, inputSize), scale), [0, 2, 1]) as tf.Tensor3D;
-    const [relHT, relWT] = tf.tidy(() => [tf.keep(relT(this.relPosH)), tf.keep(relT(this.relPosW))]);
-    this.heads = [];
-    for (let h = 0; h < numHeads; h++) {
-      this.heads.push(
-        tf.tidy(() => ({
-          wq: tf.keep(tf.mul(tf.slice(w, [0, cols(0, h)], [-1, d]), scale) as tf.Tensor2D),
-          bq: tf.keep(tf.mul(tf.slice(b, [cols(0, h)], [d]), scale) as tf.Tensor1D),
-          wk: tf.keep(tf.slice(w, [0, cols(1, h)], [-1, d])),
-          bk: tf.keep(tf.slice(b, [cols(1, h)], [d])),
-          wv: tf.keep(tf.slice(w, [0, cols(2, h)], [-1, d])),
-          bv: tf.keep(tf.slice(b, [cols(2, h)], [d])),
-          wProj: tf.keep(tf.slice(this.projWeight.read() as tf.Tensor2D, [h * d, 0], [d, -1])),
-          // the tables are the same for every head: shared references, freed once
-          relHT,
-          relWT,
-        })),
-      );
-    }
-  }
-
-  protected override disposeDerived(): void {
-    const shared = this.heads[0] ? [this.heads[0].relHT, this.heads[0].relWT] : [];
-    for (const h of this.heads) tf.dispose([h.wq, h.bq, h.wk, h.bk, h.wv, h.bv, h.wProj]);
-    tf.dispose(shared);
-    this.heads = [];
+    const cols = (part: number) => part * dim + h * d;
+    return {
+      wq: tf.mul(tf.slice(w, [0, cols(0)], [-1, d]), scale) as tf.Tensor2D,
+      bq: tf.mul(tf.slice(b, [cols(0)], [d]), scale) as tf.Tensor1D,
+      wk: tf.slice(w, [0, cols(1)], [-1, d]),
+      bk: tf.slice(b, [cols(1)], [d]),
+      wv: tf.slice(w, [0, cols(2)], [-1, d]),
+      bv: tf.slice(b, [cols(2)], [d]),
+      wProj: tf.slice(this.projWeight.read() as tf.Tensor2D, [h * d, 0], [d, -1]),
+    };
   }
 
   /**
@@ -140,18 +139,20 @@ export class VitBlock extends Sam2Layer {
       const tokens = tf.reshape(x, [g * n, c]) as tf.Tensor2D;
       const d = this.opts.dim / this.opts.numHeads;
       let out: tf.Tensor2D | undefined;
-      for (const hw of this.heads) {
+      const rel = this.rel!;
+      for (let head = 0; head < this.opts.numHeads; head++) {
         // one tidy per head: global attention holds several [n, n] maps per head (64 MB each at 1024 px)
         const contribution = tf.tidy(() => {
+          const hw = this.headWeights(head);
           const q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq });
           const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
           const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
           // rel_h[g, y, x, ky] = q[g, y, x] . Rh[y, ky]: one matMul per query row y (batched over y)
           const q4 = tf.reshape(q, [g, s, s, d]);
           const byRow = tf.reshape(tf.transpose(q4, [1, 0, 2, 3]), [s, g * s, d]) as tf.Tensor3D;
-          const relH = tf.transpose(tf.reshape(tf.matMul(byRow, hw.relHT), [s, g, s, s]), [1, 0, 2, 3]);
+          const relH = tf.transpose(tf.reshape(tf.matMul(byRow, rel.hT), [s, g, s, s]), [1, 0, 2, 3]);
           const byCol = tf.reshape(tf.transpose(q4, [2, 0, 1, 3]), [s, g * s, d]) as tf.Tensor3D;
-          const relW = tf.transpose(tf.reshape(tf.matMul(byCol, hw.relWT), [s, g, s, s]), [1, 2, 0, 3]);
+          const relW = tf.transpose(tf.reshape(tf.matMul(byCol, rel.wT), [s, g, s, s]), [1, 2, 0, 3]);
           // [g * n, kh, kw] bias, broadcast-added (rank 3) to the logits [g * n, kh * kw]
           const bias = tf.reshape(tf.add(tf.reshape(relH, [g * n, s, 1]), tf.reshape(relW, [g * n, 1, s])), [g, n, n]);
           let o: tf.Tensor2D;
