@@ -44,6 +44,23 @@ export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type U
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
 export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
+export { generateForFiles, planBatch, type GenerateForFilesOptions } from './batch/generate';
+export {
+  enqueueFiles,
+  runWorker,
+  parseRedisUrl,
+  jobIdFor,
+  DEFAULT_QUEUE_NAME,
+  type EnqueueFilesOptions,
+  type RunWorkerOptions,
+  type WorkerEvent,
+  type WorkerSummary,
+  type AutoJobData,
+  type RedisConnection,
+} from './batch/queue';
+export { findImages, outputPath, writeFileAtomic, isCompleteOutput, IMAGE_EXTENSIONS, type BatchImage } from './batch/files';
+export { toSa1b, annotateImage, type Sa1bRecord, type Sa1bAnnotation, type BatchAmgOptions } from './batch/sa1b';
+export type { BatchProgress, BatchImageResult, BatchSummary } from './batch/types';
 export {
   VideoPredictor,
   type VideoPredictorOptions,

@@ -256,9 +256,9 @@ export interface RunWorkerOptions {
   queueName?: string;
   /**
    * How long a job's lock lasts without renewal, in ms (default 300000). The lock is renewed
-   * every half of it while the job runs; a worker that dies stops renewing, and its job goes
-   * back to the queue once the lock has expired. Long synchronous model calls block renewal,
-   * so keep this well above the slowest single encoder call.
+   * every quarter of it while the job runs; a worker that dies stops renewing, and its job goes
+   * back to the queue once the lock has expired. Model calls block the event loop (and so the
+   * renewal): keep this well above the slowest single encoder call, or jobs run twice.
    */
   lockDuration?: number;
   /** How often this worker looks for jobs of dead workers, in ms (default min(30000, lockDuration)). */
@@ -305,13 +305,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         const d = job.data;
         if (d?.v !== 1 || typeof d.image !== 'string') throw new bull.UnrecoverableError('Job data is not from a compatible sam2-tfjs version: run the same version for `auto --queue` and `worker`.');
         emit({ type: 'active', jobId: job.id!, relPath: d.relPath, attempt: job.attemptsMade + 1 });
-        const t0 = Date.now();
         let gen;
         try {
           gen = batchGenerator(model, d.amg);
-          const rec = await annotateImage(gen, Buffer.from(d.image, 'base64'), d.relPath);
-          emit({ type: 'completed', jobId: job.id!, relPath: d.relPath, masks: rec.annotations.length, seconds: (Date.now() - t0) / 1000 });
-          return rec;
+          return await annotateImage(gen, Buffer.from(d.image, 'base64'), d.relPath);
         } catch (e) {
           if (e instanceof Sam2Error && PERMANENT.has(e.code)) throw new bull.UnrecoverableError(e.message);
           throw e;
@@ -323,6 +320,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         connection: { ...conn, maxRetriesPerRequest: null },
         concurrency,
         lockDuration,
+        // renewing at a quarter (not BullMQ's half) leaves 3/4 of the lock for model calls that block the event loop
+        lockRenewTime: lockDuration / 4,
         stalledInterval: options.stalledInterval ?? Math.min(30_000, lockDuration),
         // a job may outlive two dead workers before it is failed as stalled
         maxStalledCount: 2,
@@ -335,7 +334,12 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       const willRetry = !(err instanceof bull.UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
       emit({ type: 'failed', jobId: job.id!, relPath: job.data?.relPath, error: err.message.split('\n')[0], willRetry });
     });
-    worker.on('completed', () => summary.completed++);
+    // reported once BullMQ has recorded the result (a job whose lock was lost is not)
+    worker.on('completed', (job, rec) => {
+      summary.completed++;
+      const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      emit({ type: 'completed', jobId: job.id!, relPath: job.data.relPath, masks: rec.annotations.length, seconds });
+    });
     worker.on('stalled', (jobId) => emit({ type: 'stalled', jobId }));
     worker.on('error', (err) => emit({ type: 'error', error: err.message.split('\n')[0] }));
     try {

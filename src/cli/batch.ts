@@ -62,7 +62,7 @@ export async function runAutoBatch(p: string[], o: Options, h: CliHelpers, out: 
     summary = await generateForFiles(p, { outDir, model: loadModel, amg, overwrite: !!o.overwrite, onProgress });
   }
   if (!printSummary(summary, outDir, out, err)) {
-    throw new Sam2Error('IMAGE', `${summary.failed.length} of ${summary.written + summary.failed.length} images failed (listed above)`);
+    throw new Sam2Error('IMAGE', `${summary.failed.length} of ${summary.found} images failed (listed above)`);
   }
 }
 
