@@ -155,6 +155,8 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
     expect(id).to.match(/^sub\/a%3A1\.png#[0-9a-f]{16}$/);
     expect(jobIdFor('sub/a:1.png', Buffer.from('x'), { pointsPerSide: 4 })).to.equal(id);
     expect(jobIdFor('sub/a:1.png', Buffer.from('x'), { pointsPerSide: 8 })).to.not.equal(id);
+    // bullmq is loaded only when a queue is used
+    expect(Object.keys(require.cache).filter((k) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(k))).to.deep.equal([]);
   });
 
   it('draws a bar on a TTY and plain lines otherwise', () => {

@@ -69,17 +69,37 @@ function loadBullmq(): Bull {
   }
 }
 
-/** Resolves when `ready` does, or throws a NETWORK error after `ms`. */
-async function reachable(ready: Promise<unknown>, conn: RedisConnection, ms = 10_000): Promise<void> {
+/** Resolves with `p`, or with `fallback` after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, fallback: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Sam2Error('NETWORK', `Cannot reach Redis at ${conn.host}:${conn.port} within ${ms / 1000} s: is redis-server running there?`)), ms);
-  });
   try {
-    await Promise.race([ready, timeout]);
+    return await Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback()), ms)))]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A connected Queue, or a NETWORK error after 10 s. Checked with a Queue first because a
+ * QueueEvents or Worker that never connected does not close.
+ */
+async function openQueue<T>(bull: Bull, name: string, conn: RedisConnection) {
+  // bounded reconnect delays; maxRetriesPerRequest null as BullMQ requires for blocking calls
+  const connection = { ...conn, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(times * 200, 2000) };
+  const queue = new bull.Queue<T, Sa1bRecord>(name, { connection });
+  queue.on('error', () => undefined); // connection errors surface through the awaited calls
+  const ok = await within(queue.waitUntilReady().then(() => true), 10_000, () => false);
+  if (!ok) {
+    await queue.close().catch(() => undefined);
+    throw new Sam2Error('NETWORK', `Cannot reach Redis at ${conn.host}:${conn.port} within 10 s: is redis-server running there?`);
+  }
+  return { queue, connection };
+}
+
+/** Closes BullMQ objects, and drops their connections if closing stalls (Redis gone). */
+async function closeAll(objs: { close(): Promise<void>; disconnect(): Promise<void> }[]): Promise<void> {
+  const closed = await within(Promise.allSettled(objs.map((o) => o.close())).then(() => true), 10_000, () => false);
+  if (!closed) await Promise.allSettled(objs.map((o) => o.disconnect()));
 }
 
 /**
@@ -142,15 +162,12 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
 
   const bull = loadBullmq();
   const name = options.queueName ?? DEFAULT_QUEUE_NAME;
-  // fail fast if Redis is away instead of retrying forever
-  const connection = { ...conn, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(times * 200, 2000) };
-  const queue = new bull.Queue<AutoJobData, Sa1bRecord>(name, { connection });
+  const { queue, connection } = await openQueue<AutoJobData>(bull, name, conn);
   const events = new bull.QueueEvents(name, { connection });
-  queue.on('error', () => undefined); // connection errors surface through the awaited calls
   events.on('error', () => undefined);
   let sweeper: NodeJS.Timeout | undefined;
   try {
-    await reachable(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), conn);
+    await events.waitUntilReady();
     /** Jobs not settled yet, by id. */
     const pending = new Map<string, { file: string; relPath: string; output: string; t0: number }>();
     let wake: () => void = () => undefined;
@@ -229,7 +246,7 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
     }
   } finally {
     clearTimeout(sweeper);
-    await Promise.allSettled([events.close(), queue.close()]);
+    await closeAll([events, queue]);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
@@ -293,6 +310,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
   const lockDuration = options.lockDuration ?? 300_000;
   if (!(lockDuration >= 1000)) throw new Sam2Error('INPUT', `lockDuration must be at least 1000 ms, got ${lockDuration}.`);
   const bull = loadBullmq();
+  const name = options.queueName ?? DEFAULT_QUEUE_NAME;
+  const probe = await openQueue(bull, name, conn); // before loading the model: fail fast
+  await probe.queue.close();
   const emit = options.onEvent ?? (() => undefined);
   const owned = typeof options.model === 'function';
   const model = typeof options.model === 'function' ? await options.model() : options.model;
@@ -300,7 +320,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
   try {
     if (options.signal?.aborted) return summary;
     const worker = new bull.Worker<AutoJobData, Sa1bRecord>(
-      options.queueName ?? DEFAULT_QUEUE_NAME,
+      name,
       async (job) => {
         const d = job.data;
         if (d?.v !== 1 || typeof d.image !== 'string') throw new bull.UnrecoverableError('Job data is not from a compatible sam2-tfjs version: run the same version for `auto --queue` and `worker`.');
@@ -317,7 +337,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         }
       },
       {
-        connection: { ...conn, maxRetriesPerRequest: null },
+        connection: probe.connection,
         concurrency,
         lockDuration,
         // renewing at a quarter (not BullMQ's half) leaves 3/4 of the lock for model calls that block the event loop
@@ -342,12 +362,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
     });
     worker.on('stalled', (jobId) => emit({ type: 'stalled', jobId }));
     worker.on('error', (err) => emit({ type: 'error', error: err.message.split('\n')[0] }));
-    try {
-      await reachable(worker.waitUntilReady(), conn);
-    } catch (e) {
-      await worker.close(true).catch(() => undefined);
-      throw e;
-    }
+    await worker.waitUntilReady();
     const stopped = new Promise<void>((resolve) => {
       if (!options.signal) return;
       if (options.signal.aborted) resolve();
