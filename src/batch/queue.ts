@@ -60,10 +60,9 @@ export function parseRedisUrl(url: string): RedisConnection {
   };
 }
 
-function loadBullmq(): Bull {
+async function loadBullmq(): Promise<Bull> {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require('bullmq') as Bull;
+    return await import('bullmq');
   } catch (e) {
     throw new Sam2Error('CONFIG', `The job queue needs the bullmq package (npm install bullmq ioredis): ${(e as Error).message.split('\n')[0]}`);
   }
@@ -160,7 +159,7 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
     return summary;
   }
 
-  const bull = loadBullmq();
+  const bull = await loadBullmq();
   const name = options.queueName ?? DEFAULT_QUEUE_NAME;
   const { queue, connection } = await openQueue<AutoJobData>(bull, name, conn);
   const events = new bull.QueueEvents(name, { connection });
@@ -309,7 +308,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Sam2Error('INPUT', `concurrency must be a positive integer, got ${concurrency}.`);
   const lockDuration = options.lockDuration ?? 300_000;
   if (!(lockDuration >= 1000)) throw new Sam2Error('INPUT', `lockDuration must be at least 1000 ms, got ${lockDuration}.`);
-  const bull = loadBullmq();
+  const bull = await loadBullmq();
   const name = options.queueName ?? DEFAULT_QUEUE_NAME;
   const probe = await openQueue(bull, name, conn); // before loading the model: fail fast
   await probe.queue.close();
