@@ -67,7 +67,10 @@ export function findImages(inputs: string[]): BatchImage[] {
     const key = jsonRelPath(img.relPath);
     const other = byOutput.get(key);
     if (other) {
-      throw new Sam2Error('INPUT', `"${other.file}" and "${img.file}" would both write ${key}: rename one or run them with separate --out-dir.`);
+      throw new Sam2Error(
+        'INPUT',
+        `"${other.file}" and "${img.file}" would both write ${key}: rename one or run them with separate --out-dir.`,
+      );
     }
     byOutput.set(key, img);
   }
@@ -91,7 +94,10 @@ export function outputPath(outDir: string, img: BatchImage): string {
  */
 export function writeFileAtomic(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`,
+  );
   try {
     const fd = fs.openSync(tmp, 'w');
     try {

@@ -22,7 +22,11 @@ export interface GenerateForFilesOptions {
 }
 
 /** The images of a run split into those to compute and those already done. */
-export function planBatch(inputs: string[], outDir: string, overwrite = false): { todo: BatchImage[]; skipped: BatchImage[] } {
+export function planBatch(
+  inputs: string[],
+  outDir: string,
+  overwrite = false,
+): { todo: BatchImage[]; skipped: BatchImage[] } {
   const todo: BatchImage[] = [];
   const skipped: BatchImage[] = [];
   for (const img of findImages(inputs)) {
@@ -49,7 +53,13 @@ export async function generateForFiles(inputs: string[], options: GenerateForFil
   const report = (extra: Partial<BatchProgress> = {}) =>
     options.onProgress?.({ ...state, elapsed: (Date.now() - started) / 1000, ...extra });
   report();
-  const summary: BatchSummary = { found: todo.length + skipped.length, written: 0, skipped: skipped.length, failed: [], seconds: 0 };
+  const summary: BatchSummary = {
+    found: todo.length + skipped.length,
+    written: 0,
+    skipped: skipped.length,
+    failed: [],
+    seconds: 0,
+  };
   let model: Sam2Model | undefined;
   let gen: AutomaticMaskGenerator | undefined;
   const owned = typeof options.model === 'function';
@@ -67,11 +77,25 @@ export async function generateForFiles(inputs: string[], options: GenerateForFil
           report({ current: { relPath: img.relPath, done, total } }),
         );
         writeFileAtomic(out, JSON.stringify(rec));
-        result = { file: img.file, relPath: img.relPath, output: out, status: 'written', masks: rec.annotations.length, seconds: (Date.now() - t0) / 1000 };
+        result = {
+          file: img.file,
+          relPath: img.relPath,
+          output: out,
+          status: 'written',
+          masks: rec.annotations.length,
+          seconds: (Date.now() - t0) / 1000,
+        };
         summary.written++;
       } catch (e) {
         const error = (e as Error).message.split('\n')[0];
-        result = { file: img.file, relPath: img.relPath, output: out, status: 'failed', error, seconds: (Date.now() - t0) / 1000 };
+        result = {
+          file: img.file,
+          relPath: img.relPath,
+          output: out,
+          status: 'failed',
+          error,
+          seconds: (Date.now() - t0) / 1000,
+        };
         summary.failed.push(result);
         state.failed++;
       }

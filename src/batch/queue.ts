@@ -64,7 +64,10 @@ async function loadBullmq(): Promise<Bull> {
   try {
     return await import('bullmq');
   } catch (e) {
-    throw new Sam2Error('CONFIG', `The job queue needs the bullmq package (npm install bullmq ioredis): ${(e as Error).message.split('\n')[0]}`);
+    throw new Sam2Error(
+      'CONFIG',
+      `The job queue needs the bullmq package (npm install bullmq ioredis): ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -84,20 +87,35 @@ async function within<T>(p: Promise<T>, ms: number, fallback: () => T): Promise<
  */
 async function openQueue<T>(bull: Bull, name: string, conn: RedisConnection) {
   // bounded reconnect delays; maxRetriesPerRequest null as BullMQ requires for blocking calls
-  const connection = { ...conn, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(times * 200, 2000) };
+  const connection = {
+    ...conn,
+    maxRetriesPerRequest: null,
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+  };
   const queue = new bull.Queue<T, Sa1bRecord>(name, { connection });
   queue.on('error', () => undefined); // connection errors surface through the awaited calls
-  const ok = await within(queue.waitUntilReady().then(() => true), 10_000, () => false);
+  const ok = await within(
+    queue.waitUntilReady().then(() => true),
+    10_000,
+    () => false,
+  );
   if (!ok) {
     await queue.close().catch(() => undefined);
-    throw new Sam2Error('NETWORK', `Cannot reach Redis at ${conn.host}:${conn.port} within 10 s: is redis-server running there?`);
+    throw new Sam2Error(
+      'NETWORK',
+      `Cannot reach Redis at ${conn.host}:${conn.port} within 10 s: is redis-server running there?`,
+    );
   }
   return { queue, connection };
 }
 
 /** Closes BullMQ objects, and drops their connections if closing stalls (Redis gone). */
 async function closeAll(objs: { close(): Promise<void>; disconnect(): Promise<void> }[]): Promise<void> {
-  const closed = await within(Promise.allSettled(objs.map((o) => o.close())).then(() => true), 10_000, () => false);
+  const closed = await within(
+    Promise.allSettled(objs.map((o) => o.close())).then(() => true),
+    10_000,
+    () => false,
+  );
   if (!closed) await Promise.allSettled(objs.map((o) => o.disconnect()));
 }
 
@@ -144,7 +162,13 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
   const report = (extra: Partial<BatchProgress> = {}) =>
     options.onProgress?.({ ...state, elapsed: (Date.now() - started) / 1000, ...extra });
   report();
-  const summary: BatchSummary = { found: todo.length + skipped.length, written: 0, skipped: skipped.length, failed: [], seconds: 0 };
+  const summary: BatchSummary = {
+    found: todo.length + skipped.length,
+    written: 0,
+    skipped: skipped.length,
+    failed: [],
+    seconds: 0,
+  };
   const finish = (r: BatchImageResult) => {
     if (r.status === 'written') summary.written++;
     else {
@@ -201,7 +225,13 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
       queue.add(
         'auto',
         { v: 1, relPath, image: bytes.toString('base64'), amg },
-        { jobId: id, attempts: options.attempts ?? 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: false, removeOnFail: false },
+        {
+          jobId: id,
+          attempts: options.attempts ?? 3,
+          backoff: { type: 'exponential', delay: 5000 },
+          removeOnComplete: false,
+          removeOnFail: false,
+        },
       );
     events.on('completed', ({ jobId }) => settleLogged(jobId));
     events.on('failed', ({ jobId }) => settleLogged(jobId));
@@ -212,7 +242,14 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
       try {
         bytes = fs.readFileSync(img.file);
       } catch (e) {
-        finish({ file: img.file, relPath: img.relPath, output, status: 'failed', seconds: 0, error: `Cannot read image file "${img.file}": ${(e as NodeJS.ErrnoException).code ?? e}.` });
+        finish({
+          file: img.file,
+          relPath: img.relPath,
+          output,
+          status: 'failed',
+          seconds: 0,
+          error: `Cannot read image file "${img.file}": ${(e as NodeJS.ErrnoException).code ?? e}.`,
+        });
         continue;
       }
       const id = jobIdFor(img.relPath, bytes, amg);
@@ -305,9 +342,11 @@ const PERMANENT = new Set(['IMAGE', 'INPUT', 'CONFIG']);
 export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummary> {
   const conn = parseRedisUrl(options.queue);
   const concurrency = options.concurrency ?? 1;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Sam2Error('INPUT', `concurrency must be a positive integer, got ${concurrency}.`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new Sam2Error('INPUT', `concurrency must be a positive integer, got ${concurrency}.`);
   const lockDuration = options.lockDuration ?? 300_000;
-  if (!(lockDuration >= 1000)) throw new Sam2Error('INPUT', `lockDuration must be at least 1000 ms, got ${lockDuration}.`);
+  if (!(lockDuration >= 1000))
+    throw new Sam2Error('INPUT', `lockDuration must be at least 1000 ms, got ${lockDuration}.`);
   const bull = await loadBullmq();
   const name = options.queueName ?? DEFAULT_QUEUE_NAME;
   const probe = await openQueue(bull, name, conn); // before loading the model: fail fast
@@ -322,7 +361,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       name,
       async (job) => {
         const d = job.data;
-        if (d?.v !== 1 || typeof d.image !== 'string') throw new bull.UnrecoverableError('Job data is not from a compatible sam2-tfjs version: run the same version for `auto --queue` and `worker`.');
+        if (d?.v !== 1 || typeof d.image !== 'string')
+          throw new bull.UnrecoverableError(
+            'Job data is not from a compatible sam2-tfjs version: run the same version for `auto --queue` and `worker`.',
+          );
         emit({ type: 'active', jobId: job.id!, relPath: d.relPath, attempt: job.attemptsMade + 1 });
         let gen;
         try {
@@ -351,7 +393,13 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       if (!job) return;
       summary.failed++;
       const willRetry = !(err instanceof bull.UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
-      emit({ type: 'failed', jobId: job.id!, relPath: job.data?.relPath, error: err.message.split('\n')[0], willRetry });
+      emit({
+        type: 'failed',
+        jobId: job.id!,
+        relPath: job.data?.relPath,
+        error: err.message.split('\n')[0],
+        willRetry,
+      });
     });
     // reported once BullMQ has recorded the result (a job whose lock was lost is not)
     worker.on('completed', (job, rec) => {

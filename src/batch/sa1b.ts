@@ -3,7 +3,11 @@
  * the image record, then one annotation per mask with a COCO RLE segmentation.
  */
 import type { Sam2Model } from '../model/sam2';
-import { AutomaticMaskGenerator, type AutomaticMaskGeneratorOptions, type MaskAnnotation } from '../predictor/automatic_mask_generator';
+import {
+  AutomaticMaskGenerator,
+  type AutomaticMaskGeneratorOptions,
+  type MaskAnnotation,
+} from '../predictor/automatic_mask_generator';
 import type { CocoRle } from '../predictor/amg/rle';
 import type { Box } from '../predictor/amg/geometry';
 import { readImage, type ImageInput } from '../predictor/image_input';

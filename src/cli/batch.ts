@@ -38,14 +38,22 @@ export const BATCH_OPTIONS = {
 
 function amgOptions(o: Options, h: CliHelpers): BatchAmgOptions {
   const amg: Record<string, number> = {};
-  for (const [flag, key] of Object.entries(AMG_FLAGS)) if (o[flag] !== undefined) amg[key] = h.num(o[flag], `--${flag}`);
+  for (const [flag, key] of Object.entries(AMG_FLAGS))
+    if (o[flag] !== undefined) amg[key] = h.num(o[flag], `--${flag}`);
   return amg;
 }
 
 /** `auto <inputs...> --out-dir OUT [--queue redis://...] [--overwrite]`. */
-export async function runAutoBatch(p: string[], o: Options, h: CliHelpers, out: Out = process.stdout, err: Out = process.stderr): Promise<void> {
+export async function runAutoBatch(
+  p: string[],
+  o: Options,
+  h: CliHelpers,
+  out: Out = process.stdout,
+  err: Out = process.stderr,
+): Promise<void> {
   if (!p.length) throw h.usageError('auto takes one or more images or directories');
-  if (o['out-dir'] === undefined || o['out-dir'] === true) throw h.usageError('--queue needs --out-dir OUT (the producer writes the outputs)');
+  if (o['out-dir'] === undefined || o['out-dir'] === true)
+    throw h.usageError('--queue needs --out-dir OUT (the producer writes the outputs)');
   if (o.out !== undefined) throw h.usageError('give --out (one image) or --out-dir (many), not both');
   if (o.overlay !== undefined) throw h.usageError('--overlay is for one image with --out');
   const outDir = String(o['out-dir']);
@@ -69,7 +77,7 @@ export async function runAutoBatch(p: string[], o: Options, h: CliHelpers, out: 
 export const WORKER_USAGE =
   'sam2-tfjs worker --queue redis://HOST:PORT[/DB] --model <dir|name> [--image-size n] [--concurrency 1] [--lock-duration 300] [--backend b]\n' +
   '  Takes `auto --out-dir OUT --queue ...` jobs until stopped (SIGTERM/SIGINT finish the current job first).\n' +
-  '  A killed worker\'s job goes back to the queue once its lock (--lock-duration seconds) expires.';
+  "  A killed worker's job goes back to the queue once its lock (--lock-duration seconds) expires.";
 
 export const WORKER_OPTIONS = {
   queue: { type: 'string' },
@@ -102,7 +110,8 @@ export async function runWorkerCli(p: string[], o: Options, h: CliHelpers, out: 
   if (typeof o.queue !== 'string') throw h.usageError('--queue redis://HOST:PORT[/DB] is required');
   const loadModel = h.modelLoader(o);
   const concurrency = o.concurrency !== undefined ? h.num(o.concurrency, '--concurrency') : 1;
-  const lockDuration = o['lock-duration'] !== undefined ? h.num(o['lock-duration'], '--lock-duration') * 1000 : undefined;
+  const lockDuration =
+    o['lock-duration'] !== undefined ? h.num(o['lock-duration'], '--lock-duration') * 1000 : undefined;
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -112,7 +121,14 @@ export async function runWorkerCli(p: string[], o: Options, h: CliHelpers, out: 
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    const s = await runWorker({ queue: o.queue, model: loadModel, concurrency, lockDuration, signal: stop.signal, onEvent: (e) => out.write(`${workerLine(e)}\n`) });
+    const s = await runWorker({
+      queue: o.queue,
+      model: loadModel,
+      concurrency,
+      lockDuration,
+      signal: stop.signal,
+      onEvent: (e) => out.write(`${workerLine(e)}\n`),
+    });
     out.write(`worker stopped: ${s.completed} jobs done, ${s.failed} failed\n`);
   } finally {
     process.off('SIGTERM', onSignal);

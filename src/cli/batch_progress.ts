@@ -59,7 +59,10 @@ export function batchProgressView(out: Out, err: Out, what = 'images'): (p: Batc
     if (!p.total) return;
     const w = 30;
     const f = Math.round((p.done / p.total) * w);
-    const cur = p.current && p.done < p.total ? `  (${p.current.relPath}: ${p.current.done}/${p.current.total} point batches)` : '';
+    const cur =
+      p.current && p.done < p.total
+        ? `  (${p.current.relPath}: ${p.current.done}/${p.current.total} point batches)`
+        : '';
     let bar = `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${p.done}/${p.total} ${what}${p.failed ? `, ${p.failed} failed` : ''}${rate(p)}${cur}`;
     if (err.columns && bar.length >= err.columns) bar = bar.slice(0, err.columns - 1);
     err.write(`\r\x1b[K${bar}`);

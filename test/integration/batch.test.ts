@@ -1,6 +1,5 @@
 /**
- * Batch automatic masks: the file walk, atomic writes and progress drawing in-process; then
- * the CLI end to end on a ported formula checkpoint at 128 px with a 4x4 grid: local runs
+ * Batch automatic masks (the model-free parts are in test/unit/batch_files.test.ts): the CLI end to end on a ported formula checkpoint at 128 px with a 4x4 grid: local runs
  * (resume, --overwrite, a corrupt image, a run killed mid-way) and the BullMQ path against a
  * real redis-server on loopback (two workers, one SIGKILLed mid-job; SIGTERM mid-job).
  */
@@ -11,13 +10,12 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { Jimp } from 'jimp';
-import { findImages, isCompleteOutput, jsonRelPath, outputPath, writeFileAtomic } from '../src/batch/files';
-import { jobIdFor, parseRedisUrl } from '../src/batch/queue';
-import { batchProgressView, formatDuration } from '../src/cli/batch_progress';
-import { main } from '../src/cli/main';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
+import { jsonRelPath, writeFileAtomic } from '../../src/batch/files';
+import { parseRedisUrl } from '../../src/batch/queue';
+import { main } from '../../src/cli/main';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
 
-const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
+const cli = path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts');
 const env = { ...process.env, SAM2_TFJS_BACKEND: 'wasm' };
 /** Model and grid flags every run uses (thresholds 0: formula weights score low). */
 const AMG = ['--points-per-side', '4', '--pred-iou-thresh', '0', '--stability-score-thresh', '0'];
@@ -50,7 +48,11 @@ function start(...args: string[]): Proc {
     buf = parts.pop()!;
     for (const l of parts) {
       lines.push(l);
-      for (const w of [...waiters]) if (w.re.test(l)) waiters.splice(waiters.indexOf(w), 1) && w.resolve(l);
+      for (const w of [...waiters]) {
+        if (!w.re.test(l)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
     }
   };
   child.stdout!.on('data', onData);
@@ -67,7 +69,9 @@ function start(...args: string[]): Proc {
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${lines.join('\n')}`)), ms);
         waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
-        void exited.then((code) => (clearTimeout(t), reject(new Error(`exited (${code}) before ${re}; output:\n${lines.join('\n')}`))));
+        void exited.then(
+          (code) => (clearTimeout(t), reject(new Error(`exited (${code}) before ${re}; output:\n${lines.join('\n')}`))),
+        );
       });
     },
   };
@@ -125,68 +129,6 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('walks directories recursively, maps outputs, refuses two images with one output', () => {
-    const found = findImages([data, path.join(bad, 'corrupt.jpg')]);
-    expect(found.map((f) => f.relPath)).to.deep.equal([...IMAGES, 'corrupt.jpg']);
-    expect(jsonRelPath('sub/deep/c.png')).to.equal('sub/deep/c.json');
-    expect(outputPath('/o', found[2])).to.equal(path.join('/o', 'sub', 'deep', 'c.json'));
-    expect(() => findImages([data, path.join(data, 'a.png')])).to.throw(/would both write a\.json/);
-    expect(() => findImages([path.join(tmp, 'nope')])).to.throw(/does not exist/);
-  });
-
-  it('writes atomically and tells complete outputs from partial ones', () => {
-    const f = path.join(tmp, 'atomic', 'x', 'a.json');
-    writeFileAtomic(f, JSON.stringify({ image: { file_name: 'x/a.png' }, annotations: [] }));
-    writeFileAtomic(f, JSON.stringify({ image: { file_name: 'x/a.png' }, annotations: [1] }));
-    expect(fs.readdirSync(path.dirname(f))).to.deep.equal(['a.json']); // no temporary file left
-    expect(isCompleteOutput(f, 'x/a.png')).to.equal(true);
-    expect(isCompleteOutput(f, 'x/b.png')).to.equal(false);
-    fs.writeFileSync(f, '{"image":{"file_name":"x/a.png"},"annotations":[{"id":1,');
-    expect(isCompleteOutput(f, 'x/a.png')).to.equal(false);
-    expect(isCompleteOutput(path.join(tmp, 'missing.json'), 'x/a.png')).to.equal(false);
-  });
-
-  it('parses queue URLs; job ids come from the relative path, bytes and options', () => {
-    expect(parseRedisUrl('redis://10.0.0.5:6390/2')).to.deep.equal({ host: '10.0.0.5', port: 6390, db: 2 });
-    expect(parseRedisUrl('redis://localhost')).to.deep.equal({ host: 'localhost', port: 6379, db: 0 });
-    expect(() => parseRedisUrl('http://x:1')).to.throw(/redis:\/\/HOST:PORT\[\/DB\]/);
-    expect(() => parseRedisUrl('redis://x:1/abc')).to.throw(/redis:\/\/HOST:PORT/);
-    const id = jobIdFor('sub/a:1.png', Buffer.from('x'), { pointsPerSide: 4 });
-    expect(id).to.match(/^sub\/a%3A1\.png#[0-9a-f]{16}$/);
-    expect(jobIdFor('sub/a:1.png', Buffer.from('x'), { pointsPerSide: 4 })).to.equal(id);
-    expect(jobIdFor('sub/a:1.png', Buffer.from('x'), { pointsPerSide: 8 })).to.not.equal(id);
-    // bullmq is loaded only when a queue is used
-    expect(Object.keys(require.cache).filter((k) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(k))).to.deep.equal([]);
-  });
-
-  it('draws a bar on a TTY and plain lines otherwise', () => {
-    const sink = (isTTY: boolean) => {
-      const s = { text: '', isTTY, write: (t: string) => (s.text += t) };
-      return s;
-    };
-    const img = { file: 'd/a.png', relPath: 'a.png', output: 'o/a.json', status: 'written' as const, masks: 3, seconds: 2 };
-    const steps = [
-      { total: 2, done: 0, failed: 0, skipped: 1, elapsed: 0 },
-      { total: 2, done: 0, failed: 0, skipped: 1, elapsed: 1, current: { relPath: 'a.png', done: 1, total: 2 } },
-      { total: 2, done: 1, failed: 0, skipped: 1, elapsed: 30, image: img },
-      { total: 2, done: 2, failed: 1, skipped: 1, elapsed: 60, image: { ...img, relPath: 'b.png', status: 'failed' as const, error: 'Cannot decode' } },
-    ];
-    const [out, err] = [sink(false), sink(false)];
-    const plain = batchProgressView(out, err);
-    steps.forEach(plain);
-    expect(out.text.split('\n')).to.deep.equal(['2 images to do, 1 already done (skipped)', '[1/2] a.png: 3 masks -> o/a.json (2.0 s)', '[2/2] b.png: FAILED: Cannot decode', '']);
-    expect(err.text).to.equal('');
-    const [tout, terr] = [sink(false), sink(true)];
-    const bar = batchProgressView(tout, terr);
-    steps.forEach(bar);
-    expect(terr.text).to.contain('[###############...............] 1/2 images  2.0 img/min  ~30s left');
-    expect(terr.text).to.contain('(a.png: 1/2 point batches)');
-    expect(terr.text).to.contain('[2/2] b.png: FAILED: Cannot decode\n');
-    expect(terr.text.endsWith('2/2 images, 1 failed  2.0 img/min  \n')).to.equal(true);
-    expect(formatDuration(75)).to.equal('1m15s');
-    expect(formatDuration(3725)).to.equal('1h02m');
-  });
-
   it('auto DIR --out-dir: SA-1B JSON per image, same as the single-image run; a run killed mid-way resumes', async () => {
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
     writeFormulaCheckpoint(ckpt);
@@ -207,7 +149,9 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
     expect(r.code, r.err).to.equal(1); // the corrupt image
     expect(r.out).to.contain(`${5 - partial.size} images to do, ${partial.size} already done (skipped)`);
     expect(r.out).to.match(/\] corrupt\.jpg: FAILED: Cannot decode image file ".*corrupt\.jpg"/);
-    expect(r.out).to.match(new RegExp(`${4 - partial.size} written, ${partial.size} skipped \\(already done\\), 1 failed, of 5 images`));
+    expect(r.out).to.match(
+      new RegExp(`${4 - partial.size} written, ${partial.size} skipped \\(already done\\), 1 failed, of 5 images`),
+    );
     expect(r.err).to.match(/^failed: .*corrupt\.jpg: Cannot decode/m);
     expect(r.err.trim().split('\n').pop()).to.equal('sam2-tfjs auto: 1 of 5 images failed (listed above)');
     const all = outputs(localDir);
@@ -216,7 +160,16 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
     const doc = JSON.parse(all.get('sub/b.json')!);
     expect(doc.image).to.deep.equal({ file_name: 'sub/b.jpg', width: 48, height: 32 });
     expect(doc.annotations.length).to.be.greaterThan(0);
-    expect(Object.keys(doc.annotations[0])).to.deep.equal(['id', 'segmentation', 'area', 'bbox', 'predicted_iou', 'stability_score', 'point_coords', 'crop_box']);
+    expect(Object.keys(doc.annotations[0])).to.deep.equal([
+      'id',
+      'segmentation',
+      'area',
+      'bbox',
+      'predicted_iou',
+      'stability_score',
+      'point_coords',
+      'crop_box',
+    ]);
     expect(doc.annotations[0].segmentation.size).to.deep.equal([32, 48]);
     expect(doc.annotations[0].segmentation.counts).to.be.a('string');
 
@@ -283,7 +236,9 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
     expect(both.err.split('\n')[0]).to.match(/give --out \(one image\) or --out-dir \(many\), not both/);
     const badUrl = await call('auto', data, '--out-dir', path.join(tmp, 'q'), '--queue', 'localhost:6379');
     expect(badUrl.code).to.equal(1);
-    expect(badUrl.err.trim()).to.match(/^sam2-tfjs auto: The queue must be a URL like redis:\/\/HOST:PORT\[\/DB\], got "localhost:6379"\.$/);
+    expect(badUrl.err.trim()).to.match(
+      /^sam2-tfjs auto: The queue must be a URL like redis:\/\/HOST:PORT\[\/DB\], got "localhost:6379"\.$/,
+    );
     const badOpt = await call('auto', data, ...model, '--out-dir', path.join(tmp, 'q'), '--pred-iou-thresh', '3');
     expect(badOpt.code).to.equal(1);
     expect(badOpt.err.trim()).to.match(/^sam2-tfjs auto: predIouThresh must be in \[0, 1\]/);
@@ -304,15 +259,24 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
 
     before(async function () {
       if (spawnSync('redis-server', ['--version']).error) {
-        if (process.env.CI) throw new Error('redis-server is not installed (Debian package redis-server; .ci/run installs it)');
+        if (process.env.CI)
+          throw new Error('redis-server is not installed (Debian package redis-server; .ci/run installs it)');
         this.skip();
       }
       const port = await freePort();
       url = `redis://127.0.0.1:${port}`;
-      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      redis = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: 'ignore' },
+      );
       const { default: IORedis } = await import('ioredis');
       for (let i = 0; ; i++) {
-        const c = new IORedis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const c = new IORedis(port, '127.0.0.1', {
+          lazyConnect: true,
+          retryStrategy: () => null,
+          maxRetriesPerRequest: 0,
+        });
         try {
           await c.connect();
           await c.ping();
@@ -362,18 +326,35 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
         victim.child.kill('SIGKILL');
         await victim.exited;
         expect(await producer.exited, producer.lines.join('\n')).to.equal(1); // the corrupt image
-        expect(producer.lines.some((l) => /^\[\d\/5\] corrupt\.jpg: FAILED: Cannot decode image bytes/.test(l))).to.equal(true);
+        expect(
+          producer.lines.some((l) => /^\[\d\/5\] corrupt\.jpg: FAILED: Cannot decode image bytes/.test(l)),
+        ).to.equal(true);
 
         // the lost job was redone by the survivor, and nothing was done twice
         const lost = /^start (\S+) /.exec(line)![1];
-        const unfinished = victim.lines.filter((l) => l.startsWith('start ')).map((l) => /^start (\S+) /.exec(l)![1]).filter((rel) => !victim.lines.some((l) => l.startsWith(`done ${rel}:`) || l.startsWith(`failed ${rel}:`)));
+        const unfinished = victim.lines
+          .filter((l) => l.startsWith('start '))
+          .map((l) => /^start (\S+) /.exec(l)![1])
+          .filter((rel) => !victim.lines.some((l) => l.startsWith(`done ${rel}:`) || l.startsWith(`failed ${rel}:`)));
         expect(unfinished).to.include(lost);
-        for (const rel of unfinished) expect(survivor.lines.some((l) => l.startsWith(`start ${rel} `)), rel).to.equal(true);
+        for (const rel of unfinished)
+          expect(
+            survivor.lines.some((l) => l.startsWith(`start ${rel} `)),
+            rel,
+          ).to.equal(true);
         const both = [...victim.lines, ...survivor.lines];
         const logs = `victim:\n${victim.lines.join('\n')}\nsurvivor:\n${survivor.lines.join('\n')}`;
-        for (const rel of IMAGES) expect(both.filter((l) => l.startsWith(`done ${rel}:`)), `${rel}\n${logs}`).to.have.length(1);
+        for (const rel of IMAGES)
+          expect(
+            both.filter((l) => l.startsWith(`done ${rel}:`)),
+            `${rel}\n${logs}`,
+          ).to.have.length(1);
         expect(both.filter((l) => l.startsWith('failed corrupt.jpg: Cannot decode image bytes'))).to.have.length(1); // no retries
-        for (const rel of [...IMAGES, 'corrupt.jpg']) expect(producer.lines.filter((l) => l.includes(`] ${rel}: `)), rel).to.have.length(1);
+        for (const rel of [...IMAGES, 'corrupt.jpg'])
+          expect(
+            producer.lines.filter((l) => l.includes(`] ${rel}: `)),
+            rel,
+          ).to.have.length(1);
 
         // the acceptance check: the same JSON as the local run, byte for byte
         const local = outputs(localDir);
@@ -385,7 +366,15 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
 
         // SIGTERM in the middle of a job: the worker finishes it, then exits
         const since = survivor.lines.length;
-        const again = start('auto', path.join(data, 'a.png'), ...AMG, '--out-dir', path.join(tmp, 'queued2'), '--queue', url);
+        const again = start(
+          'auto',
+          path.join(data, 'a.png'),
+          ...AMG,
+          '--out-dir',
+          path.join(tmp, 'queued2'),
+          '--queue',
+          url,
+        );
         await survivor.waitFor(/^start a\.png /, since);
         survivor.child.kill('SIGTERM');
         expect(await again.exited, again.lines.join('\n')).to.equal(0);
