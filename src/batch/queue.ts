@@ -215,7 +215,7 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
           }
         }
       } else {
-        finish({ ...base, status: 'failed', error: job!.failedReason.split('\n')[0] });
+        finish({ ...base, status: 'failed', error: (job!.failedReason || `job ${id} failed`).split('\n')[0] });
       }
       await job!.remove().catch(() => undefined); // frees the image bytes and result in Redis
       wake();
