@@ -287,4 +287,25 @@ describe('ImageEncoder as a tf.LayersModel', () => {
     });
     enc.disposeAll();
   });
+
+  it('comes back from model.toJSON() through tf.models.modelFromJSON and predicts the same after loading weights', async () => {
+    const enc = new ImageEncoder(cfg);
+    const input = tf.input({ shape: [128, 128, 3] });
+    const model = tf.model({ inputs: input, outputs: enc.apply(input) as tf.SymbolicTensor[] });
+    // the Keras-format JSON (snake_case keys) that tf.io saves
+    const back = await tf.models.modelFromJSON({ modelTopology: JSON.parse(model.toJSON() as string) });
+    const restored = back.layers[1];
+    expect(restored).to.be.instanceOf(ImageEncoder);
+    expect(JSON.stringify(restored.getConfig())).to.equal(JSON.stringify(enc.getConfig()));
+    enc.loadFrom(tinyWeights());
+    (restored as ImageEncoder).loadFrom(tinyWeights());
+    await expectNoLeak('restored LayersModel.predict', () => {
+      const x = tf.randomUniform([1, 128, 128, 3], -2, 2, 'float32', 8) as tf.Tensor4D;
+      const [a, b] = [model.predict(x) as tf.Tensor[], back.predict(x) as tf.Tensor[]];
+      a.forEach((t, i) => expect(Array.from(b[i].dataSync())).to.deep.equal(Array.from(t.dataSync())));
+      tf.dispose([x, ...a, ...b]);
+    });
+    enc.disposeAll();
+    (restored as ImageEncoder).disposeAll();
+  });
 });
