@@ -8,29 +8,29 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
-import { Sam2Layer, shapeList, tensorList, type Shape } from '../src/layers/base';
-import { Attention } from '../src/layers/attention';
-import { Conv2d, LayerNorm, Linear, Mlp } from '../src/layers/common';
-import { CXBlock } from '../src/layers/cx_block';
-import { MultiScaleBlock } from '../src/layers/hiera_block';
-import { RoPEAttention } from '../src/layers/rope_attention';
-import { TwoWayAttentionBlock, TwoWayTransformer } from '../src/layers/two_way_transformer';
-import { FpnNeck } from '../src/model/fpn_neck';
-import { Hiera } from '../src/model/hiera';
-import { ImageEncoder } from '../src/model/image_encoder';
-import { MaskDecoder } from '../src/model/mask_decoder';
-import { MemoryAttention, MemoryAttentionLayer } from '../src/model/memory_attention';
-import { MemoryEncoder } from '../src/model/memory_encoder';
-import { PromptEncoder } from '../src/model/prompt_encoder';
-import { TrackingParams } from '../src/model/tracker';
-import { makeConfig } from '../src/config';
-import { Weights } from '../src/weights';
-import { expectNoLeak } from './helpers';
-import { tinyWeights } from './models';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../../src/layers/base';
+import { Attention } from '../../src/layers/attention';
+import { Conv2d, LayerNorm, Linear, Mlp } from '../../src/layers/common';
+import { CXBlock } from '../../src/layers/cx_block';
+import { MultiScaleBlock } from '../../src/layers/hiera_block';
+import { RoPEAttention } from '../../src/layers/rope_attention';
+import { TwoWayAttentionBlock, TwoWayTransformer } from '../../src/layers/two_way_transformer';
+import { FpnNeck } from '../../src/model/fpn_neck';
+import { Hiera } from '../../src/model/hiera';
+import { ImageEncoder } from '../../src/model/image_encoder';
+import { MaskDecoder } from '../../src/model/mask_decoder';
+import { MemoryAttention, MemoryAttentionLayer } from '../../src/model/memory_attention';
+import { MemoryEncoder } from '../../src/model/memory_encoder';
+import { PromptEncoder } from '../../src/model/prompt_encoder';
+import { TrackingParams } from '../../src/model/tracker';
+import { makeConfig } from '../../src/config';
+import { Weights } from '../../src/weights';
+import { expectNoLeak } from '../helpers';
+import { tinyWeights } from '../models';
 
 // Load every source file that registers a class, so the registry holds all of them (a new file
 // with a new layer is found too).
-const SRC = path.join(__dirname, '..', 'src');
+const SRC = path.join(__dirname, '..', '..', 'src');
 const registering = (fs.readdirSync(SRC, { recursive: true }) as string[])
   .filter((f) => f.endsWith('.ts'))
   .map((f) => path.join(SRC, f))
