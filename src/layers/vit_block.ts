@@ -14,7 +14,7 @@
  * at 128 px; with per-call slices it finishes (heap 4.0 GB, from the MLP weights' packed copies).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, type Shape } from './base';
 import { LayerNorm, Linear, gelu } from './common';
 import { windowPartition, windowUnpartition } from './hiera_block';
 
@@ -80,6 +80,7 @@ export class VitBlock extends Sam2Layer {
    */
   constructor(readonly key: string, readonly opts: VitBlockOptions, relPosLength: number) {
     super();
+    this.remember<typeof VitBlock>(key, opts, relPosLength);
     const { dim, numHeads, mlpRatio } = opts;
     const d = dim / numHeads;
     this.norm1 = this.child(new LayerNorm(`${key}.norm1`, dim, 1e-6));
@@ -199,6 +200,11 @@ export class VitBlock extends Sam2Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
+  }
+
+  /** [B, H, W, dim] -> the same shape. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return [...shapeList(inputShape)[0]];
   }
 }
 tf.serialization.registerClass(VitBlock);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../../errors';
-import { Sam2Layer } from '../../layers/base';
+import { Sam2Layer, shapeList, type Shape } from '../../layers/base';
 import { Conv2d, LayerNorm } from '../../layers/common';
 import { VitBlock } from '../../layers/vit_block';
 import type { Sam1Config } from '../../config_sam1';
@@ -32,6 +32,7 @@ export class Sam1ImageEncoder extends Sam2Layer {
 
   constructor(readonly config: Sam1Config) {
     super();
+    this.remember<typeof Sam1ImageEncoder>(config);
     const v = config.vit;
     const grid = config.imageSize / v.patchSize;
     const pretrainGrid = v.pretrainImgSize / v.patchSize;
@@ -103,6 +104,17 @@ export class Sam1ImageEncoder extends Sam2Layer {
   /** The features SamPredictor caches: the image embedding. */
   imageFeatures(x: tf.Tensor4D): Sam1ImageFeatures {
     return { imageEmbed: this.forward(x) };
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
+  }
+
+  /** [B, S, S, 3] -> [B, S/16, S/16, 256]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [b, h, w] = shapeList(inputShape)[0];
+    const p = this.config.vit.patchSize;
+    return [b, h === null ? null : h / p, w === null ? null : w / p, this.config.vit.outChans];
   }
 }
 tf.serialization.registerClass(Sam1ImageEncoder);
