@@ -9,7 +9,7 @@ import { parseArgs } from 'util';
 import { spawnSync } from 'child_process';
 import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
-import { downloadCheckpoint } from '../io/download';
+import { downloadCheckpoint, isCompleteCheckpoint, weightsDir } from '../io/download';
 import { portCheckpoint } from '../io/port';
 import { MODEL_NAMES } from '../model/config';
 import { loadSam2 } from '../model/load';
@@ -66,11 +66,14 @@ function modelLoader(o: Options) {
  */
 async function modelDir(model: string): Promise<string> {
   if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model)) return model;
-  const dir = path.join('weights', model);
+  const dir = path.join(weightsDir(), model);
   if (!fs.existsSync(path.join(dir, 'model.json'))) {
-    console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
+    const pt = path.join(weightsDir(), `${model}.pt`);
+    // a complete .pt already there (e.g. downloaded by hand) is ported without downloading
+    if (isCompleteCheckpoint(pt)) console.error(`${dir} has no weights yet: porting ${pt} once`);
+    else console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
     // stdout stays for the command's own output (--json)
-    await downloadAndPort(model, path.join('weights', `${model}.pt`), dir, {}, console.error);
+    await downloadAndPort(model, pt, dir, {}, console.error);
   }
   return dir;
 }
@@ -84,11 +87,11 @@ async function downloadAndPort(
   log: (line: string) => void = console.log,
 ) {
   const progress = bar(`downloading ${name} (MiB)`);
-  await downloadCheckpoint(name, file, {
+  if (isCompleteCheckpoint(file)) log(`using ${file} (already downloaded)`);
+  else await downloadCheckpoint(name, file, {
     baseUrl: o.baseUrl,
     onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
-  });
-  log(`downloaded ${file}`);
+  }).then(() => log(`downloaded ${file}`));
   if (o.noPort) return;
   const r = portCheckpoint(file, out, { float16: o.float16 });
   log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
@@ -142,8 +145,8 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
       const name = p[0];
-      const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
-      const out = o.out ? String(o.out) : path.join('weights', name);
+      const file = o.checkpoint ? String(o.checkpoint) : path.join(weightsDir(), `${name}.pt`);
+      const out = o.out ? String(o.out) : path.join(weightsDir(), name);
       const baseUrl = o['base-url'] !== undefined ? String(o['base-url']) : undefined;
       await downloadAndPort(name, file, out, { baseUrl, float16: !!o.float16, noPort: !!o['no-port'] });
     },
