@@ -138,14 +138,21 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     for (const v of [0, -4, 2.5]) {
       expect(() => new AutomaticMaskGenerator(model, { pointsPerSide: v }), String(v)).to.throw(Sam2Error, /pointsPerSide must be a positive integer/);
     }
-    const gen = new AutomaticMaskGenerator(model, { pointsPerSide: 2 });
+    const gen = new AutomaticMaskGenerator(model, { pointsPerSide: 2, predIouThresh: 0, stabilityScoreThresh: 0 });
     const before = tf.memory().numTensors;
     const anns = await gen.generate(picture(40, 30, 10, 10));
     expect(tf.memory().numTensors).to.equal(before);
     const s = gen.lastStats;
     expect(s.candidates).to.equal(12);
     expect(s.kept).to.equal(anns.length);
+    expect(anns.length).to.be.greaterThan(0);
     expect(s.belowPredIou + s.belowStability + s.nearCropEdge + s.nmsDuplicates + s.kept).to.equal(s.candidates);
+    // two generate calls at once on one generator: each as if it ran alone
+    const other = picture(32, 24, 20, 12);
+    const alone = await gen.generate(other);
+    const [x, y] = await Promise.all([gen.generate(picture(40, 30, 10, 10), {}), gen.generate(other)]);
+    expect(x).to.deep.equal(anns);
+    expect(y).to.deep.equal(alone);
     gen.dispose();
   });
 });

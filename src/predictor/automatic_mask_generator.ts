@@ -8,6 +8,7 @@ import { check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
+import { SerialQueue } from './serial_queue';
 import { removeHolesAndSprinkles, upsampleLogits } from './transforms';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
@@ -126,6 +127,8 @@ export class AutomaticMaskGenerator {
   private readonly predictor: SamPredictor;
   /** Stage timings of the last generate call. */
   lastTimings: GenerateTimings = { encode: 0, decode: 0, postprocess: 0 };
+  /** generate calls run one at a time: they share one predictor's image. */
+  private readonly queue = new SerialQueue();
   /** Candidate counts of the last generate call, per filter. */
   lastStats: GenerateStats = emptyStats();
 
@@ -161,7 +164,11 @@ export class AutomaticMaskGenerator {
   }
 
   /** Segments everything in `image`; annotations come in the reference's order. */
-  async generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+  generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+    return this.queue.run(() => this.generateNow(image, opts));
+  }
+
+  private async generateNow(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void }): Promise<MaskAnnotation[]> {
     const img = await readImage(image);
     const o = this.options;
     const { boxes: crops, layers } = generateCropBoxes(img.height, img.width, o.cropNLayers, o.cropOverlapRatio);
