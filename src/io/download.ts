@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { MODEL_NAMES } from '../model/config';
+import { MODEL_NAMES } from '../config';
 import { readCheckpoint } from './torch_checkpoint';
 
 /** Environment variable naming the folder that holds downloaded and ported weights (default `weights`, relative to the working directory). */

@@ -1,5 +1,6 @@
 /** Decoding every image form the predictors accept into packed RGB bytes. */
 import * as tf from '@tensorflow/tfjs';
+import type { RgbImage } from '../ops/transforms';
 import * as fs from 'fs';
 import { Jimp } from 'jimp';
 import { Sam2Error } from '../errors';
@@ -24,12 +25,7 @@ export interface BitmapLike {
  */
 export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D;
 
-/** Packed RGB bytes (3 per pixel). */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
+export type { RgbImage } from '../ops/transforms';
 
 function toRgb(src: ArrayLike<number>, width: number, height: number, channels: number): RgbImage {
   if (!isSize(width) || !isSize(height)) throw new Sam2Error('INPUT', `The image is empty or has a bad size (${width}x${height}).`);

@@ -6,16 +6,16 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
-import { fixturePath } from './helpers';
-import { tinyWeights } from './models';
-import { Sam2Error } from '../src/errors';
-import { makeConfig } from '../src/model/config';
-import { Sam2Model } from '../src/model/sam2';
-import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
-import { jpegMemoryLimitMB, jpegSize, readImage } from '../src/predictor/image_input';
-import { SamPredictor } from '../src/predictor/sam_predictor';
-import { VideoPredictor } from '../src/predictor/video_predictor';
-import { WORKERS_ENV } from '../src/model/memory_attention_parallel';
+import { fixturePath } from '../helpers';
+import { tinyWeights } from '../models';
+import { Sam2Error } from '../../src/errors';
+import { makeConfig } from '../../src/config';
+import { Sam2Model } from '../../src/model/sam2';
+import { AutomaticMaskGenerator } from '../../src/predictor/automatic_mask_generator';
+import { jpegMemoryLimitMB, jpegSize, readImage } from '../../src/predictor/image_input';
+import { SamPredictor } from '../../src/predictor/sam_predictor';
+import { VideoPredictor } from '../../src/predictor/video_predictor';
+import { WORKERS_ENV } from '../../src/model/memory_attention_parallel';
 
 async function rejects(p: Promise<unknown> | (() => unknown), code: string, re: RegExp) {
   try {

@@ -9,11 +9,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Jimp } from 'jimp';
-import { fixturePath } from './helpers';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { portCheckpoint } from '../src/io/port';
+import { fixturePath } from '../helpers';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { portCheckpoint } from '../../src/io/port';
 
-const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
+const cli = path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 function run(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm', ...env } });
@@ -109,7 +109,7 @@ describe('command line: every class of bad input gives one line and a non-zero e
       (args) => run(args),
     );
     expect(v.code).to.equal(0);
-    expect(v.out.trim()).to.equal(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version);
+    expect(v.out.trim()).to.equal(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version);
     for (const [r, f] of [[seg, deep('seg', 'mask.png')], [seg, deep('ov', 'o.png')], [auto, deep('auto', 'masks.json')], [track, deep('track', 'out', '00001_obj1.png')]] as const) {
       expect(r.code, r.err).to.equal(0);
       expect(fs.existsSync(f), f).to.equal(true);

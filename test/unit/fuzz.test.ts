@@ -7,12 +7,12 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fixturePath, formulaWeight } from './helpers';
-import { Sam2Error } from '../src/errors';
-import { SafetensorsCheckpoint, TorchCheckpoint, type Checkpoint } from '../src/io/torch_checkpoint';
-import { bufferSource } from '../src/io/zip';
-import { readPortedWeights } from '../src/io/ported';
-import { makeConfig } from '../src/model/config';
+import { fixturePath, formulaWeight } from '../helpers';
+import { Sam2Error } from '../../src/errors';
+import { SafetensorsCheckpoint, TorchCheckpoint, type Checkpoint } from '../../src/io/torch_checkpoint';
+import { bufferSource } from '../../src/io/zip';
+import { readPortedWeights } from '../../src/io/ported';
+import { makeConfig } from '../../src/config';
 
 /** mulberry32: a small seeded PRNG, so a failure can be replayed. */
 function rng(seed: number) {

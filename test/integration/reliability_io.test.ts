@@ -7,13 +7,13 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
-import { fixturePath } from './helpers';
-import { downloadCheckpoint } from '../src/io/download';
-import { portCheckpoint } from '../src/io/port';
-import { readPortedWeights } from '../src/io/ported';
-import { Sam2Error } from '../src/errors';
+import { fixturePath } from '../helpers';
+import { downloadCheckpoint } from '../../src/io/download';
+import { portCheckpoint } from '../../src/io/port';
+import { readPortedWeights } from '../../src/io/ported';
+import { Sam2Error } from '../../src/errors';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 // tsx by absolute URL: the CLI runs from other working directories
 const tsx = pathToFileURL(require.resolve('tsx')).href;
 
