@@ -52,6 +52,7 @@ export {
   type OutputMode,
   type GenerateProgress,
   type GenerateTimings,
+  type GenerateStats,
 } from './predictor/automatic_mask_generator';
 export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';

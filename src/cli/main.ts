@@ -9,7 +9,7 @@ import { parseArgs } from 'util';
 import { spawnSync } from 'child_process';
 import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
-import { downloadCheckpoint, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
+import { downloadCheckpoint, isCompleteCheckpoint, weightsDir, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
 import { portCheckpoint } from '../io/port';
 import { loadSam2 } from '../load';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
@@ -42,11 +42,36 @@ function num(v: unknown, what: string): number {
   return n;
 }
 
-/** "x,y[,label]" -> point and label (default 1). */
-function parsePoint(s: string): { xy: [number, number]; label: number } {
-  const parts = s.split(',').map((v) => num(v, `--point ${s}`));
-  if (parts.length < 2 || parts.length > 3) throw new UsageError(`--point takes x,y[,label], got "${s}"`);
-  return { xy: [parts[0], parts[1]], label: parts[2] ?? 1 };
+/** "x,y[,label]" -> point and label (default 1); `flag` names the option in errors. */
+function parsePoint(s: string, flag = '--point', whole = s): { xy: [number, number]; label: number } {
+  const parts = s.split(',').map((v) => num(v, `${flag} ${whole}: each value`));
+  if (parts.length < 2 || parts.length > 3) throw new UsageError(`${flag} takes ${flag === '--point' ? 'x,y[,label]' : 'frame:obj:x,y[,label]'}, got "${whole}"`);
+  const label = parts[2] ?? 1;
+  if (label !== 0 && label !== 1) throw new UsageError(`${flag} ${whole}: the label must be 1 (foreground) or 0 (background), got ${label}`);
+  return { xy: [parts[0], parts[1]], label };
+}
+
+/** Creates the folder an output file goes in, before any slow work (not after it). */
+function outputDir(file: string | undefined): void {
+  if (!file) return;
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot create the folder ${dir} for ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+/** The package version, from the package.json above this file (src/cli or dist/cjs/cli). */
+function version(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const f = path.join(dir, 'package.json');
+    if (fs.existsSync(f)) {
+      const pkg = JSON.parse(fs.readFileSync(f, 'utf8'));
+      if (pkg.name === 'sam2-tfjs') return pkg.version;
+    }
+  }
+  return 'unknown';
 }
 
 /** Checks the model options up front (before any slow work) and returns a loader. */
@@ -66,11 +91,14 @@ function modelLoader(o: Options) {
  */
 async function modelDir(model: string): Promise<string> {
   if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model)) return model;
-  const dir = path.join('weights', model);
+  const dir = path.join(weightsDir(), model);
   if (!fs.existsSync(path.join(dir, 'model.json'))) {
-    console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
+    const pt = path.join(weightsDir(), `${model}.pt`);
+    // a complete .pt already there (e.g. downloaded by hand) is ported without downloading
+    if (isCompleteCheckpoint(pt)) console.error(`${dir} has no weights yet: porting ${pt} once`);
+    else console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
     // stdout stays for the command's own output (--json)
-    await downloadAndPort(model, path.join('weights', `${model}.pt`), dir, {}, console.error);
+    await downloadAndPort(model, pt, dir, {}, console.error);
   }
   return dir;
 }
@@ -84,11 +112,11 @@ async function downloadAndPort(
   log: (line: string) => void = console.log,
 ) {
   const progress = bar(`downloading ${name} (MiB)`);
-  await downloadCheckpoint(name, file, {
+  if (isCompleteCheckpoint(file)) log(`using ${file} (already downloaded)`);
+  else await downloadCheckpoint(name, file, {
     baseUrl: o.baseUrl,
     onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
-  });
-  log(`downloaded ${file}`);
+  }).then(() => log(`downloaded ${file}`));
   if (o.noPort) return;
   const r = portCheckpoint(file, out, { float16: o.float16 });
   log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
@@ -144,8 +172,8 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
       const name = p[0];
-      const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
-      const out = o.out ? String(o.out) : path.join('weights', name);
+      const file = o.checkpoint ? String(o.checkpoint) : path.join(weightsDir(), `${name}.pt`);
+      const out = o.out ? String(o.out) : path.join(weightsDir(), name);
       const baseUrl = o['base-url'] !== undefined ? String(o['base-url']) : undefined;
       await downloadAndPort(name, file, out, { baseUrl, float16: !!o.float16, noPort: !!o['no-port'] });
     },
@@ -178,10 +206,12 @@ const COMMANDS: Record<string, Command> = {
       if (p.length !== 1) throw new UsageError('segment takes exactly one image');
       if (!o.out) throw new UsageError('--out mask.png is required');
       const loadModel = modelLoader(o);
-      const points = ((o.point as string[] | undefined) ?? []).map(parsePoint);
+      const points = ((o.point as string[] | undefined) ?? []).map((s) => parsePoint(s));
       const box = o.box ? String(o.box).split(',').map((v) => num(v, '--box')) : undefined;
       if (box && box.length !== 4) throw new UsageError('--box takes x0,y0,x1,y1');
       if (!points.length && !box) throw new UsageError('give at least one --point or a --box');
+      outputDir(String(o.out));
+      outputDir(o.overlay as string | undefined);
       const image = await readImage(p[0]);
       const m = await loadModel();
       const predictor = new SamPredictor(m);
@@ -244,6 +274,8 @@ const COMMANDS: Record<string, Command> = {
       if (!o.out) throw new UsageError('--out masks.json is required (or --out-dir OUT for many images)');
       const loadModel = modelLoader(o);
       const opt = (k: string) => (o[k] !== undefined ? num(o[k], `--${k}`) : undefined);
+      outputDir(String(o.out));
+      outputDir(o.overlay as string | undefined);
       const image = await readImage(p[0]);
       const m = await loadModel();
       const gen = new AutomaticMaskGenerator(m, {
@@ -265,6 +297,7 @@ const COMMANDS: Record<string, Command> = {
           fs.writeFileSync(String(o.overlay), await overlayPng(image, masks));
         }
         console.log(`${anns.length} masks -> ${o.out}`);
+        if (!anns.length) console.error(noMasksReason(gen));
       } finally {
         gen.dispose();
         m.dispose();
@@ -283,15 +316,17 @@ const COMMANDS: Record<string, Command> = {
       const prompts = ((o.prompt as string[] | undefined) ?? []).map((s) => {
         const m = /^(\d+):(-?\d+):(.+)$/.exec(s);
         if (!m) throw new UsageError(`--prompt takes frame:obj:x,y[,label], got "${s}"`);
-        return { frameIdx: Number(m[1]), objId: Number(m[2]), ...parsePoint(m[3]) };
+        return { frameIdx: Number(m[1]), objId: Number(m[2]), ...parsePoint(m[3], '--prompt', s) };
       });
       if (!prompts.length) throw new UsageError('give at least one --prompt frame:obj:x,y');
-      const framesDir = p[0].toLowerCase().endsWith('.mp4') ? splitVideo(p[0], String(o.out)) : p[0];
+      const out = String(o.out);
+      const isMp4 = p[0].toLowerCase().endsWith('.mp4');
+      if (isMp4) checkFfmpeg(); // before anything is created
+      outputDir(path.join(out, 'x'));
+      const framesDir = isMp4 ? splitVideo(p[0], out) : p[0];
       const m = await loadModel();
       const video = new VideoPredictor(m);
       const state = await video.initState(framesDir);
-      const out = String(o.out);
-      fs.mkdirSync(out, { recursive: true });
       try {
         for (const q of prompts) {
           await video.addNewPointsOrBox(state, { frameIdx: q.frameIdx, objId: q.objId, points: [q.xy], labels: [q.label], clearOldPoints: false });
@@ -323,22 +358,49 @@ COMMANDS.worker = {
   run: (p, o) => runWorkerCli(p, o, batchHelpers),
 };
 
-/** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed). */
+const NO_FFMPEG = 'an .mp4 input needs ffmpeg on PATH (or pass a directory of frames named 00000.jpg, 00001.jpg, ...)';
+
+function checkFfmpeg(): void {
+  if (spawnSync('ffmpeg', ['-version']).error) throw new UsageError(NO_FFMPEG);
+}
+
+/** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed); removes them if it fails. */
 function splitVideo(file: string, out: string): string {
   const dir = path.join(out, 'frames');
+  const existed = fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
   const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-i', file, '-q:v', '2', '-start_number', '0', path.join(dir, '%05d.jpg')]);
-  if (r.error) throw new UsageError('an .mp4 input needs ffmpeg on PATH (or pass a directory of frames named 00000.jpg, 00001.jpg, ...)');
-  if (r.status !== 0) throw new UsageError(`ffmpeg could not read ${file}: ${String(r.stderr).trim().split('\n')[0]}`);
+  if (r.error || r.status !== 0) {
+    if (!existed) fs.rmSync(dir, { recursive: true, force: true });
+    if (r.error) throw new UsageError(NO_FFMPEG);
+    throw new UsageError(`ffmpeg could not read ${file}: ${String(r.stderr).trim().split('\n')[0]}`);
+  }
   return dir;
 }
 
+/** Why `auto` found no masks: how many candidates each threshold dropped, and which option to lower. */
+function noMasksReason(gen: AutomaticMaskGenerator): string {
+  const s = gen.lastStats;
+  const opt = gen.options;
+  const parts = [
+    s.belowPredIou && `${s.belowPredIou} at or below --pred-iou-thresh ${opt.predIouThresh}`,
+    s.belowStability && `${s.belowStability} below --stability-score-thresh ${opt.stabilityScoreThresh}`,
+    s.nearCropEdge && `${s.nearCropEdge} touching a crop edge`,
+    s.nmsDuplicates && `${s.nmsDuplicates} duplicates (--box-nms-thresh ${opt.boxNmsThresh})`,
+  ].filter(Boolean);
+  return `sam2-tfjs auto: no masks: of ${s.candidates} candidate masks, ${parts.join(', ') || 'none passed'}; lower those thresholds to keep more.`;
+}
+
 function help(): string {
-  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
+  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details; sam2-tfjs --version)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(version());
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(help());
     return name ? 0 : 2;
@@ -363,11 +425,18 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
+    // one line each (the README's promise); `--help` shows the usage
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`sam2-tfjs ${name}: ${msg}\n${cmd.usage}`);
+      console.error(`sam2-tfjs ${name}: ${msg}`);
       return 2;
     }
-    console.error(`sam2-tfjs ${name}: ${e instanceof Sam2Error ? msg : (e as Error).stack}`);
+    // a file-system error (e.g. EACCES writing --out) is bad input too, not a crash
+    const sys = e as NodeJS.ErrnoException;
+    if (e instanceof Sam2Error || (typeof sys.code === 'string' && sys.syscall)) {
+      console.error(`sam2-tfjs ${name}: ${msg}`);
+      return 1;
+    }
+    console.error(`sam2-tfjs ${name}: ${(e as Error).stack}`);
     return 1;
   }
 }

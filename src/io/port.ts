@@ -169,17 +169,27 @@ function ttyProgress(label: string) {
  * earlier shards there are replaced). Holds one tensor at a time in memory.
  */
 export function portCheckpoint(input: string, outDir: string, options: PortOptions = {}): PortResult {
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) {
+    throw new Sam2Error('INPUT', `${outDir} is a file, not a folder: give --out a folder (it will hold model.json and the weight shards).`);
+  }
   const ckpt = readCheckpoint(input);
+  // written to a private staging folder, then moved in (model.json last): two ports of the same
+  // model at once, or a failed port, never leave a folder whose manifest and shards disagree
+  let stage = '';
   try {
     const shapes = new Map(ckpt.keys().map((k) => [k, ckpt.info(k).shape] as const));
     // SAM 1 (segment-anything ViT-B/L/H): a flat state dict with a ViT encoder
     const config = looksLikeSam1(shapes) ? detectSam1Config(shapes) : detectConfig(shapes);
     checkKeys(ckpt, config);
-    fs.mkdirSync(outDir, { recursive: true });
-    for (const f of fs.readdirSync(outDir)) if (/^group1-shard\d+\.bin$/.test(f)) fs.rmSync(path.join(outDir, f));
+    try {
+      fs.mkdirSync(outDir, { recursive: true });
+      stage = fs.mkdtempSync(path.join(outDir, '.port-'));
+    } catch (e) {
+      throw new Sam2Error('INPUT', `Cannot create ${outDir} (${(e as NodeJS.ErrnoException).code ?? e}): give --out a writable folder.`);
+    }
     const keys = [...expectedKeyShapes(config).keys()];
     const progress = options.onProgress ?? ttyProgress(`porting ${path.basename(input)}`);
-    const shards = new ShardWriter(outDir);
+    const shards = new ShardWriter(stage);
     const weights: WeightSpec[] = [];
     try {
       keys.forEach((key, i) => {
@@ -208,9 +218,17 @@ export function portCheckpoint(input: string, outDir: string, options: PortOptio
       sam2Config: config,
       weightsManifest: [{ paths: shards.paths, weights }],
     };
-    fs.writeFileSync(path.join(outDir, MODEL_JSON), JSON.stringify(manifest, null, 1));
+    fs.writeFileSync(path.join(stage, MODEL_JSON), JSON.stringify(manifest, null, 1));
+    for (const f of shards.paths) fs.renameSync(path.join(stage, f), path.join(outDir, f));
+    fs.renameSync(path.join(stage, MODEL_JSON), path.join(outDir, MODEL_JSON));
+    // shards of an earlier, larger port
+    for (const f of fs.readdirSync(outDir)) {
+      const m = /^group1-shard(\d+)\.bin$/.exec(f);
+      if (m && Number(m[1]) > shards.paths.length) fs.rmSync(path.join(outDir, f), { force: true });
+    }
     return { config, outDir, tensors: weights.length, bytes: shards.bytes, shards: shards.paths.length };
   } finally {
     ckpt.close();
+    if (stage) fs.rmSync(stage, { recursive: true, force: true });
   }
 }

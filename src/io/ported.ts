@@ -18,7 +18,14 @@ const isUrl = (s: string) => /^https?:\/\//.test(s);
 async function readBytes(base: string, name: string): Promise<Uint8Array> {
   if (isUrl(base)) {
     const url = new URL(name, base.endsWith('/') ? base : `${base}/`).toString();
-    const res = await fetch(url);
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (e) {
+      // a server that is down or unreachable: say so, not "not valid JSON"
+      const why = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new Sam2Error('NETWORK', `Cannot fetch ${url} (${why?.code ?? why?.message ?? (e as Error).message}): check the URL and that the server is up.`);
+    }
     if (!res.ok) throw new Sam2Error('WEIGHTS', `Cannot fetch ${url}: HTTP ${res.status}.`);
     return new Uint8Array(await res.arrayBuffer());
   }
@@ -31,6 +38,22 @@ async function readBytes(base: string, name: string): Promise<Uint8Array> {
       `Cannot read ${file}. Port a checkpoint first: npx sam2-tfjs port <file.pt> --out ${base} (or npx sam2-tfjs download <model>).`,
     );
   }
+}
+
+/** Checks the manifest's structure, so a corrupt model.json fails with a WEIGHTS error and never reads outside the folder. */
+function checkManifest(manifest: PortedModelJson, where: string): void {
+  const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const ok = manifest.weightsManifest.every(
+    (g) =>
+      g && Array.isArray(g.paths) && Array.isArray(g.weights) &&
+      g.paths.every((p) => typeof p === 'string' && /^[\w.-]+$/.test(p) && !p.startsWith('.')) &&
+      g.weights.every(
+        (w) =>
+          w && typeof w.name === 'string' && w.dtype === 'float32' && Array.isArray(w.shape) && w.shape.every(isCount) &&
+          (w.quantization === undefined || (w.quantization && w.quantization.dtype === 'float16')),
+      ),
+  );
+  if (!ok) throw new Sam2Error('WEIGHTS', `${where}/${MODEL_JSON} has a corrupt weights manifest: port the checkpoint again.`);
 }
 
 /**
@@ -48,12 +71,18 @@ export async function readPortedWeights(
     if (e instanceof Sam2Error) throw e;
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not valid JSON: port the checkpoint again.`);
   }
-  if (manifest.format !== 'sam2-tfjs-weights' || !manifest.sam2Config || !Array.isArray(manifest.weightsManifest)) {
+  if (!manifest || manifest.format !== 'sam2-tfjs-weights' || !manifest.sam2Config || !Array.isArray(manifest.weightsManifest)) {
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not a sam2-tfjs weights manifest.`);
   }
+  checkManifest(manifest, dirOrUrl);
   const config = { ...manifest.sam2Config, imageSize: options.imageSize ?? manifest.sam2Config.imageSize };
-  if (isSam1Config(config)) validateSam1Config(config);
-  else validateConfig(config);
+  try {
+    if (isSam1Config(config)) validateSam1Config(config);
+    else validateConfig(config);
+  } catch (e) {
+    if (e instanceof Sam2Error) throw e;
+    throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} has a corrupt sam2Config (${(e as Error).message}): port the checkpoint again.`);
+  }
   const entries: [string, tf.Tensor][] = [];
   try {
     for (const group of manifest.weightsManifest) {

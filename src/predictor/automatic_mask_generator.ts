@@ -8,6 +8,7 @@ import { check } from '../errors';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
+import { SerialQueue } from './serial_queue';
 import { removeHolesAndSprinkles } from '../ops/transforms';
 import { postprocessSmallRegions } from './amg/small_regions';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
@@ -81,6 +82,21 @@ interface MaskRecord {
   crop: Box;
 }
 
+/** Where the mask candidates of the last generate call went (to explain an empty result). */
+export interface GenerateStats {
+  /** Masks decoded (points x masks per point). */
+  candidates: number;
+  /** Dropped for a predicted IoU at or below predIouThresh. */
+  belowPredIou: number;
+  /** Dropped for a stability score below stabilityScoreThresh. */
+  belowStability: number;
+  /** Dropped for touching a crop edge inside the image. */
+  nearCropEdge: number;
+  /** Removed as duplicates by box NMS (within and across crops). */
+  nmsDuplicates: number;
+  kept: number;
+}
+
 /** Wall time per stage of the last generate call, in ms. */
 export interface GenerateTimings {
   encode: number;
@@ -112,11 +128,20 @@ export class AutomaticMaskGenerator {
   private readonly predictor: SamPredictor;
   /** Stage timings of the last generate call. */
   lastTimings: GenerateTimings = { encode: 0, decode: 0, postprocess: 0 };
+  /** generate calls run one at a time: they share one predictor's image. */
+  private readonly queue = new SerialQueue();
+  /** Candidate counts of the last generate call, per filter. */
+  lastStats: GenerateStats = emptyStats();
 
   constructor(readonly model: SamModel, options: AutomaticMaskGeneratorOptions = {}) {
     const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
     const hasSide = options.pointsPerSide !== null && (options.pointsPerSide !== undefined || !options.pointGrids);
     const hasGrids = !!options.pointGrids;
+    if (hasSide) {
+      // 0, negative or fractional would silently give an empty grid
+      check(Number.isInteger(o.pointsPerSide) && (o.pointsPerSide as number) > 0, `pointsPerSide must be a positive integer, got ${o.pointsPerSide}.`, 'CONFIG');
+      check(Number.isInteger(o.cropNPointsDownscaleFactor) && o.cropNPointsDownscaleFactor > 0, `cropNPointsDownscaleFactor must be a positive integer, got ${o.cropNPointsDownscaleFactor}.`, 'CONFIG');
+    }
     check(hasSide !== hasGrids, 'Give exactly one of pointsPerSide and pointGrids (set pointsPerSide: null to use pointGrids).', 'CONFIG');
     for (const k of ['predIouThresh', 'stabilityScoreThresh', 'boxNmsThresh', 'cropNmsThresh', 'cropOverlapRatio'] as const) {
       check(o[k] >= 0 && o[k] <= 1, `${k} must be in [0, 1], got ${o[k]}.`, 'CONFIG');
@@ -143,13 +168,18 @@ export class AutomaticMaskGenerator {
   }
 
   /** Segments everything in `image`; annotations come in the reference's order. */
-  async generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+  generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+    return this.queue.run(() => this.generateNow(image, opts));
+  }
+
+  private async generateNow(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void }): Promise<MaskAnnotation[]> {
     const img = await readImage(image);
     const o = this.options;
     const { boxes: crops, layers } = generateCropBoxes(img.height, img.width, o.cropNLayers, o.cropOverlapRatio);
     const total = crops.reduce((n, _, i) => n + Math.ceil(this.pointGrids[layers[i]].length / o.pointsPerBatch), 0);
     const progress = { done: 0, total };
     this.lastTimings = { encode: 0, decode: 0, postprocess: 0 };
+    this.lastStats = emptyStats();
     let records: MaskRecord[] = [];
     try {
       for (let i = 0; i < crops.length; i++) {
@@ -162,11 +192,14 @@ export class AutomaticMaskGenerator {
     if (crops.length > 1) {
       // prefer masks from smaller crops
       const scores = records.map((r) => 1 / ((r.crop[2] - r.crop[0]) * (r.crop[3] - r.crop[1])));
+      const before = records.length;
       records = batchedNms(records.map((r) => r.box), scores, records.map(() => 0), o.cropNmsThresh).map((k) => records[k]);
+      this.lastStats.nmsDuplicates += before - records.length;
     }
     if (this.model.kind === 'sam1' && o.minMaskRegionArea > 0) {
       records = this.removeSmallRegions(records, img.height, img.width);
     }
+    this.lastStats.kept = records.length;
     const out = records.map((r) => this.annotate(r));
     this.lastTimings.postprocess += Date.now() - t0;
     opts.onProgress?.({ ...progress, stage: 'postprocess' });
@@ -233,6 +266,7 @@ export class AutomaticMaskGenerator {
     }
     this.predictor.resetPredictor();
     const keep = batchedNms(records.map((r) => r.box), records.map((r) => r.iou), records.map(() => 0), o.boxNmsThresh);
+    this.lastStats.nmsDuplicates += records.length - keep.length;
     records = keep.map((k) => records[k]);
     for (const r of records) {
       r.box = [r.box[0] + x0, r.box[1] + y0, r.box[2] + x0, r.box[3] + y0];
@@ -268,6 +302,8 @@ export class AutomaticMaskGenerator {
       // candidates in the reference's order: point-major, then mask index
       const candidates: number[] = [];
       for (let i = 0; i < b * m; i++) if (!(o.predIouThresh > 0) || iouData[i] > o.predIouThresh) candidates.push(i);
+      this.lastStats.candidates += b * m;
+      this.lastStats.belowPredIou += b * m - candidates.length;
       if (!candidates.length) return [];
       const s = masks.shape[1];
       // host copy of the candidates' low-res logits, cleaned like the reference's predictor
@@ -300,10 +336,10 @@ export class AutomaticMaskGenerator {
         part.forEach((_, j) => {
           const idx = candidates[c + j];
           const stability = stabData[j];
-          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh)) return;
+          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh)) return void this.lastStats.belowStability++;
           const mask = binData.subarray(j * h * w, (j + 1) * h * w);
           const box = maskToBox(mask, h, w);
-          if (isBoxNearCropEdge(box, crop, [0, 0, img.width, img.height])) return;
+          if (isBoxNearCropEdge(box, crop, [0, 0, img.width, img.height])) return void this.lastStats.nearCropEdge++;
           out.push({
             rle: maskToRle(uncropMask(mask, crop, img.height, img.width), img.height, img.width),
             box,
@@ -341,6 +377,10 @@ export class AutomaticMaskGenerator {
       };
     });
   }
+}
+
+function emptyStats(): GenerateStats {
+  return { candidates: 0, belowPredIou: 0, belowStability: 0, nearCropEdge: 0, nmsDuplicates: 0, kept: 0 };
 }
 
 function cropImage(img: RgbImage, [x0, y0, x1, y1]: Box): RgbImage {

@@ -7,6 +7,7 @@ import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
+import { SerialQueue } from './serial_queue';
 import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
 import { getPreprocessShape, postprocessSam1, preprocessSam1, sam1Coords } from './sam1_transforms';
 
@@ -80,8 +81,13 @@ interface PreparedPrompt {
   mask?: tf.Tensor4D;
 }
 
+/**
+ * The async calls (setImage, setImageBatch, predict, predictBatch) on one predictor run one at a
+ * time in call order: a predict issued after a setImage waits for it and sees that image.
+ */
 export class SamPredictor {
   private state?: ImageState;
+  private readonly queue = new SerialQueue();
   private readonly maskThreshold: number;
   private readonly maxHoleArea: number;
   private readonly maxSprinkleArea: number;
@@ -118,28 +124,31 @@ export class SamPredictor {
   /** Computes and caches the embeddings of several images (predict with `imageIndex`). */
   async setImageBatch(images: ImageInput[]): Promise<void> {
     check(Array.isArray(images) && images.length > 0, 'setImageBatch needs a non-empty array of images.');
-    this.resetPredictor();
-    const decoded: RgbImage[] = [];
-    for (const img of images) decoded.push(await readImage(img));
-    const sam1 = this.model.kind === 'sam1';
-    const inputHW: [number, number][] = [];
-    const x = tf.tidy(() =>
-      tf.concat(
-        decoded.map((d) => {
-          if (!sam1) return preprocessImage(d, this.imageSize);
-          const p = preprocessSam1(d, this.imageSize); // longest side resized, padded bottom-right
-          inputHW.push(p.inputHW);
-          return p.input;
-        }),
-        0,
-      ) as tf.Tensor4D,
-    );
-    try {
-      const features = this.model.imageEncoder.imageFeatures(x);
-      this.state = { features, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
-    } finally {
-      x.dispose();
-    }
+    return this.queue.run(async () => {
+      const decoded: RgbImage[] = [];
+      for (const img of images) decoded.push(await readImage(img));
+      const sam1 = this.model.kind === 'sam1';
+      const inputHW: [number, number][] = [];
+      const x = tf.tidy(() =>
+        tf.concat(
+          decoded.map((d) => {
+            if (!sam1) return preprocessImage(d, this.imageSize);
+            const p = preprocessSam1(d, this.imageSize); // longest side resized, padded bottom-right
+            inputHW.push(p.inputHW);
+            return p.input;
+          }),
+          0,
+        ) as tf.Tensor4D,
+      );
+      try {
+        const features = this.model.imageEncoder.imageFeatures(x);
+        // replaced only on success: a failed setImage leaves the previous image set
+        this.resetPredictor();
+        this.state = { features, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
+      } finally {
+        x.dispose();
+      }
+    });
   }
 
   /**
@@ -204,6 +213,7 @@ export class SamPredictor {
 
   /** Predicts masks for one prompt set. */
   async predict(options: PredictOptions = {}, imageIndex = 0): Promise<PredictResult> {
+    check(options !== null && typeof options === 'object', 'predict takes an options object ({ pointCoords, pointLabels, box, maskInput }).');
     const [r] = await this.predictBatch([options], { imageIndex, multimaskOutput: options.multimaskOutput });
     return r;
   }
@@ -218,6 +228,13 @@ export class SamPredictor {
     options: { imageIndex?: number; multimaskOutput?: boolean } = {},
   ): Promise<PredictResult[]> {
     check(Array.isArray(prompts) && prompts.length > 0, 'predictBatch needs a non-empty array of prompt sets.');
+    return this.queue.run(() => this.predictBatchNow(prompts, options));
+  }
+
+  private async predictBatchNow(
+    prompts: PredictOptions[],
+    options: { imageIndex?: number; multimaskOutput?: boolean },
+  ): Promise<PredictResult[]> {
     const imageIndex = options.imageIndex ?? 0;
     const [h, w] = this.originalSize(imageIndex);
     const multimask = options.multimaskOutput ?? prompts[0].multimaskOutput ?? true;
@@ -253,6 +270,7 @@ export class SamPredictor {
     labels: tf.Tensor2D,
     options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number } = {},
   ): PredictTensors {
+    checkPromptTensors(coords, labels, options.maskInput, this.maskInputSize);
     const b = coords.shape[0];
     if (b <= DECODER_CHUNK) return this.decode(coords, labels, options);
     // decode in chunks: a batch of 64 prompts would need gigabytes of activations at once
@@ -406,7 +424,7 @@ export class SamPredictor {
         const xy = Array.from(pt);
         check(xy.length === 2, `${where}point ${i} must be [x, y], got ${xy.length} numbers.`);
         check(xy.every(Number.isFinite), `${where}point ${i} is not finite: [${xy}] (points outside the image are allowed, NaN/Infinity are not).`);
-        check(labs[i] === 0 || labs[i] === 1, `${where}label ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
+        check(labs[i] === 0 || labs[i] === 1, `${where}the label of point ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
         coords.push(toModel(xy[0], xy[1]));
         labels.push(labs[i]);
       });
@@ -424,11 +442,26 @@ export class SamPredictor {
       check(n === s * s, `${where}maskInput must have ${s}x${s} = ${s * s} values (low-res logits), got ${n}.`);
       mask =
         p.maskInput instanceof tf.Tensor
-          ? (tf.reshape(tf.cast(p.maskInput, 'float32'), [1, s, s, 1]) as tf.Tensor4D)
+          ? tf.tidy(() => tf.reshape(tf.cast(p.maskInput as tf.Tensor, 'float32'), [1, s, s, 1]) as tf.Tensor4D) // frees the cast
           : tf.tensor4d(Float32Array.from(p.maskInput), [1, s, s, 1]);
     }
     return { coords, labels, mask };
   }
+}
+
+/** predictTensors' shapes, checked before tfjs sees them (its own errors do not say what to pass). */
+function checkPromptTensors(coords: tf.Tensor, labels: tf.Tensor, maskInput: tf.Tensor | undefined, s: number): void {
+  check(coords instanceof tf.Tensor && labels instanceof tf.Tensor, 'predictTensors takes coords [B, N, 2] and labels [B, N] as tensors.');
+  const [b, n] = coords.shape;
+  check(coords.rank === 3 && coords.shape[2] === 2, `predictTensors: coords must be [B, N, 2], got [${coords.shape}].`);
+  check(labels.rank === 2 && labels.shape[0] === b && labels.shape[1] === n, `predictTensors: labels must be [${b}, ${n}] to match coords, got [${labels.shape}].`);
+  check(b > 0, 'predictTensors: the batch is empty (B = 0).');
+  if (maskInput) {
+    check(
+      maskInput.rank === 4 && maskInput.shape[0] === b && maskInput.shape[1] === s && maskInput.shape[2] === s && maskInput.shape[3] === 1,
+      `predictTensors: maskInput must be [${b}, ${s}, ${s}, 1], got [${maskInput.shape}].`,
+    );
+  } else check(n > 0, 'predictTensors: give at least one point per prompt (N > 0) or a maskInput.');
 }
 
 /** Concatenates equally long rows into one array (for one upload). */
