@@ -1,9 +1,10 @@
 /** loadSam2: from a ported weights folder (or URL) to a ready Sam2Model on the chosen backend. */
 import { initBackend, type BackendChoice } from '../backend';
+import { createExecutor, type ExecutorOptions } from '../executor';
 import { readPortedWeights } from '../io/ported';
 import { Sam2Model } from './sam2';
 
-export interface LoadSam2Options {
+export interface LoadSam2Options extends ExecutorOptions {
   /** Input resolution (multiple of 32); defaults to the ported config's (1024). */
   imageSize?: number;
   /** tf.js backend to initialise first; defaults to SAM2_TFJS_BACKEND or auto. */
@@ -16,13 +17,23 @@ export interface LoadSam2Options {
  * @example
  * const model = await loadSam2('weights/sam2.1_hiera_tiny');
  * const predictor = new SamPredictor(model);
+ * // ONNX Runtime (optional peer onnxruntime-node) for the encoder and prompt decoder:
+ * const fast = await loadSam2('weights/sam2.1_hiera_tiny', { executor: 'auto' });
  */
 export async function loadSam2(dirOrUrl: string, options: LoadSam2Options = {}): Promise<Sam2Model> {
   await initBackend(options.backend);
   const { config, weights } = await readPortedWeights(dirOrUrl, { imageSize: options.imageSize });
+  let model: Sam2Model;
   try {
-    return new Sam2Model(config, weights);
+    model = new Sam2Model(config, weights);
   } finally {
     weights.dispose(); // the model's variables hold their own references
   }
+  try {
+    model.executor = await createExecutor(model, dirOrUrl, options);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }

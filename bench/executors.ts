@@ -1,0 +1,95 @@
+/**
+ * Both executors side by side on Hiera-T formula weights, alternating runs in one process so
+ * a shared machine's load hits both alike. Prints one JSON line per measurement (with
+ * `executor`) and the same-run ratios.
+ *   npx tsx bench/executors.ts [--runs 3] [--skip-tfjs-encoder]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend';
+import { makeConfig } from '../src/model/config';
+import { Sam2Model } from '../src/model/sam2';
+import { SamPredictor } from '../src/predictor/sam_predictor';
+import { TfjsExecutor } from '../src/executor';
+import { buildOnnxGraphs } from '../src/onnx/graphs';
+import { OrtExecutor } from '../src/onnx/ort_executor';
+import { fixturePath } from '../src/testing/fixtures';
+import { formulaWeights, loadManifest } from '../src/testing/manifest';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const args = process.argv.slice(2);
+  const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
+  const skipTfjsEncoder = args.includes('--skip-tfjs-encoder');
+  const info = await initBackend();
+  const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
+  const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
+  weights.dispose();
+  const tfjs = new TfjsExecutor(model);
+  const ortExec = await OrtExecutor.create(model, buildOnnxGraphs(model));
+  const execs = { tfjs, onnxruntime: ortExec } as const;
+  const line = (o: Record<string, unknown>) => console.log(JSON.stringify({ model: 'sam2.1_hiera_tiny', backend: info.tfBackend, ...o }));
+
+  // encoder: setImage on truck.png, alternating
+  const t: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
+  const preds: Record<string, SamPredictor> = {};
+  for (const name of ['onnxruntime', 'tfjs'] as const) {
+    model.executor = execs[name];
+    preds[name] = new SamPredictor(model);
+    await preds[name].setImage(fixturePath('images/truck.png')); // warm-up
+  }
+  for (let i = 0; i < runs; i++) {
+    for (const name of ['onnxruntime', 'tfjs'] as const) {
+      if (name === 'tfjs' && skipTfjsEncoder) continue;
+      model.executor = execs[name];
+      const t0 = performance.now();
+      await preds[name].setImage(fixturePath('images/truck.png'));
+      t[name].push(performance.now() - t0);
+    }
+  }
+  for (const name of ['onnxruntime', 'tfjs'] as const) {
+    if (t[name].length) line({ bench: 'setImage', executor: name, threads: execs[name].info.threads, ms: Math.round(median(t[name])), runs: t[name] });
+  }
+  if (t.tfjs.length) console.log(`setImage onnxruntime/tfjs = ${(median(t.onnxruntime) / median(t.tfjs)).toFixed(3)}`);
+
+  // one click: decoder alone and the whole predict (post-processing in TF.js), alternating
+  const p: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
+  const d: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
+  const coords = tf.tensor3d([[[500, 375]]]);
+  const labels = tf.tensor2d([[1]]);
+  for (let i = 0; i < 5 * runs; i++) {
+    for (const name of ['onnxruntime', 'tfjs'] as const) {
+      model.executor = execs[name];
+      const pr = preds[name];
+      let t0 = performance.now();
+      await pr.predict({ pointCoords: [[500 + i, 375]], pointLabels: [1] });
+      p[name].push(performance.now() - t0);
+      if (name === 'onnxruntime') {
+        // the predictor's cached features (private: a bench may peek)
+        const st = (pr as unknown as { state: { features: import('../src/model/image_encoder').ImageFeatures } }).state;
+        t0 = performance.now();
+        const r = await ortExec.decode({ features: st.features, imageIndex: 0, coords, labels, multimaskOutput: true });
+        await r!.lowResMasks.data();
+        tf.dispose([r!.lowResMasks, r!.ious, r!.objectScoreLogits]);
+      } else {
+        t0 = performance.now();
+        const r = pr.predictTensors(coords, labels, { multimaskOutput: true });
+        await r.lowResMasks.data();
+        tf.dispose([r.lowResMasks, r.ious, r.objectScoreLogits]);
+      }
+      d[name].push(performance.now() - t0);
+    }
+  }
+  for (const name of ['onnxruntime', 'tfjs'] as const) {
+    line({ bench: 'predict', executor: name, ms: Math.round(median(p[name])), decoderMs: Math.round(median(d[name])) });
+  }
+  console.log(`predict onnxruntime/tfjs = ${(median(p.onnxruntime) / median(p.tfjs)).toFixed(3)}, decoder alone ${(median(d.onnxruntime) / median(d.tfjs)).toFixed(3)}`);
+  tf.dispose([coords, labels]);
+  for (const pr of Object.values(preds)) pr.dispose();
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
