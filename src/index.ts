@@ -18,6 +18,15 @@ export {
 export { Weights } from './model/weights';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
 export { loadSam2, type LoadSam2Options } from './model/load';
+export {
+  executorInfo,
+  EXECUTOR_ENV,
+  type ExecutorChoice,
+  type ExecutorInfo,
+  type ExecutorOptions,
+  type ExecutionProvider,
+  type Sam2Executor,
+} from './executor';
 export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
 export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
 export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';

@@ -17,6 +17,7 @@ import { OnnxBuilder, type Dim } from '../src/onnx/builder';
 import { emitAttention, emitConv2d, emitLayerNorm, emitLinear, emitMlp, emitMultiScaleBlock } from '../src/onnx/layers';
 import { OrtExecutor } from '../src/onnx/ort_executor';
 import { buildOnnxGraphs, MANIFEST_FILE } from '../src/onnx/graphs';
+import { exportOnnx } from '../src/onnx/export';
 import { EXECUTOR_ENV, createExecutor, parseExecutorChoice, resolveExecutorChoice } from '../src/executor';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../src/predictor/sam_predictor';
 import { portCheckpoint } from '../src/io/port';
@@ -184,16 +185,22 @@ describe('ONNX Runtime executor: prompt decoder on the fixture features (image_t
   });
 });
 
-describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png', () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-onnx-'));
-  const dir = path.join(tmp, 'weights');
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  before(() => {
+/** One ported formula checkpoint shared by the suites below (porting takes seconds). */
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-onnx-'));
+const dir = path.join(tmp, 'weights');
+function ported(): string {
+  if (!fs.existsSync(path.join(dir, 'model.json'))) {
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
     writeFormulaCheckpoint(ckpt);
     portCheckpoint(ckpt, dir);
     fs.rmSync(ckpt);
-  });
+  }
+  return dir;
+}
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png', () => {
+  before(() => ported());
 
   it('executor "onnxruntime": features and every prompt case at the parity tolerances; times setImage and predict', async () => {
     let t0 = Date.now();
@@ -275,5 +282,34 @@ describe('executor choice', () => {
       { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: { ...process.env, SAM2_TFJS_QUIET: '1' } },
     );
     expect(out.trim()).to.equal('0');
+  });
+});
+
+describe('sam2-tfjs export-onnx and info', () => {
+  it('exports both models and their JSON from a ported folder; info reports the executor', async () => {
+    const out0 = path.join(tmp, 'out');
+    try {
+      const r = await exportOnnx(ported(), out0, { imageSize: 256 });
+      expect(r.files.map((f) => path.basename(f))).to.deep.equal(['image_encoder.onnx', 'prompt_mask_decoder.onnx', 'sam2_onnx.json']);
+      const manifest = JSON.parse(fs.readFileSync(path.join(out0, 'sam2_onnx.json'), 'utf8'));
+      expect(manifest).to.include({ format: 'sam2-tfjs-onnx', imageSize: 256, opset: 17 });
+      expect(manifest.models.prompt_mask_decoder.inputs.map((i: { name: string }) => i.name)).to.deep.equal([
+        'image_embed', 'high_res_feats_0', 'high_res_feats_1', 'point_coords', 'point_labels', 'mask_input', 'has_mask_input',
+      ]);
+      // the exported files load in ONNX Runtime and run at 256 px
+      const enc = await ort.InferenceSession.create(path.join(out0, 'image_encoder.onnx'));
+      const out = await enc.run({ image: new ort.Tensor('float32', new Float32Array(256 * 256 * 3), [1, 256, 256, 3]) });
+      expect(out.image_embed.dims).to.deep.equal([1, 16, 16, 256]);
+      await enc.release();
+      const { execFileSync } = require('child_process') as typeof import('child_process');
+      const info = execFileSync(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), 'info', '--executor', 'auto'], {
+        encoding: 'utf8',
+        env: { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: 'wasm' },
+      });
+      expect(info).to.match(/onnxruntime-node: installed/);
+      expect(info).to.match(/executor: onnxruntime \(auto\)/);
+    } finally {
+      fs.rmSync(out0, { recursive: true, force: true });
+    }
   });
 });
