@@ -154,12 +154,13 @@ function compareCase(p: PromptCase, out: PredictResult[]): number {
 describe('ONNX Runtime executor: prompt decoder on the fixture features (image_truck)', () => {
   let model: Sam2Model;
   let predictor: SamPredictor;
+  let graphs: ReturnType<typeof buildOnnxGraphs>;
   const done = new Map<string, PredictResult>();
   before(async () => {
     // its own model: the shared one keeps the TF.js executor for the other test files
     model = new Sam2Model(tinyImageModel().config, tinyWeights());
     const t0 = Date.now();
-    const graphs = buildOnnxGraphs(model);
+    graphs = buildOnnxGraphs(model);
     model.executor = await OrtExecutor.create(model, graphs, { threads: 2 });
     console.log(`      graphs built and loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     predictor = new SamPredictor(model);
@@ -182,6 +183,37 @@ describe('ONNX Runtime executor: prompt decoder on the fixture features (image_t
     await expectNoLeak('predictBatch', () => predictor.predictBatch([{ box: [425, 600, 700, 875] }, { box: [75, 275, 1725, 850] }]));
     const r = await predictor.predict({ maskInput: done.get(prompts[0].id)!.lowResLogits[0], multimaskOutput: false });
     expect(r.masks).to.have.length(1);
+  });
+
+  it('decodes more than 16 prompt sets in chunks, like the TF.js decoder', async () => {
+    const k = 17;
+    const coords = tf.tensor3d(Array.from({ length: k }, (_, i) => [[100 + 20 * i, 300], [700 + 20 * i, 875]]).flat(2), [k, 2, 2]);
+    const labels = tf.tensor2d(Array.from({ length: k }, () => [2, 3]).flat(), [k, 2]);
+    const features = truckFixtureFeatures();
+    const ours = await expectNoLeak('chunked decode', async () => {
+      const r = (await model.executor.decode!({ features, imageIndex: 0, coords, labels, multimaskOutput: false }))!;
+      const data = r.lowResMasks.dataSync();
+      tf.dispose([r.lowResMasks, r.ious, r.objectScoreLogits]);
+      return data;
+    });
+    const tfjs = new SamPredictor(tinyImageModel());
+    tfjs.setImageFeatures(features, [H, W]);
+    const ref = tfjs.predictTensors(coords, labels, { multimaskOutput: false });
+    expect(ref.lowResMasks.shape).to.deep.equal([k, 256, 256, 1]);
+    expectSame('17 boxes, low-res logits', Float32Array.from(ours), ref.lowResMasks, 1e-4);
+    tf.dispose([ref.lowResMasks, ref.ious, ref.objectScoreLogits, coords, labels]);
+    tfjs.dispose();
+  });
+
+  it('asks for CUDA and falls back to the CPU provider with a reason when it does not load', async () => {
+    const ex = await OrtExecutor.create(model, graphs, { executionProvider: 'cuda', threads: 1 });
+    try {
+      if (ex.info.provider === 'cuda') return; // a machine with CUDA 12: nothing to fall back from
+      expect(ex.info.provider).to.equal('cpu');
+      expect(ex.info.fallback?.[0]).to.match(/^cuda: /);
+    } finally {
+      ex.dispose();
+    }
   });
 });
 

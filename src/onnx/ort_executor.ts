@@ -21,6 +21,9 @@ export interface OrtExecutorOptions {
   threads?: number;
 }
 
+/** Prompt sets per decoder run (as SamPredictor's TF.js path). */
+const DECODER_CHUNK = 16;
+
 type Feeds = Record<'image_embed' | 'high_res_feats_0' | 'high_res_feats_1', Ort.Tensor>;
 
 export class OrtExecutor implements Sam2Executor {
@@ -122,6 +125,35 @@ export class OrtExecutor implements Sam2Executor {
   async decode(req: DecodeRequest): Promise<DecodedPrompts | undefined> {
     const [b, n] = req.coords.shape;
     if (n === 0) return undefined; // mask-only prompts have no padding token: the TF.js decoder handles them
+    if (b <= DECODER_CHUNK) return this.decodeChunk(req);
+    // bounded activations, as SamPredictor's TF.js path (a batch of 64 needs gigabytes at once)
+    const parts: DecodedPrompts[] = [];
+    try {
+      for (let i = 0; i < b; i += DECODER_CHUNK) {
+        const k = Math.min(DECODER_CHUNK, b - i);
+        const sub = tf.tidy(() => ({
+          coords: tf.slice(req.coords, [i, 0, 0], [k, -1, -1]),
+          labels: tf.slice(req.labels, [i, 0], [k, -1]),
+          maskInput: req.maskInput && tf.slice(req.maskInput, [i, 0, 0, 0], [k, -1, -1, -1]),
+        }));
+        try {
+          parts.push((await this.decodeChunk({ ...req, ...sub }))!);
+        } finally {
+          tf.dispose([sub.coords, sub.labels, ...(sub.maskInput ? [sub.maskInput] : [])]);
+        }
+      }
+      return tf.tidy(() => ({
+        lowResMasks: tf.concat(parts.map((p) => p.lowResMasks)) as tf.Tensor4D,
+        ious: tf.concat(parts.map((p) => p.ious)) as tf.Tensor2D,
+        objectScoreLogits: tf.concat(parts.map((p) => p.objectScoreLogits)) as tf.Tensor2D,
+      }));
+    } finally {
+      for (const p of parts) tf.dispose([p.lowResMasks, p.ious, p.objectScoreLogits]);
+    }
+  }
+
+  private async decodeChunk(req: DecodeRequest): Promise<DecodedPrompts> {
+    const [b, n] = req.coords.shape;
     const [, decoder] = this.sessions();
     const m = this.model.promptEncoder.maskInputSize;
     const T = this.ort.Tensor;
