@@ -6,10 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { makeConfig } from '../src/model/config';
+import { makeConfig } from '../src/config';
 import { Sam2Model } from '../src/model/sam2';
 import { SamPredictor } from '../src/predictor/sam_predictor';
-import { TfjsExecutor } from '../src/executor';
+import { TfjsExecutor } from '../src/model/executor';
 import { buildOnnxGraphs } from '../src/onnx/graphs';
 import { OrtExecutor } from '../src/onnx/ort_executor';
 import { fixturePath } from '../src/testing/fixtures';
@@ -28,7 +28,8 @@ async function main() {
   const tfjs = new TfjsExecutor(model);
   const ortExec = await OrtExecutor.create(model, buildOnnxGraphs(model));
   const execs = { tfjs, onnxruntime: ortExec } as const;
-  const line = (o: Record<string, unknown>) => console.log(JSON.stringify({ model: 'sam2.1_hiera_tiny', backend: info.tfBackend, ...o }));
+  const line = (o: Record<string, unknown>) =>
+    console.log(JSON.stringify({ model: 'sam2.1_hiera_tiny', backend: info.tfBackend, ...o }));
 
   // encoder: setImage on truck.png, alternating
   const t: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
@@ -48,7 +49,14 @@ async function main() {
     }
   }
   for (const name of ['onnxruntime', 'tfjs'] as const) {
-    if (t[name].length) line({ bench: 'setImage', executor: name, threads: execs[name].info.threads, ms: Math.round(median(t[name])), runs: t[name] });
+    if (t[name].length)
+      line({
+        bench: 'setImage',
+        executor: name,
+        threads: execs[name].info.threads,
+        ms: Math.round(median(t[name])),
+        runs: t[name],
+      });
   }
   if (t.tfjs.length) console.log(`setImage onnxruntime/tfjs = ${(median(t.onnxruntime) / median(t.tfjs)).toFixed(3)}`);
 
@@ -83,7 +91,9 @@ async function main() {
   for (const name of ['onnxruntime', 'tfjs'] as const) {
     line({ bench: 'predict', executor: name, ms: Math.round(median(p[name])), decoderMs: Math.round(median(d[name])) });
   }
-  console.log(`predict onnxruntime/tfjs = ${(median(p.onnxruntime) / median(p.tfjs)).toFixed(3)}, decoder alone ${(median(d.onnxruntime) / median(d.tfjs)).toFixed(3)}`);
+  console.log(
+    `predict onnxruntime/tfjs = ${(median(p.onnxruntime) / median(p.tfjs)).toFixed(3)}, decoder alone ${(median(d.onnxruntime) / median(d.tfjs)).toFixed(3)}`,
+  );
   tf.dispose([coords, labels]);
   for (const pr of Object.values(preds)) pr.dispose();
   model.dispose();

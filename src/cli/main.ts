@@ -11,8 +11,8 @@ import { initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
-import { MODEL_NAMES } from '../model/config';
-import { loadSam2 } from '../model/load';
+import { MODEL_NAMES } from '../config';
+import { loadSam2 } from '../load';
 import { parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
@@ -145,7 +145,8 @@ const COMMANDS: Record<string, Command> = {
       if (p.length !== 1) throw new UsageError('export-onnx takes one ported folder or model name');
       if (!o.out) throw new UsageError('--out dir is required');
       // required here: the graph builder loads only for this command
-      const { exportOnnx } = require('../onnx/export') as typeof import('../onnx/export');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only for this command
+      const { exportOnnx } = require('../export_onnx') as typeof import('../export_onnx');
       const r = await exportOnnx(await modelDir(p[0]), String(o.out), {
         imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
         backend: o.backend as BackendChoice | undefined,
@@ -387,5 +388,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+  void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }

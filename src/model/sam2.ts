@@ -1,14 +1,14 @@
 /** The assembled SAM 2 model: every component built from one config and loaded from one set of weights. */
 import { Sam2Error } from '../errors';
-import type { Sam2Config } from './config';
-import type { Weights } from './weights';
+import type { Sam2Config } from '../config';
+import type { Weights } from '../weights';
 import { ImageEncoder } from './image_encoder';
 import { PromptEncoder } from './prompt_encoder';
 import { MaskDecoder } from './mask_decoder';
 import { MemoryAttention } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { TrackingParams, Tracker } from './tracker';
-import { TfjsExecutor, type Sam2Executor } from '../executor';
+import { TfjsExecutor, type Sam2Executor } from './executor';
 
 /**
  * Parameters only video tracking uses (memory encoder, memory attention, object pointers,

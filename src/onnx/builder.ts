@@ -69,7 +69,8 @@ export class OnnxBuilder {
   /** A float32 initializer from host data. */
   weight(hint: string, data: Float32Array, dims: number[]): string {
     const n = dims.reduce((a, b) => a * b, 1);
-    if (n !== data.length) throw new Sam2Error('INPUT', `ONNX initializer ${hint}: ${data.length} values for shape [${dims}].`);
+    if (n !== data.length)
+      throw new Sam2Error('INPUT', `ONNX initializer ${hint}: ${data.length} values for shape [${dims}].`);
     const name = this.fresh(hint);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.initializers.push({ name, dims, dataType: ELEM.float32, rawData: bytes.slice() });
@@ -111,7 +112,13 @@ export class OnnxBuilder {
   opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, hint?: string): string[] {
     const base = this.fresh(hint ?? opType);
     const output = nOut === 1 ? [base] : Array.from({ length: nOut }, (_, i) => `${base}:${i}`);
-    this.nodes.push({ opType, input: inputs, output, name: base, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
+    this.nodes.push({
+      opType,
+      input: inputs,
+      output,
+      name: base,
+      attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)),
+    });
     return output;
   }
 

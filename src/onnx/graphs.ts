@@ -68,7 +68,12 @@ function manifestFor(model: Sam2Model, built: BuiltModel[], stamp?: string): Onn
 export function buildOnnxGraphs(model: Sam2Model, stamp?: string): OnnxGraphs {
   const enc = buildImageEncoder(model);
   const dec = buildPromptMaskDecoder(model);
-  return { imageEncoder: enc.bytes, promptMaskDecoder: dec.bytes, manifest: manifestFor(model, [enc, dec], stamp), cached: false };
+  return {
+    imageEncoder: enc.bytes,
+    promptMaskDecoder: dec.bytes,
+    manifest: manifestFor(model, [enc, dec], stamp),
+    cached: false,
+  };
 }
 
 /** Writes graphs and their manifest to `dir` (created if needed). */
@@ -114,7 +119,10 @@ export function readCachedGraphs(model: Sam2Model, dir: string, stamp?: string):
 export function onnxGraphsFor(model: Sam2Model, weightsDir?: string, cacheDir?: string | false): OnnxGraphs {
   const local = weightsDir && !/^https?:\/\//.test(weightsDir) ? weightsDir : undefined;
   const stamp = local ? weightsStamp(local) : undefined;
-  const dir = cacheDir === false ? undefined : cacheDir ?? (local ? path.join(local, 'onnx', String(model.config.imageSize)) : undefined);
+  const dir =
+    cacheDir === false
+      ? undefined
+      : (cacheDir ?? (local ? path.join(local, 'onnx', String(model.config.imageSize)) : undefined));
   if (dir) {
     const cached = readCachedGraphs(model, dir, stamp);
     if (cached) return cached;

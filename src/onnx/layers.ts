@@ -25,7 +25,12 @@ export function paramsOf(layer: Sam2Layer): Map<string, tf.LayerVariable> {
 }
 
 /** Initializer from a parameter, optionally rearranged by `f` (a tf op, run once at build time). */
-export function paramInit(b: OnnxBuilder, hint: string, v: tf.LayerVariable | tf.Tensor, f?: (t: tf.Tensor) => tf.Tensor): string {
+export function paramInit(
+  b: OnnxBuilder,
+  hint: string,
+  v: tf.LayerVariable | tf.Tensor,
+  f?: (t: tf.Tensor) => tf.Tensor,
+): string {
   const t = tf.tidy(() => {
     const x = 'read' in v ? v.read() : v;
     return f ? f(x) : x.clone();
@@ -67,7 +72,10 @@ export function emitConv2d(b: OnnxBuilder, l: Conv2d, x: string): string {
       return l.bias ? b.op('Add', [y, paramInit(b, 'bias', l.bias)]) : y;
     }
     const p = l.padding;
-    const inputs = [b.op('Transpose', [x], { perm: [0, 3, 1, 2] }), paramInit(b, 'weight', l.weight, (w) => tf.transpose(w, [3, 2, 0, 1]))];
+    const inputs = [
+      b.op('Transpose', [x], { perm: [0, 3, 1, 2] }),
+      paramInit(b, 'weight', l.weight, (w) => tf.transpose(w, [3, 2, 0, 1])),
+    ];
     if (l.bias) inputs.push(paramInit(b, 'bias', l.bias));
     const y = b.op('Conv', inputs, { kernel_shape: [kh, kw], strides: [l.stride, l.stride], pads: [p, p, p, p] });
     return b.op('Transpose', [y], { perm: [0, 2, 3, 1] });
@@ -103,7 +111,12 @@ function cols(data: Float32Array, rows: number, ncols: number, start: number, n:
  * Transpose, all heads in one batched MatMul, queries pooled with MaxPool.
  * Returns the output value and its shape.
  */
-export function emitMultiScaleBlock(b: OnnxBuilder, blk: MultiScaleBlock, x: string, shape: number[]): { y: string; shape: number[] } {
+export function emitMultiScaleBlock(
+  b: OnnxBuilder,
+  blk: MultiScaleBlock,
+  x: string,
+  shape: number[],
+): { y: string; shape: number[] } {
   return b.scope(blk.key, () => {
     const [, H, W, C] = shape;
     const { dimOut, numHeads, windowSize: ws, qPool } = blk.opts;
@@ -231,7 +244,11 @@ export function emitTwoWayBlock(
   }
   q = emitLayerNorm(b, n1, q);
   const kp = b.op('Add', [keys, keyPe]);
-  q = emitLayerNorm(b, n2, b.op('Add', [q, emitAttention(b, l.crossAttnTokenToImage, b.op('Add', [q, queryPe]), kp, keys)]));
+  q = emitLayerNorm(
+    b,
+    n2,
+    b.op('Add', [q, emitAttention(b, l.crossAttnTokenToImage, b.op('Add', [q, queryPe]), kp, keys)]),
+  );
   q = emitLayerNorm(b, n3, b.op('Add', [q, emitMlp(b, l.mlp, q)]));
   const qp = b.op('Add', [q, queryPe]);
   const k = emitLayerNorm(b, n4, b.op('Add', [keys, emitAttention(b, l.crossAttnImageToToken, kp, qp, q)]));
@@ -239,7 +256,13 @@ export function emitTwoWayBlock(
 }
 
 /** image [B, Ni, C], imagePe [1, Ni, C], points [B, Nt, C] -> [queries, image tokens]. */
-export function emitTwoWayTransformer(b: OnnxBuilder, t: TwoWayTransformer, image: string, imagePe: string, points: string): [string, string] {
+export function emitTwoWayTransformer(
+  b: OnnxBuilder,
+  t: TwoWayTransformer,
+  image: string,
+  imagePe: string,
+  points: string,
+): [string, string] {
   let queries = points;
   let keys = image;
   t.layers.forEach((layer, i) => {

@@ -6,7 +6,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Sam2Model } from '../model/sam2';
 import { OnnxBuilder, type ValueInfo } from './builder';
-import { emitConv2d, emitGelu, emitLayerNorm, emitMlp, emitMultiScaleBlock, emitTwoWayTransformer, hostData, paramInit, paramsOf } from './layers';
+import {
+  emitConv2d,
+  emitGelu,
+  emitLayerNorm,
+  emitMlp,
+  emitMultiScaleBlock,
+  emitTwoWayTransformer,
+  hostData,
+  paramInit,
+  paramsOf,
+} from './layers';
 
 /** Bumped whenever the emitted graphs change, so cached .onnx files are rebuilt. */
 export const GRAPH_VERSION = 1;
@@ -23,7 +33,12 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
   const enc = model.imageEncoder;
   const S = model.config.imageSize;
   const b = new OnnxBuilder('sam2_image_encoder');
-  const x = b.input('image', 'float32', [1, S, S, 3], 'preprocessed image, NHWC: resized to S x S, /255, ImageNet mean/std');
+  const x = b.input(
+    'image',
+    'float32',
+    [1, S, S, 3],
+    'preprocessed image, NHWC: resized to S x S, /255, ImageNet mean/std',
+  );
   // trunk: patch embedding + position embedding (computed by the TF.js layer, a constant here)
   const trunk = enc.trunk;
   const s4 = Math.ceil(S / 4);
@@ -61,13 +76,21 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
   }
   const s0 = emitConv2d(b, enc.convS0, feats[0]);
   const s1 = emitConv2d(b, enc.convS1, feats[1]);
-  const embed = b.op('Add', [feats[2], paramInit(b, 'no_mem_embed', enc.noMemEmbed, (t) => tf.reshape(t, [1, 1, 1, -1]))]);
+  const embed = b.op('Add', [
+    feats[2],
+    paramInit(b, 'no_mem_embed', enc.noMemEmbed, (t) => tf.reshape(t, [1, 1, 1, -1])),
+  ]);
   const d = model.config.neck.dModel;
   const s16 = S / model.config.backboneStride;
   b.output('image_embed', embed, 'float32', [1, s16, s16, d], 'lowest-resolution features + no_mem_embed, NHWC');
   b.output('high_res_feats_0', s0, 'float32', [1, 4 * s16, 4 * s16, d / 8], 'conv_s0 of neck level 0, NHWC');
   b.output('high_res_feats_1', s1, 'float32', [1, 2 * s16, 2 * s16, d / 4], 'conv_s1 of neck level 1, NHWC');
-  return { name: 'image_encoder', bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`), inputs: b.inputs, outputs: b.outputs };
+  return {
+    name: 'image_encoder',
+    bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`),
+    inputs: b.inputs,
+    outputs: b.outputs,
+  };
 }
 
 /**
@@ -89,9 +112,19 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
   const imageEmbed = b.input('image_embed', 'float32', [1, s, s, D], 'from the image encoder');
   const feat0 = b.input('high_res_feats_0', 'float32', [1, 4 * s, 4 * s, D / 8], 'from the image encoder');
   const feat1 = b.input('high_res_feats_1', 'float32', [1, 2 * s, 2 * s, D / 4], 'from the image encoder');
-  const coords = b.input('point_coords', 'float32', ['B', 'N', 2], 'x, y in model-input pixels (0..S); a box is 2 points');
+  const coords = b.input(
+    'point_coords',
+    'float32',
+    ['B', 'N', 2],
+    'x, y in model-input pixels (0..S); a box is 2 points',
+  );
   const labels = b.input('point_labels', 'float32', ['B', 'N'], '1 foreground, 0 background, 2/3 box corners');
-  const maskInput = b.input('mask_input', 'float32', ['Bm', m, m, 1], 'low-res logits from an earlier prediction (Bm = B or 1)');
+  const maskInput = b.input(
+    'mask_input',
+    'float32',
+    ['Bm', m, m, 1],
+    'low-res logits from an earlier prediction (Bm = B or 1)',
+  );
   const hasMask = b.input('has_mask_input', 'float32', [1], '1 to use mask_input, 0 to ignore it');
 
   const sparse = b.scope('prompt_encoder', () => {
@@ -103,15 +136,25 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
     const allL = b.op('Concat', [labels, padL], { axis: 1 });
     const gauss = paramInit(b, 'gaussian', P.get('sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix')!);
     const c01 = b.op('Div', [b.op('Add', [allC, b.f32(0.5)]), b.f32(S)]);
-    const proj = b.op('Mul', [b.op('MatMul', [b.op('Sub', [b.op('Mul', [c01, b.f32(2)]), b.f32(1)]), gauss]), b.f32(2 * Math.PI)]);
+    const proj = b.op('Mul', [
+      b.op('MatMul', [b.op('Sub', [b.op('Mul', [c01, b.f32(2)]), b.f32(1)]), gauss]),
+      b.f32(2 * Math.PI),
+    ]);
     const fourier = b.op('Concat', [b.op('Sin', [proj]), b.op('Cos', [proj])], { axis: -1 });
-    const isPoint = b.op('Unsqueeze', [b.op('Cast', [b.op('Not', [b.op('Equal', [allL, b.f32(-1)])])], { to: 1 }), b.i64([-1])]);
+    const isPoint = b.op('Unsqueeze', [
+      b.op('Cast', [b.op('Not', [b.op('Equal', [allL, b.f32(-1)])])], { to: 1 }),
+      b.i64([-1]),
+    ]);
     // rows: label -1 (padding), 0, 1, 2, 3
     const table = tf.tidy(() =>
       tf.concat(
-        ['not_a_point_embed', 'point_embeddings.0', 'point_embeddings.1', 'point_embeddings.2', 'point_embeddings.3'].map((k) =>
-          P.get(`sam_prompt_encoder.${k}.weight`)!.read(),
-        ),
+        [
+          'not_a_point_embed',
+          'point_embeddings.0',
+          'point_embeddings.1',
+          'point_embeddings.2',
+          'point_embeddings.3',
+        ].map((k) => P.get(`sam_prompt_encoder.${k}.weight`)!.read()),
         0,
       ),
     );
@@ -127,7 +170,9 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
     let y = emitGelu(b, emitLayerNorm(b, norms[0], emitConv2d(b, convs[0], maskInput)));
     y = emitGelu(b, emitLayerNorm(b, norms[1], emitConv2d(b, convs[1], y)));
     const maskEmb = emitConv2d(b, convs[2], y);
-    const noMask = paramInit(b, 'no_mask_embed', P.get('sam_prompt_encoder.no_mask_embed.weight')!, (t) => tf.reshape(t, [1, 1, 1, -1]));
+    const noMask = paramInit(b, 'no_mask_embed', P.get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
+      tf.reshape(t, [1, 1, 1, -1]),
+    );
     // has * mask + (1 - has) * no_mask: exact for has in {0, 1}
     const has4 = b.op('Reshape', [hasMask, b.i64([1, 1, 1, 1])]);
     return b.op('Add', [b.op('Mul', [maskEmb, has4]), b.op('Mul', [noMask, b.op('Sub', [b.f32(1), has4])])]);
@@ -135,7 +180,10 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
 
   const out = b.scope('mask_decoder', () => {
     const tokens0 = tf.tidy(() =>
-      tf.concat(['obj_score_token', 'iou_token', 'mask_tokens'].map((k) => Q.get(`sam_mask_decoder.${k}.weight`)!.read()), 0),
+      tf.concat(
+        ['obj_score_token', 'iou_token', 'mask_tokens'].map((k) => Q.get(`sam_mask_decoder.${k}.weight`)!.read()),
+        0,
+      ),
     );
     const outTokens = b.weight('output_tokens', hostData(tokens0), [1, ...tokens0.shape]);
     tokens0.dispose();
@@ -173,7 +221,13 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
     const obj = emitMlp(b, md.objScoreHead, token(0));
     return { masks4, iou, obj };
   });
-  b.output('low_res_masks', out.masks4, 'float32', ['B', m, m, 4], 'logits of the 4 mask tokens, NHWC (0: single mask, 1..3: multimask)');
+  b.output(
+    'low_res_masks',
+    out.masks4,
+    'float32',
+    ['B', m, m, 4],
+    'logits of the 4 mask tokens, NHWC (0: single mask, 1..3: multimask)',
+  );
   b.output('iou_predictions', out.iou, 'float32', ['B', 4], 'predicted IoU of each mask');
   b.output('object_score_logits', out.obj, 'float32', ['B', 1], 'object presence logit');
   return {

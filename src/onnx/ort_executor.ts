@@ -8,8 +8,8 @@ import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { Sam2Error } from '../errors';
-import type { DecodeRequest, DecodedPrompts, ExecutionProvider, ExecutorInfo, Sam2Executor } from '../executor';
-import { tryLoadOnnxRuntime } from '../executor';
+import { tryLoadOnnxRuntime, type ExecutionProvider, type ExecutorInfo } from '../executor';
+import type { DecodeRequest, DecodedPrompts, Sam2Executor } from '../model/executor';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { Sam2Model } from '../model/sam2';
 import type { OnnxGraphs } from './graphs';
@@ -46,7 +46,7 @@ export class OrtExecutor implements Sam2Executor {
     const { ort: loaded, reason } = tryLoadOnnxRuntime();
     if (!loaded) throw new Sam2Error('BACKEND', `Cannot use ONNX Runtime: ${reason}.`);
     const ort = loaded as typeof Ort;
-    const threads = options.threads ?? (os.availableParallelism?.() ?? os.cpus().length);
+    const threads = options.threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const fallback: string[] = [];
     const sessions = async (provider: ExecutionProvider) => {
       const opts: Ort.InferenceSession.SessionOptions = {
@@ -55,14 +55,21 @@ export class OrtExecutor implements Sam2Executor {
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
       };
-      return Promise.all([ort.InferenceSession.create(graphs.imageEncoder, opts), ort.InferenceSession.create(graphs.promptMaskDecoder, opts)]);
+      return Promise.all([
+        ort.InferenceSession.create(graphs.imageEncoder, opts),
+        ort.InferenceSession.create(graphs.promptMaskDecoder, opts),
+      ]);
     };
     let provider: ExecutionProvider = options.executionProvider ?? 'cpu';
     let pair: Ort.InferenceSession[];
     try {
       pair = await sessions(provider);
     } catch (e) {
-      if (provider === 'cpu') throw new Sam2Error('BACKEND', `ONNX Runtime could not load the graphs: ${(e as Error).message.split('\n')[0]}`);
+      if (provider === 'cpu')
+        throw new Sam2Error(
+          'BACKEND',
+          `ONNX Runtime could not load the graphs: ${(e as Error).message.split('\n')[0]}`,
+        );
       fallback.push(`${provider}: ${(e as Error).message.split('\n')[0]}`);
       provider = 'cpu';
       pair = await sessions(provider);
@@ -78,7 +85,8 @@ export class OrtExecutor implements Sam2Executor {
   }
 
   private sessions(): [Ort.InferenceSession, Ort.InferenceSession] {
-    if (!this.encoder || !this.decoder) throw new Sam2Error('STATE', 'This ONNX Runtime executor was disposed (its model was disposed).');
+    if (!this.encoder || !this.decoder)
+      throw new Sam2Error('STATE', 'This ONNX Runtime executor was disposed (its model was disposed).');
     return [this.encoder, this.decoder];
   }
 
@@ -93,7 +101,9 @@ export class OrtExecutor implements Sam2Executor {
     }
     const toTf = (name: keyof Feeds) =>
       tf.tidy(() => {
-        const parts = perImage.map((f) => tf.tensor4d(f[name].data as Float32Array, f[name].dims as [number, number, number, number]));
+        const parts = perImage.map((f) =>
+          tf.tensor4d(f[name].data as Float32Array, f[name].dims as [number, number, number, number]),
+        );
         return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
       });
     const features: ImageFeatures = {
@@ -116,7 +126,11 @@ export class OrtExecutor implements Sam2Executor {
         if (x !== t) x.dispose();
         return new this.ort.Tensor('float32', Float32Array.from(data), [1, ...t.shape.slice(1)]);
       };
-      feeds = { image_embed: one(f.imageEmbed), high_res_feats_0: one(f.highResFeats[0]), high_res_feats_1: one(f.highResFeats[1]) };
+      feeds = {
+        image_embed: one(f.imageEmbed),
+        high_res_feats_0: one(f.highResFeats[0]),
+        high_res_feats_1: one(f.highResFeats[1]),
+      };
       per.set(i, feeds);
     }
     return feeds;
@@ -162,7 +176,11 @@ export class OrtExecutor implements Sam2Executor {
     if (labels !== req.labels) labels.dispose();
     let mask: Ort.Tensor;
     if (req.maskInput) {
-      mask = new T('float32', Float32Array.from((await req.maskInput.data()) as Float32Array), req.maskInput.shape as number[]);
+      mask = new T(
+        'float32',
+        Float32Array.from((await req.maskInput.data()) as Float32Array),
+        req.maskInput.shape as number[],
+      );
     } else {
       mask = this.noMask ??= new T('float32', new Float32Array(m * m), [1, m, m, 1]);
     }
@@ -182,7 +200,8 @@ export class OrtExecutor implements Sam2Executor {
       const [, h, w] = masks.shape;
       let sel: [tf.Tensor4D, tf.Tensor2D];
       if (req.multimaskOutput) sel = [tf.slice(masks, [0, 0, 0, 1], [b, h, w, 3]), tf.slice(ious, [0, 1], [b, 3])];
-      else if (this.model.config.dynamicMultimaskViaStability) sel = this.model.maskDecoder.dynamicMultimaskViaStability(masks, ious);
+      else if (this.model.config.dynamicMultimaskViaStability)
+        sel = this.model.maskDecoder.dynamicMultimaskViaStability(masks, ious);
       else sel = [tf.slice(masks, [0, 0, 0, 0], [b, h, w, 1]), tf.slice(ious, [0, 0], [b, 1])];
       return { lowResMasks: sel[0], ious: sel[1], objectScoreLogits };
     });

@@ -4,9 +4,9 @@
  * ONNX Runtime and no Python: the graphs are emitted from our TF.js layers.
  */
 import * as path from 'path';
-import type { BackendChoice } from '../backend';
-import { loadSam2 } from '../model/load';
-import { MANIFEST_FILE, onnxGraphsFor, writeOnnxGraphs, type OnnxManifest } from './graphs';
+import type { BackendChoice } from './backend';
+import { loadSam2 } from './load';
+import { MANIFEST_FILE, onnxGraphsFor, writeOnnxGraphs, type OnnxManifest } from './onnx/graphs';
 
 export interface ExportOnnxOptions {
   /** Input resolution baked into the graphs (default: the ported config's, 1024). */
@@ -22,12 +22,18 @@ export interface ExportOnnxResult {
 }
 
 /** Builds (or reuses the cached) graphs of the ported weights in `dirOrUrl` and writes them to `outDir`. */
-export async function exportOnnx(dirOrUrl: string, outDir: string, options: ExportOnnxOptions = {}): Promise<ExportOnnxResult> {
+export async function exportOnnx(
+  dirOrUrl: string,
+  outDir: string,
+  options: ExportOnnxOptions = {},
+): Promise<ExportOnnxResult> {
   const model = await loadSam2(dirOrUrl, { ...options, executor: 'tfjs' });
   try {
     const graphs = onnxGraphsFor(model, dirOrUrl);
     writeOnnxGraphs(graphs, outDir);
-    const files = [...Object.values(graphs.manifest.models).map((m) => m.file), MANIFEST_FILE].map((f) => path.join(outDir, f));
+    const files = [...Object.values(graphs.manifest.models).map((m) => m.file), MANIFEST_FILE].map((f) =>
+      path.join(outDir, f),
+    );
     return { files, manifest: graphs.manifest, cached: graphs.cached };
   } finally {
     model.dispose();

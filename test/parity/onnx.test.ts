@@ -10,25 +10,44 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from './helpers';
-import { tinyImageModel, tinyWeights, truckFixtureFeatures } from './models';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { OnnxBuilder, type Dim } from '../src/onnx/builder';
-import { emitAttention, emitConv2d, emitLayerNorm, emitLinear, emitMlp, emitMultiScaleBlock } from '../src/onnx/layers';
-import { OrtExecutor } from '../src/onnx/ort_executor';
-import { buildOnnxGraphs, MANIFEST_FILE } from '../src/onnx/graphs';
-import { exportOnnx } from '../src/onnx/export';
-import { EXECUTOR_ENV, createExecutor, parseExecutorChoice, resolveExecutorChoice } from '../src/executor';
-import { SamPredictor, type PredictOptions, type PredictResult } from '../src/predictor/sam_predictor';
-import { portCheckpoint } from '../src/io/port';
-import { loadSam2 } from '../src/model/load';
-import { Sam2Error } from '../src/errors';
-import { Sam2Model } from '../src/model/sam2';
+import {
+  caseMasks,
+  caseTensor,
+  expectClose,
+  expectNoLeak,
+  fixturePath,
+  loadCase,
+  maskIoU,
+  nhwcToNchw,
+} from '../helpers';
+import { tinyImageModel, tinyWeights, truckFixtureFeatures } from '../models';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { OnnxBuilder, type Dim } from '../../src/onnx/builder';
+import {
+  emitAttention,
+  emitConv2d,
+  emitLayerNorm,
+  emitLinear,
+  emitMlp,
+  emitMultiScaleBlock,
+} from '../../src/onnx/layers';
+import { OrtExecutor } from '../../src/onnx/ort_executor';
+import { buildOnnxGraphs, MANIFEST_FILE } from '../../src/onnx/graphs';
+import { exportOnnx } from '../../src/export_onnx';
+import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
+import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
+import { portCheckpoint } from '../../src/io/port';
+import { createExecutor, loadSam2 } from '../../src/load';
+import { Sam2Error } from '../../src/errors';
+import { Sam2Model } from '../../src/model/sam2';
 
 const ort = require('onnxruntime-node') as typeof Ort;
 
 /** Runs a one-output graph built by `emit` on `inputs` and returns the output data. */
-async function runGraph(inputs: { name: string; t: tf.Tensor; shape?: Dim[] }[], emit: (b: OnnxBuilder, names: string[]) => string): Promise<Float32Array> {
+async function runGraph(
+  inputs: { name: string; t: tf.Tensor; shape?: Dim[] }[],
+  emit: (b: OnnxBuilder, names: string[]) => string,
+): Promise<Float32Array> {
   const b = new OnnxBuilder('layer_test');
   const names = inputs.map((i) => b.input(i.name, 'float32', i.shape ?? i.t.shape));
   b.output('y', emit(b, names), 'float32', []);
@@ -56,12 +75,24 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
   it('Linear, LayerNorm, Mlp (GELU), Conv2d 7x7/4 and 1x1', async () => {
     const blk = trunk().blocks[0];
     const x = rand([1, 12, 12, 96], 1);
-    expectSame('Linear', await runGraph([{ name: 'x', t: x }], (b, [v]) => emitLinear(b, blk.mlp.layers[0], v)), blk.mlp.layers[0].forward(x));
-    expectSame('LayerNorm', await runGraph([{ name: 'x', t: x }], (b, [v]) => emitLayerNorm(b, blk.norm1, v)), blk.norm1.forward(x));
+    expectSame(
+      'Linear',
+      await runGraph([{ name: 'x', t: x }], (b, [v]) => emitLinear(b, blk.mlp.layers[0], v)),
+      blk.mlp.layers[0].forward(x),
+    );
+    expectSame(
+      'LayerNorm',
+      await runGraph([{ name: 'x', t: x }], (b, [v]) => emitLayerNorm(b, blk.norm1, v)),
+      blk.norm1.forward(x),
+    );
     expectSame('Mlp', await runGraph([{ name: 'x', t: x }], (b, [v]) => emitMlp(b, blk.mlp, v)), blk.mlp.forward(x));
     const img = rand([1, 32, 32, 3], 2) as tf.Tensor4D;
     const pe = trunk().patchEmbed;
-    expectSame('Conv2d 7x7/4', await runGraph([{ name: 'x', t: img }], (b, [v]) => emitConv2d(b, pe, v)), pe.forward(img));
+    expectSame(
+      'Conv2d 7x7/4',
+      await runGraph([{ name: 'x', t: img }], (b, [v]) => emitConv2d(b, pe, v)),
+      pe.forward(img),
+    );
     const lat = model().imageEncoder.neck.convs[3];
     const f = rand([1, 8, 8, 96], 3) as tf.Tensor4D;
     expectSame('Conv2d 1x1', await runGraph([{ name: 'x', t: f }], (b, [v]) => emitConv2d(b, lat, v)), lat.forward(f));
@@ -123,15 +154,28 @@ const truck = loadCase('image_truck');
 const prompts = truck.prompts as PromptCase[];
 const [H, W] = truck.orig_hw as [number, number];
 
-async function runCase(predictor: SamPredictor, p: PromptCase, done: Map<string, PredictResult>): Promise<PredictResult[]> {
+async function runCase(
+  predictor: SamPredictor,
+  p: PromptCase,
+  done: Map<string, PredictResult>,
+): Promise<PredictResult[]> {
   const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
   let maskInput: Float32Array | undefined;
   if (p.mask_from) {
     const src = done.get(p.mask_from)!;
     maskInput = src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))];
   }
-  const opts: PredictOptions[] = boxes.map((box) => ({ pointCoords: p.points, pointLabels: p.labels, box, maskInput, multimaskOutput: p.multimask }));
-  const out = opts.length === 1 ? [await predictor.predict(opts[0])] : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+  const opts: PredictOptions[] = boxes.map((box) => ({
+    pointCoords: p.points,
+    pointLabels: p.labels,
+    box,
+    maskInput,
+    multimaskOutput: p.multimask,
+  }));
+  const out =
+    opts.length === 1
+      ? [await predictor.predict(opts[0])]
+      : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
   done.set(p.id, out[0]);
   return out;
 }
@@ -142,7 +186,9 @@ function compareCase(p: PromptCase, out: PredictResult[]): number {
   const ref = caseTensor('image_truck', `${p.id}_low_res_logits`);
   expectClose(`${p.id} low_res_logits`, logits, ref.data, 1e-3, ref.stats.std);
   const refIous = Array.from(caseTensor('image_truck', `${p.id}_ious`).data);
-  out.flatMap((r) => Array.from(r.scores)).forEach((v, i) => expect(Math.abs(v - refIous[i]), `${p.id} iou ${i}`).to.be.at.most(1e-4));
+  out
+    .flatMap((r) => Array.from(r.scores))
+    .forEach((v, i) => expect(Math.abs(v - refIous[i]), `${p.id} iou ${i}`).to.be.at.most(1e-4));
   const { masks } = caseMasks('image_truck', `${p.id}_masks`);
   const ious = out.flatMap((r) => r.masks).map((m, i) => maskIoU(m, masks[i]));
   expect(ious.length).to.equal(masks.length);
@@ -180,14 +226,22 @@ describe('ONNX Runtime executor: prompt decoder on the fixture features (image_t
   it('leaks no tensors in predict/predictBatch; mask-only prompts fall back to the TF.js decoder', async () => {
     await predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1] });
     await expectNoLeak('predict', () => predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1] }));
-    await expectNoLeak('predictBatch', () => predictor.predictBatch([{ box: [425, 600, 700, 875] }, { box: [75, 275, 1725, 850] }]));
+    await expectNoLeak('predictBatch', () =>
+      predictor.predictBatch([{ box: [425, 600, 700, 875] }, { box: [75, 275, 1725, 850] }]),
+    );
     const r = await predictor.predict({ maskInput: done.get(prompts[0].id)!.lowResLogits[0], multimaskOutput: false });
     expect(r.masks).to.have.length(1);
   });
 
   it('decodes more than 16 prompt sets in chunks, like the TF.js decoder', async () => {
     const k = 17;
-    const coords = tf.tensor3d(Array.from({ length: k }, (_, i) => [[100 + 20 * i, 300], [700 + 20 * i, 875]]).flat(2), [k, 2, 2]);
+    const coords = tf.tensor3d(
+      Array.from({ length: k }, (_, i) => [
+        [100 + 20 * i, 300],
+        [700 + 20 * i, 875],
+      ]).flat(2),
+      [k, 2, 2],
+    );
     const labels = tf.tensor2d(Array.from({ length: k }, () => [2, 3]).flat(), [k, 2]);
     const features = truckFixtureFeatures();
     const ours = await expectNoLeak('chunked decode', async () => {
@@ -286,7 +340,10 @@ describe('executor choice', () => {
   it('auto takes onnxruntime-node when installed, TF.js (with the reason) when not', () => {
     expect(resolveExecutorChoice('auto')).to.deep.equal({ executor: 'onnxruntime' });
     const missing = () => ({ reason: 'onnxruntime-node is not installed' });
-    expect(resolveExecutorChoice('auto', missing)).to.deep.equal({ executor: 'tfjs', reason: 'onnxruntime: onnxruntime-node is not installed' });
+    expect(resolveExecutorChoice('auto', missing)).to.deep.equal({
+      executor: 'tfjs',
+      reason: 'onnxruntime: onnxruntime-node is not installed',
+    });
     expect(resolveExecutorChoice('tfjs', () => expect.fail('not looked up'))).to.deep.equal({ executor: 'tfjs' });
     expect(() => resolveExecutorChoice('onnxruntime', missing)).to.throw(Sam2Error, /npm install onnxruntime-node/);
   });
@@ -310,8 +367,13 @@ describe('executor choice', () => {
     const { execFileSync } = require('child_process') as typeof import('child_process');
     const out = execFileSync(
       process.execPath,
-      ['-r', 'tsx/cjs', '-e', "require('./src/index'); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/]onnx|[\\\\/]src[\\\\/]onnx[\\\\/]/.test(k)).length)"],
-      { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: { ...process.env, SAM2_TFJS_QUIET: '1' } },
+      [
+        '-r',
+        'tsx/cjs',
+        '-e',
+        "require('./src/index'); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/]onnx|[\\\\/]src[\\\\/]onnx[\\\\/]/.test(k)).length)",
+      ],
+      { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8', env: { ...process.env, SAM2_TFJS_QUIET: '1' } },
     );
     expect(out.trim()).to.equal('0');
   });
@@ -322,22 +384,38 @@ describe('sam2-tfjs export-onnx and info', () => {
     const out0 = path.join(tmp, 'out');
     try {
       const r = await exportOnnx(ported(), out0, { imageSize: 256 });
-      expect(r.files.map((f) => path.basename(f))).to.deep.equal(['image_encoder.onnx', 'prompt_mask_decoder.onnx', 'sam2_onnx.json']);
+      expect(r.files.map((f) => path.basename(f))).to.deep.equal([
+        'image_encoder.onnx',
+        'prompt_mask_decoder.onnx',
+        'sam2_onnx.json',
+      ]);
       const manifest = JSON.parse(fs.readFileSync(path.join(out0, 'sam2_onnx.json'), 'utf8'));
       expect(manifest).to.include({ format: 'sam2-tfjs-onnx', imageSize: 256, opset: 17 });
       expect(manifest.models.prompt_mask_decoder.inputs.map((i: { name: string }) => i.name)).to.deep.equal([
-        'image_embed', 'high_res_feats_0', 'high_res_feats_1', 'point_coords', 'point_labels', 'mask_input', 'has_mask_input',
+        'image_embed',
+        'high_res_feats_0',
+        'high_res_feats_1',
+        'point_coords',
+        'point_labels',
+        'mask_input',
+        'has_mask_input',
       ]);
       // the exported files load in ONNX Runtime and run at 256 px
       const enc = await ort.InferenceSession.create(path.join(out0, 'image_encoder.onnx'));
-      const out = await enc.run({ image: new ort.Tensor('float32', new Float32Array(256 * 256 * 3), [1, 256, 256, 3]) });
+      const out = await enc.run({
+        image: new ort.Tensor('float32', new Float32Array(256 * 256 * 3), [1, 256, 256, 3]),
+      });
       expect(out.image_embed.dims).to.deep.equal([1, 16, 16, 256]);
       await enc.release();
       const { execFileSync } = require('child_process') as typeof import('child_process');
-      const info = execFileSync(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), 'info', '--executor', 'auto'], {
-        encoding: 'utf8',
-        env: { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: 'wasm' },
-      });
+      const info = execFileSync(
+        process.execPath,
+        ['-r', 'tsx/cjs', path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts'), 'info', '--executor', 'auto'],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: 'wasm' },
+        },
+      );
       expect(info).to.match(/onnxruntime-node: installed/);
       expect(info).to.match(/executor: onnxruntime \(auto\)/);
     } finally {
