@@ -31,6 +31,31 @@ async function main() {
   const line = (o: Record<string, unknown>) =>
     console.log(JSON.stringify({ model: 'sam2.1_hiera_tiny', backend: info.tfBackend, ...o }));
 
+  // calibration: a plain ORT MatMul (8.6 GFLOP) alternating with the encodes gives the machine's
+  // current matmul rate, so an encode can be compared with ONNX Runtime's peak on a shared machine
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const { OnnxBuilder } = require('../src/onnx/builder') as typeof import('../src/onnx/builder');
+  const mb = new OnnxBuilder('matmul');
+  mb.output(
+    'y',
+    mb.op('MatMul', [
+      mb.input('a', 'float32', [4096, 1024]),
+      mb.weight('b', new Float32Array(1024 * 1024).fill(0.001), [1024, 1024]),
+    ]),
+    'float32',
+    [4096, 1024],
+  );
+  const mm = await ort.InferenceSession.create(mb.toBytes(), { intraOpNumThreads: ortExec.info.threads });
+  const a = new ort.Tensor('float32', new Float32Array(4096 * 1024).fill(1), [4096, 1024]);
+  const mmMs: number[] = [];
+  const matmul = async () => {
+    const t0 = performance.now();
+    await mm.run({ a });
+    mmMs.push(performance.now() - t0);
+  };
+  await matmul();
+  mmMs.length = 0;
+
   // encoder: setImage on truck.png, alternating
   const t: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
   const preds: Record<string, SamPredictor> = {};
@@ -42,6 +67,7 @@ async function main() {
   for (let i = 0; i < runs; i++) {
     for (const name of ['onnxruntime', 'tfjs'] as const) {
       if (name === 'tfjs' && skipTfjsEncoder) continue;
+      if (name === 'onnxruntime') await matmul();
       model.executor = execs[name];
       const t0 = performance.now();
       await preds[name].setImage(fixturePath('images/truck.png'));
@@ -59,6 +85,19 @@ async function main() {
       });
   }
   if (t.tfjs.length) console.log(`setImage onnxruntime/tfjs = ${(median(t.onnxruntime) / median(t.tfjs)).toFixed(3)}`);
+  // Hiera-T encode ~ 2 x 140 GMAC (shared/PERF-NOTES.md); the matmul is 2 x 4096 x 1024 x 1024 flops
+  const matmulGflops = (2 * 4096 * 1024 * 1024) / 1e6 / median(mmMs);
+  const encodeGflops = 280 / (median(t.onnxruntime) / 1000);
+  line({
+    bench: 'ort-matmul-calibration',
+    executor: 'onnxruntime',
+    gflops: Math.round(matmulGflops),
+    encoderGflops: Math.round(encodeGflops),
+    ratio: +(encodeGflops / matmulGflops).toFixed(3),
+  });
+  console.log(
+    `encoder at ${(encodeGflops / matmulGflops).toFixed(2)}x ORT's same-run matmul rate; at the issue's 130 GFLOP/s that is ${(280 / ((130 * encodeGflops) / matmulGflops)).toFixed(2)} s`,
+  );
 
   // one click: decoder alone and the whole predict (post-processing in TF.js), alternating
   const p: Record<string, number[]> = { tfjs: [], onnxruntime: [] };
