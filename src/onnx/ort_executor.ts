@@ -96,7 +96,7 @@ export class OrtExecutor implements Sam2Executor {
     const data = (await x.data()) as Float32Array;
     const perImage: Feeds[] = [];
     for (let i = 0; i < b; i++) {
-      const image = new this.ort.Tensor('float32', data.subarray(i * s * s * c, (i + 1) * s * s * c), [1, s, s, c]);
+      const image = new this.ort.Tensor('float32', data.slice(i * s * s * c, (i + 1) * s * s * c), [1, s, s, c]);
       perImage.push((await encoder.run({ image })) as unknown as Feeds);
     }
     const toTf = (name: keyof Feeds) =>

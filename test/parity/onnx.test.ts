@@ -36,6 +36,7 @@ import { buildOnnxGraphs, MANIFEST_FILE } from '../../src/onnx/graphs';
 import { exportOnnx } from '../../src/export_onnx';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
+import { AutomaticMaskGenerator } from '../../src/predictor/automatic_mask_generator';
 import { portCheckpoint } from '../../src/io/port';
 import { createExecutor, loadSam2 } from '../../src/load';
 import { Sam2Error } from '../../src/errors';
@@ -339,6 +340,32 @@ describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png',
     console.log(`      loadSam2 with cached graphs ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect((again.executor as OrtExecutor).graphs.cached).to.equal(true);
     again.dispose();
+  });
+});
+
+describe('ONNX Runtime executor: AutomaticMaskGenerator unchanged (256 px, 4x4 points)', () => {
+  it('gives the same annotations as the TF.js executor', async () => {
+    const image = {
+      data: new Uint8Array(160 * 120 * 3).map((_, i) => (i * 7 + (i >> 9)) % 256),
+      width: 160,
+      height: 120,
+    };
+    const run = async (executor: 'tfjs' | 'onnxruntime') => {
+      const model = await loadSam2(ported(), { executor, imageSize: 256, onnxCacheDir: false });
+      try {
+        const amg = new AutomaticMaskGenerator(model, { pointsPerSide: 4, predIouThresh: 0, stabilityScoreThresh: 0 });
+        return await amg.generate(image);
+      } finally {
+        model.dispose();
+      }
+    };
+    const ours = await run('onnxruntime');
+    const ref = await run('tfjs');
+    expect(ours.length).to.equal(ref.length).and.to.be.above(0);
+    ours.forEach((a, i) => {
+      expect(Math.abs(a.predictedIou - ref[i].predictedIou), `annotation ${i} iou`).to.be.below(1e-3);
+      expect(a.area, `annotation ${i} area`).to.be.closeTo(ref[i].area, Math.max(2, ref[i].area * 1e-3));
+    });
   });
 });
 
