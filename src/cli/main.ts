@@ -13,7 +13,7 @@ import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
 import { MODEL_NAMES } from '../config';
 import { loadSam2 } from '../load';
-import { parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
+import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
@@ -131,7 +131,7 @@ const COMMANDS: Record<string, Command> = {
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
       console.log(`onnxruntime-node: ${found('onnxruntime-node')}`);
-      const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env.SAM2_TFJS_EXECUTOR) ?? 'tfjs';
+      const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
       const ex = resolveExecutorChoice(choice);
       console.log(`executor: ${ex.executor} (${choice})${ex.reason ? `; ${ex.reason}` : ''}`);
     },
