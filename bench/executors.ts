@@ -5,11 +5,13 @@
  *   npx tsx bench/executors.ts [--runs 3] [--skip-tfjs-encoder]
  */
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { initBackend } from '../src/backend';
 import { makeConfig } from '../src/config';
 import { Sam2Model } from '../src/model/sam2';
 import { SamPredictor } from '../src/predictor/sam_predictor';
 import { TfjsExecutor } from '../src/model/executor';
+import { OnnxBuilder } from '../src/onnx/builder';
 import { buildOnnxGraphs } from '../src/onnx/graphs';
 import { OrtExecutor } from '../src/onnx/ort_executor';
 import { fixturePath } from '../src/testing/fixtures';
@@ -33,8 +35,6 @@ async function main() {
 
   // calibration: a plain ORT MatMul (8.6 GFLOP) alternating with the encodes gives the machine's
   // current matmul rate, so an encode can be compared with ONNX Runtime's peak on a shared machine
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const { OnnxBuilder } = require('../src/onnx/builder') as typeof import('../src/onnx/builder');
   const mb = new OnnxBuilder('matmul');
   mb.output(
     'y',
