@@ -53,6 +53,18 @@ export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type U
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
 export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
+export { generateForFiles, type GenerateForFilesOptions } from './batch/generate';
+export {
+  enqueueFiles,
+  runWorker,
+  DEFAULT_QUEUE_NAME,
+  type EnqueueFilesOptions,
+  type RunWorkerOptions,
+  type WorkerEvent,
+  type WorkerSummary,
+} from './batch/queue';
+export type { Sa1bRecord, Sa1bAnnotation, BatchAmgOptions } from './batch/sa1b';
+export type { BatchProgress, BatchImageResult, BatchSummary } from './batch/types';
 export {
   VideoPredictor,
   type VideoPredictorOptions,

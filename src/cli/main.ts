@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
- * Commands: info, download, port, export-onnx, segment, auto, track.
+ * Commands: info, download, port, export-onnx, segment, auto, track, worker.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -19,6 +19,7 @@ import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
 import { SamPredictor } from '../predictor/sam_predictor';
 import { VideoPredictor } from '../predictor/video_predictor';
+import { BATCH_OPTIONS, WORKER_OPTIONS, WORKER_USAGE, runAutoBatch, runWorkerCli, type CliHelpers } from './batch';
 import { maskToPng, overlayPng } from '../viz/masks';
 
 type Options = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -108,6 +109,8 @@ function bar(label: string) {
     process.stderr.write(`\r${label} [${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}${done >= total ? '\n' : ''}`);
   };
 }
+
+const batchHelpers: CliHelpers = { num, usageError: (m) => new UsageError(m), modelLoader };
 
 const COMMANDS: Record<string, Command> = {
   info: {
@@ -247,9 +250,13 @@ const COMMANDS: Record<string, Command> = {
       'sam2-tfjs auto <image> --model <dir|name> --out masks.json [--overlay overlay.png] [--points-per-side 32]\n' +
       '               [--pred-iou-thresh 0.8] [--stability-score-thresh 0.95] [--box-nms-thresh 0.7]\n' +
       '               [--crop-n-layers 0] [--min-mask-region-area 0] [--points-per-batch 64] [--backend b] [--image-size n]\n' +
-      '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.',
+      '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.\n' +
+      'sam2-tfjs auto <images|dirs...> --model <dir|name> --out-dir OUT [--overwrite] [--queue redis://HOST:PORT[/DB]] [AMG options as above]\n' +
+      '  Every .jpg/.jpeg/.png under the inputs -> OUT/<relative path>.json (SA-1B layout); skips finished ones\n' +
+      '  unless --overwrite. --queue hands the images to `sam2-tfjs worker`s and writes their results.',
     options: {
       ...MODEL_OPTIONS,
+      ...BATCH_OPTIONS,
       out: { type: 'string' },
       overlay: { type: 'string' },
       'points-per-side': { type: 'string' },
@@ -261,8 +268,9 @@ const COMMANDS: Record<string, Command> = {
       'min-mask-region-area': { type: 'string' },
     },
     async run(p, o) {
+      if (o['out-dir'] !== undefined || o.queue !== undefined) return runAutoBatch(p, o, batchHelpers);
       if (p.length !== 1) throw new UsageError('auto takes exactly one image');
-      if (!o.out) throw new UsageError('--out masks.json is required');
+      if (!o.out) throw new UsageError('--out masks.json is required (or --out-dir OUT for many images)');
       const loadModel = modelLoader(o);
       const opt = (k: string) => (o[k] !== undefined ? num(o[k], `--${k}`) : undefined);
       const image = await readImage(p[0]);
@@ -336,6 +344,12 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+};
+
+COMMANDS.worker = {
+  usage: WORKER_USAGE,
+  options: { ...MODEL_OPTIONS, ...WORKER_OPTIONS },
+  run: (p, o) => runWorkerCli(p, o, batchHelpers),
 };
 
 /** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed). */
