@@ -123,7 +123,7 @@ export class SamPredictor {
       for (const img of images) decoded.push(await readImage(img));
       const x = tf.tidy(() => tf.concat(decoded.map((d) => preprocessImage(d, this.imageSize)), 0) as tf.Tensor4D);
       try {
-        const features = this.model.imageEncoder.imageFeatures(x);
+        const features = await this.model.executor.imageFeatures(x);
         // replaced only on success: a failed setImage leaves the previous image set
         this.resetPredictor();
         this.state = { features, origHW: decoded.map((d) => [d.height, d.width]) };
@@ -305,15 +305,24 @@ export class SamPredictor {
   ): Promise<PredictResult[]> {
     const b = group.length;
     const s = this.maskInputSize;
-    const out = tf.tidy(() => {
-      const n = group[0].coords.length;
-      const coords = tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]);
-      const labels = tf.tensor2d(group.flatMap((p) => p.labels), [b, n]);
-      const maskInput = group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined;
-      const r = this.predictTensors(coords, labels, { multimaskOutput: multimask, maskInput, imageIndex });
+    const n = group[0].coords.length;
+    const inputs = tf.tidy(() => ({
+      coords: tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]),
+      labels: tf.tensor2d(group.flatMap((p) => p.labels), [b, n]),
+      maskInput: group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined,
+    }));
+    let out: { lowRes: tf.Tensor4D; ious: tf.Tensor2D };
+    try {
+      // the executor's own decoder (ONNX Runtime) when it has one, else the TF.js layers
+      const { features } = this.requireState();
+      const ext = await this.model.executor.decode?.({ features, imageIndex, ...inputs, multimaskOutput: multimask });
+      const r = ext ?? this.predictTensors(inputs.coords, inputs.labels, { multimaskOutput: multimask, maskInput: inputs.maskInput, imageIndex });
       // planar [B, M, s, s] for host copies
-      return { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]), ious: r.ious };
-    });
+      out = { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]) as tf.Tensor4D, ious: r.ious };
+      tf.dispose([r.lowResMasks, r.objectScoreLogits]);
+    } finally {
+      tf.dispose([inputs.coords, inputs.labels, ...(inputs.maskInput ? [inputs.maskInput] : [])]);
+    }
     try {
       const m = out.lowRes.shape[1];
       const lowResData = (await out.lowRes.data()) as Float32Array;
