@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { Sam2Error } from './errors';
+import { executorInfo, type ExecutorInfo } from './executor';
 
 /** What the user may ask for. `auto` tries node-gpu, node, wasm, cpu in that order. */
 export type BackendChoice = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
@@ -18,6 +19,8 @@ export interface BackendInfo {
   /** Why earlier candidates were skipped, for `info` and debugging. */
   skipped: string[];
   tfjsVersion: string;
+  /** The executor (tfjs or onnxruntime, provider, threads) of the last model loadSam2 loaded. */
+  executor?: ExecutorInfo;
 }
 
 /** Environment variable that forces a backend, e.g. `SAM2_TFJS_BACKEND=wasm`. */
@@ -103,5 +106,7 @@ export async function initBackend(backend?: BackendChoice): Promise<BackendInfo>
 
 /** The backend chosen by the last initBackend call, if any. */
 export function backendInfo(): BackendInfo | undefined {
+  const executor = executorInfo();
+  if (current && executor) current.executor = executor; // same object: callers may compare identity
   return current;
 }

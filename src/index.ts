@@ -35,6 +35,15 @@ export { loadSam2, type LoadSam2Options } from './load';
 export type { ImageFeatures, BackboneOutput } from './model/image_encoder';
 export type { PointPrompt } from './model/prompt_encoder';
 export {
+  executorInfo,
+  EXECUTOR_ENV,
+  type ExecutorChoice,
+  type ExecutorInfo,
+  type ExecutorOptions,
+  type ExecutionProvider,
+} from './executor';
+export type { Sam2Executor } from './model/executor';
+export {
   SamPredictor,
   type SamPredictorOptions,
   type PredictOptions,

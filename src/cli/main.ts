@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
- * Commands: info, download, port, segment, auto, track, worker.
+ * Commands: info, download, port, export-onnx, segment, auto, track, worker.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,6 +12,7 @@ import { Sam2Error } from '../errors';
 import { downloadCheckpoint, isCompleteCheckpoint, weightsDir, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
 import { portCheckpoint } from '../io/port';
 import { loadSam2 } from '../load';
+import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
@@ -32,6 +33,7 @@ const MODEL_OPTIONS = {
   model: { type: 'string' },
   backend: { type: 'string' },
   'image-size': { type: 'string' },
+  executor: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -81,6 +83,7 @@ function modelLoader(o: Options) {
   const options = {
     backend: o.backend as BackendChoice | undefined,
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
+    executor: parseExecutorChoice(o.executor as string | undefined),
   };
   return async () => loadSam2(await modelDir(model), options);
 }
@@ -138,8 +141,10 @@ const batchHelpers: CliHelpers = { num, usageError: (m) => new UsageError(m), mo
 
 const COMMANDS: Record<string, Command> = {
   info: {
-    usage: 'sam2-tfjs info [--backend auto|node-gpu|node|wasm|cpu]\n  Shows the tf.js backend in use, its version and whether tfjs-node(-gpu) was found.',
-    options: { backend: { type: 'string' } },
+    usage:
+      'sam2-tfjs info [--backend auto|node-gpu|node|wasm|cpu] [--executor tfjs|onnxruntime|auto]\n' +
+      '  Shows the tf.js backend in use, its version, whether tfjs-node(-gpu) and onnxruntime-node were found, and the executor.',
+    options: { backend: { type: 'string' }, executor: { type: 'string' } },
     async run(_p, o) {
       const info = await initBackend(o.backend as BackendChoice | undefined);
       const found = (m: string) => {
@@ -155,6 +160,29 @@ const COMMANDS: Record<string, Command> = {
       console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
+      console.log(`onnxruntime-node: ${found('onnxruntime-node')}`);
+      const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
+      const ex = resolveExecutorChoice(choice);
+      console.log(`executor: ${ex.executor} (${choice})${ex.reason ? `; ${ex.reason}` : ''}`);
+    },
+  },
+  'export-onnx': {
+    usage:
+      'sam2-tfjs export-onnx <ported dir|model name> --out dir [--image-size n]\n' +
+      '  Writes image_encoder.onnx, prompt_mask_decoder.onnx and sam2_onnx.json (inputs/outputs) for any ONNX runtime.',
+    options: { out: { type: 'string' }, 'image-size': { type: 'string' }, backend: { type: 'string' } },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('export-onnx takes one ported folder or model name');
+      if (!o.out) throw new UsageError('--out dir is required');
+      // required here: the graph builder loads only for this command
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only for this command
+      const { exportOnnx } = require('../export_onnx') as typeof import('../export_onnx');
+      const r = await exportOnnx(await modelDir(p[0]), String(o.out), {
+        imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
+        backend: o.backend as BackendChoice | undefined,
+      });
+      console.log(`exported ${r.manifest.model} at ${r.manifest.imageSize} px (opset ${r.manifest.opset}${r.cached ? ', cached graphs' : ''}):`);
+      for (const f of r.files) console.log(`  ${f}`);
     },
   },
   download: {

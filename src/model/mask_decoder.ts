@@ -256,9 +256,9 @@ export class MaskDecoder extends Sam2Layer {
 
   /**
    * For single-mask output: keep mask 0 when its stability is high enough, else take the
-   * multimask output with the highest predicted IoU.
+   * multimask output with the highest predicted IoU. Public for the ONNX Runtime executor.
    */
-  private dynamicMultimaskViaStability(masks: tf.Tensor4D, ious: tf.Tensor2D): [tf.Tensor4D, tf.Tensor2D] {
+  dynamicMultimaskViaStability(masks: tf.Tensor4D, ious: tf.Tensor2D): [tf.Tensor4D, tf.Tensor2D] {
     return tf.tidy(() => {
       const [b, h, w] = masks.shape;
       const multi = tf.slice(masks, [0, 0, 0, 1], [b, h, w, 3]);

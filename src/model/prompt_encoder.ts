@@ -37,8 +37,8 @@ export class PromptEncoder extends Sam2Layer {
   private readonly pointEmbeddings: tf.LayerVariable[];
   private readonly notAPointEmbed: tf.LayerVariable;
   private readonly noMaskEmbed: tf.LayerVariable;
-  private readonly maskConvs: Conv2d[];
-  private readonly maskNorms: LayerNorm[];
+  readonly maskConvs: Conv2d[];
+  readonly maskNorms: LayerNorm[];
   private labelTable?: tf.Tensor2D;
   private densePe?: tf.Tensor4D;
 

@@ -8,6 +8,7 @@ import { MaskDecoder } from './mask_decoder';
 import { MemoryAttention } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { TrackingParams, Tracker } from './tracker';
+import { TfjsExecutor, type Sam2Executor } from './executor';
 
 /**
  * Parameters only video tracking uses (memory encoder, memory attention, object pointers,
@@ -24,6 +25,8 @@ export class Sam2Model {
   readonly maskDecoder: MaskDecoder;
   /** The video components, when the weights have them. */
   readonly video?: { memoryEncoder: MemoryEncoder; memoryAttention: MemoryAttention; params: TrackingParams };
+  /** What runs the image encoder (and the prompt decoder): TF.js unless loadSam2 chose ONNX Runtime. */
+  executor: Sam2Executor = new TfjsExecutor(this);
 
   /**
    * Builds every component for `config` and loads `weights` into it (the video components
@@ -80,6 +83,7 @@ export class Sam2Model {
 
   /** Frees every tensor the model holds. */
   dispose(): void {
+    this.executor.dispose();
     for (const c of this.components()) c.disposeAll();
   }
 }

@@ -141,7 +141,8 @@ export class SamPredictor {
         ) as tf.Tensor4D,
       );
       try {
-        const features = this.model.imageEncoder.imageFeatures(x);
+        // SAM 1 runs on its TF.js layers only (no executor)
+        const features = this.model.kind === 'sam1' ? this.model.imageEncoder.imageFeatures(x) : await this.model.executor.imageFeatures(x);
         // replaced only on success: a failed setImage leaves the previous image set
         this.resetPredictor();
         this.state = { features, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
@@ -333,15 +334,25 @@ export class SamPredictor {
   ): Promise<PredictResult[]> {
     const b = group.length;
     const s = this.maskInputSize;
-    const out = tf.tidy(() => {
-      const n = group[0].coords.length;
-      const coords = tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]);
-      const labels = tf.tensor2d(group.flatMap((p) => p.labels), [b, n]);
-      const maskInput = group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined;
-      const r = this.predictTensors(coords, labels, { multimaskOutput: multimask, maskInput, imageIndex });
+    const n = group[0].coords.length;
+    const inputs = tf.tidy(() => ({
+      coords: tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]),
+      labels: tf.tensor2d(group.flatMap((p) => p.labels), [b, n]),
+      maskInput: group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined,
+    }));
+    let out: { lowRes: tf.Tensor4D; ious: tf.Tensor2D };
+    try {
+      // the executor's own decoder (ONNX Runtime) when it has one, else the TF.js layers
+      const { features } = this.requireState();
+      // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
+      const ext = this.model.kind === 'sam1' ? undefined : await this.model.executor.decode?.({ features: features as ImageFeatures, imageIndex, ...inputs, multimaskOutput: multimask });
+      const r = ext ?? this.predictTensors(inputs.coords, inputs.labels, { multimaskOutput: multimask, maskInput: inputs.maskInput, imageIndex });
       // planar [B, M, s, s] for host copies
-      return { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]), ious: r.ious };
-    });
+      out = { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]) as tf.Tensor4D, ious: r.ious };
+      tf.dispose([r.lowResMasks, r.objectScoreLogits]);
+    } finally {
+      tf.dispose([inputs.coords, inputs.labels, ...(inputs.maskInput ? [inputs.maskInput] : [])]);
+    }
     try {
       const m = out.lowRes.shape[1];
       const lowResData = (await out.lowRes.data()) as Float32Array;
