@@ -52,11 +52,13 @@ async function tryBackend(choice: Exclude<BackendChoice, 'auto'>): Promise<strin
     case 'node-gpu':
     case 'node': {
       // Optional peers: requiring them registers the 'tensorflow' backend on our tf instance.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional peer, resolved at run time
       require(choice === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node');
       if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow backend did not initialise');
       return 'tensorflow';
     }
     case 'wasm': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when chosen
       const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
       wasm.setWasmPaths(wasmDir());
       wasmThreads = await setWasmBackend(wasm); // threaded build when it can, see wasm_threads.ts

@@ -17,6 +17,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vm from 'vm';
+import { isMainThread } from 'worker_threads';
 
 /** `SAM2_TFJS_THREADS=1` (or 0) keeps the stock single-threaded wasm build; `=N` asks for N. */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
@@ -36,7 +37,11 @@ type WasmPackage = typeof import('@tensorflow/tfjs-backend-wasm');
 interface EmscriptenModule {
   cwrap: (name: string, ret: string | null, args: string[]) => (...a: number[]) => number;
   tfjs?: unknown;
-  PThread?: { runningWorkers: { unref?: () => void }[]; unusedWorkers: { unref?: () => void }[]; terminateAllThreads?: () => void };
+  PThread?: {
+    runningWorkers: { unref?: () => void }[];
+    unusedWorkers: { unref?: () => void }[];
+    terminateAllThreads?: () => void;
+  };
 }
 
 /** How many threads to ask for: the env var, else every core; 1 means the stock build. */
@@ -59,7 +64,9 @@ function threadedFiles(): { factory: string; wasm: string; workerContents: strin
   const factory = path.join(root, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.js');
   const wasm = path.join(root, 'dist', 'tfjs-backend-wasm-threaded-simd.wasm');
   const workerModule = path.join(root, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js');
-  for (const f of [factory, wasm, workerModule]) if (!fs.existsSync(f)) throw new Error(`${path.basename(f)} is missing from the package`);
+  for (const f of [factory, wasm, workerModule])
+    if (!fs.existsSync(f)) throw new Error(`${path.basename(f)} is missing from the package`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a file of the installed package, found at run time
   const workerContents = (require(workerModule) as { wasmWorkerContents?: unknown }).wasmWorkerContents;
   if (typeof workerContents !== 'string') throw new Error('the threaded build has no worker script');
   // the string export turned the script's "\n" escapes into newlines: put them back, as tfjs does
@@ -112,7 +119,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   const { n, reason } = wantedThreads();
   if (reason) return setStock(reason);
   // Memory-attention workers start their own wasm backend: one thread each.
-  if (!require('worker_threads').isMainThread) return setStock('worker thread');
+  if (!isMainThread) return setStock('worker thread');
   if (!stock) return setStock('the wasm backend is not registered');
   if (tf.engine().registry.wasm) {
     // already initialised (an earlier call): keep whichever build it is
@@ -130,6 +137,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   } catch (e) {
     return setStock((e as Error).message.split('\n')[0]);
   }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the unbundled Emscripten factory, found at run time
   const emscriptenFactory = require(files.factory) as (cfg: object) => Promise<EmscriptenModule>;
   let started: EmscriptenModule | undefined;
   const factory = async () => {
@@ -137,7 +145,10 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     const module = await emscriptenFactory({
       mainScriptUrlOrBlob: files.factory, // the workers importScripts() it, then call the factory
       locateFile: (p: string) => (p.endsWith('.worker.js') ? workerFile : p.endsWith('.wasm') ? files.wasm : p),
-      instantiateWasm: (imports: { env: Record<string, unknown> }, done: (i: WebAssembly.Instance, m: WebAssembly.Module) => void) => {
+      instantiateWasm: (
+        imports: { env: Record<string, unknown> },
+        done: (i: WebAssembly.Instance, m: WebAssembly.Module) => void,
+      ) => {
         // the C++ side sizes the pool as half the logical cores: report twice what we want
         imports.env.emscripten_num_logical_cores = () => 2 * n;
         WebAssembly.instantiate(wasmBytes, imports as WebAssembly.Imports).then(

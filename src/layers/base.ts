@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
-import type { Weights } from '../model/weights';
+import type { Weights } from '../weights';
 
 export abstract class Sam2Layer extends tf.layers.Layer {
   /** key -> variable, in creation order. */

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d } from '../layers/common';
 import { sinePositionEncoding } from '../layers/position_encoding';
-import type { NeckConfig } from './config';
+import type { NeckConfig } from '../config';
 
 export interface NeckOutput {
   /** Per level, highest resolution first: [B, h, w, dModel]. */

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d } from '../layers/common';
 import { MultiScaleBlock } from '../layers/hiera_block';
-import type { HieraConfig } from './config';
+import type { HieraConfig } from '../config';
 
 const PREFIX = 'image_encoder.trunk';
 

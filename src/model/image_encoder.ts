@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d } from '../layers/common';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 import { FpnNeck, type NeckOutput } from './fpn_neck';
 import { Hiera } from './hiera';
 

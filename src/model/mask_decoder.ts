@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { LayerNorm, Mlp, gelu } from '../layers/common';
 import { TwoWayTransformer, type ImageSideProjections } from '../layers/two_way_transformer';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'sam_mask_decoder';
 const NUM_MASK_TOKENS = 4;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { LayerNorm, Linear } from '../layers/common';
 import { RoPEAttention, type GridRows } from '../layers/rope_attention';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'memory_attention';
 

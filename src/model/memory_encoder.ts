@@ -8,7 +8,7 @@ import { Sam2Layer } from '../layers/base';
 import { Conv2d, LayerNorm, gelu } from '../layers/common';
 import { CXBlock } from '../layers/cx_block';
 import { sinePositionEncoding } from '../layers/position_encoding';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'memory_encoder';
 

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d, LayerNorm, gelu } from '../layers/common';
 import { randomFourierEncoding } from '../layers/position_encoding';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'sam_prompt_encoder';
 

@@ -6,13 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer } from '../layers/base';
 import { Conv2d, Linear, Mlp } from '../layers/common';
-import { componentAreas } from '../predictor/components';
-import { resizeAntialiasBilinear } from '../predictor/transforms';
-import type { Sam2Config } from './config';
+import { componentAreas } from '../ops/components';
+import { resizeAntialiasBilinear } from '../ops/transforms';
+import type { Sam2Config } from '../config';
 import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { ParallelMemoryAttention, parallelMemoryAttentionAvailable } from './memory_attention_parallel';
-import type { Sam2Model } from './sam2';
+import type { ImageEncoder } from './image_encoder';
+import type { MaskDecoder } from './mask_decoder';
+import type { PromptEncoder } from './prompt_encoder';
 
 /** Logit given to masks of frames where the object is absent. */
 export const NO_OBJ_SCORE = -1024;
@@ -104,13 +106,21 @@ export interface TrackerTimings {
   memoryEncoder: number;
 }
 
+/** The parts of the model the tracker uses (a narrow view of Sam2Model, so model/sam2 can own trackers). */
+export interface TrackerModel {
+  readonly config: Sam2Config;
+  readonly imageEncoder: Pick<ImageEncoder, 'noMemEmbed'>;
+  readonly promptEncoder: PromptEncoder;
+  readonly maskDecoder: MaskDecoder;
+}
+
 export class Tracker {
   readonly timings: TrackerTimings = { memoryAttention: 0, decoder: 0, memoryEncoder: 0 };
   /** The worker-thread helper: undefined until first needed, null when not used. */
   private parallel?: ParallelMemoryAttention | null;
 
   constructor(
-    readonly model: Sam2Model,
+    readonly model: TrackerModel,
     readonly params: TrackingParams,
     readonly memoryEncoder: MemoryEncoder,
     readonly memoryAttention: MemoryAttention,

@@ -8,7 +8,7 @@ import type { ImageFeatures } from '../model/image_encoder';
 import { disposeImageCache, type DecoderImageCache } from '../model/mask_decoder';
 import type { Sam2Model } from '../model/sam2';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
-import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from './transforms';
+import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
 
 export interface SamPredictorOptions {
   /** Logit threshold of the binary masks (default 0). */

@@ -87,8 +87,14 @@ export async function overlayPng(image: RgbImage, masks: ArrayLike<number>[], op
   }
   for (const [x0, y0, x1, y1] of opts.boxes ?? []) {
     for (let t = 0; t < 2; t++) {
-      for (let x = Math.round(x0); x <= Math.round(x1); x++) (set(x, Math.round(y0) + t, [255, 215, 0]), set(x, Math.round(y1) - t, [255, 215, 0]));
-      for (let y = Math.round(y0); y <= Math.round(y1); y++) (set(Math.round(x0) + t, y, [255, 215, 0]), set(Math.round(x1) - t, y, [255, 215, 0]));
+      for (let x = Math.round(x0); x <= Math.round(x1); x++) {
+        set(x, Math.round(y0) + t, [255, 215, 0]);
+        set(x, Math.round(y1) - t, [255, 215, 0]);
+      }
+      for (let y = Math.round(y0); y <= Math.round(y1); y++) {
+        set(Math.round(x0) + t, y, [255, 215, 0]);
+        set(Math.round(x1) - t, y, [255, 215, 0]);
+      }
     }
   }
   return out.getBuffer('image/png');

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'crypto';
 import { initBackend } from '../../src/backend';
-import { makeConfig } from '../../src/model/config';
+import { makeConfig } from '../../src/config';
 import { Sam2Model } from '../../src/model/sam2';
 import { SamPredictor } from '../../src/predictor/sam_predictor';
 import { VideoPredictor } from '../../src/predictor/video_predictor';

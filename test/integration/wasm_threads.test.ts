@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
-import { backendInfo } from '../src/backend';
-import { THREADS_ENV } from '../src/wasm_threads';
-import { parallelMemoryAttentionAvailable } from '../src/model/memory_attention_parallel';
+import { backendInfo } from '../../src/backend';
+import { THREADS_ENV } from '../../src/wasm_threads';
+import { parallelMemoryAttentionAvailable } from '../../src/model/memory_attention_parallel';
 
 interface ChildResult {
   wasmThreads: { threads: number; reason?: string };
@@ -14,16 +14,21 @@ interface ChildResult {
 
 /** Runs test/helpers/threads_child.ts in a fresh process; it must exit by itself. */
 function child(threads: string | undefined, infoOnly = false): Promise<ChildResult> {
-  const script = path.join(__dirname, 'helpers', 'threads_child.ts');
+  const script = path.join(__dirname, '..', 'helpers', 'threads_child.ts');
   const env: NodeJS.ProcessEnv = { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: '' };
   if (threads === undefined) delete env[THREADS_ENV];
   else env[THREADS_ENV] = threads;
   return new Promise((resolve, reject) => {
     // the timeout catches a pool thread that keeps the process alive
-    execFile(process.execPath, ['--import', 'tsx', script, ...(infoOnly ? ['--info-only'] : [])], { env, encoding: 'utf8', timeout: 240_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split('\n').pop() as string));
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', script, ...(infoOnly ? ['--info-only'] : [])],
+      { env, encoding: 'utf8', timeout: 240_000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`${err.message}\n${stderr}`));
+        resolve(JSON.parse(stdout.trim().split('\n').pop() as string));
+      },
+    );
   });
 }
 

@@ -3,8 +3,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, backendInfo, wasmDir } from '../src/backend';
-import { Sam2Error } from '../src/errors';
+import { initBackend, backendInfo, wasmDir } from '../../src/backend';
+import { Sam2Error } from '../../src/errors';
 
 describe('backend selection', () => {
   it('reports the backend in use (wasm in tests) with the tfjs version', async () => {
@@ -33,7 +33,7 @@ describe('backend selection', () => {
 
   it('auto skips the optional tfjs-node peers when absent and falls back to wasm', function () {
     // run in a fresh process so the choice is not the one this test run made
-    const src = path.join(__dirname, '..', 'src', 'backend.ts');
+    const src = path.join(__dirname, '..', '..', 'src', 'backend.ts');
     const out = execFileSync(
       process.execPath,
       ['--import', 'tsx', '-e', `require(${JSON.stringify(src)}).initBackend().then(i => console.log(JSON.stringify(i)))`],
@@ -55,7 +55,7 @@ describe('backend selection', () => {
   });
 
   it('honours SAM2_TFJS_BACKEND', () => {
-    const src = path.join(__dirname, '..', 'src', 'backend.ts');
+    const src = path.join(__dirname, '..', '..', 'src', 'backend.ts');
     const out = execFileSync(
       process.execPath,
       ['--import', 'tsx', '-e', `require(${JSON.stringify(src)}).initBackend().then(i => console.log(i.choice))`],
