@@ -56,7 +56,7 @@ describe('wasm backend on every core (threaded SIMD build)', () => {
     expect(on.wasmThreads.threads).to.equal(Math.min(cores, 8));
     expect(off.wasmThreads).to.deep.equal({ threads: 1, reason: `${THREADS_ENV}=1` });
     expect(on.image, 'SamPredictor.predict').to.equal(off.image);
-    expect(on.all, 'image + 3 tracked frames x 2 objects').to.equal(off.all);
+    expect(on.all, 'image + 2 tracked frames x 2 objects').to.equal(off.all);
   });
 
   it('explains a bad thread count and falls back to one thread', async function () {
