@@ -142,7 +142,10 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   let started: EmscriptenModule | undefined;
   const factory = async () => {
     const wasmBytes = fs.readFileSync(files.wasm);
-    const module = await emscriptenFactory({
+    // Emscripten waits forever if instantiateWasm never calls back: a failure rejects this instead
+    let failed: (e: Error) => void = () => undefined;
+    const instantiationFailed = new Promise<never>((_, reject) => (failed = reject));
+    const starting = emscriptenFactory({
       mainScriptUrlOrBlob: files.factory, // the workers importScripts() it, then call the factory
       locateFile: (p: string) => (p.endsWith('.worker.js') ? workerFile : p.endsWith('.wasm') ? files.wasm : p),
       instantiateWasm: (
@@ -153,11 +156,12 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
         imports.env.emscripten_num_logical_cores = () => 2 * n;
         WebAssembly.instantiate(wasmBytes, imports as WebAssembly.Imports).then(
           (r) => done(r.instance, r.module),
-          () => undefined, // the factory's own abort path reports a failed instantiation
+          (e: Error) => failed(e),
         );
         return {};
       },
     });
+    const module = await Promise.race([starting, instantiationFailed]);
     started = module;
     unrefPool(module);
     // what the stock init() attaches (backend_wasm.js), needed by BackendWasm
