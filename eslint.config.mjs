@@ -1,8 +1,7 @@
 // Lint: typescript-eslint (type-aware, incl. no-floating-promises), no import cycles, and
 // imports that run one way between the floors of src/ (docs/DEVELOPING.md, "Layout").
 import tseslint from 'typescript-eslint';
-import importX from 'eslint-plugin-import-x';
-import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import importPlugin from 'eslint-plugin-import';
 
 // Each floor may import only from the floors listed before it.
 // ground: errors, config, weights, backend, ops -> layers -> model -> predictor -> io -> load, viz -> batch, cli
@@ -25,16 +24,20 @@ const floor = (files, names) => ({ files, rules: { '@typescript-eslint/no-restri
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'weights/**', 'examples/notebooks/**', '**/*.js', '**/*.mjs'] },
   ...tseslint.configs.recommended,
-  importX.flatConfigs.typescript,
   {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { project: './tsconfig.dev.json', tsconfigRootDir: import.meta.dirname } },
-    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.dev.json' })] },
+    plugins: { import: importPlugin },
+    settings: {
+      'import/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import/resolver': { node: { extensions: ['.ts', '.js', '.json'] } },
+      'import/extensions': ['.ts', '.js'],
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import/no-cycle': ['error', { ignoreExternal: true }],
     },
   },
   // Tests load modules lazily on purpose (e.g. the built CommonJS entry).
