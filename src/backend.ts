@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { Sam2Error } from './errors';
 import { executorInfo, type ExecutorInfo } from './executor';
+import { setWasmBackend, type WasmThreads } from './wasm_threads';
 
 /** What the user may ask for. `auto` tries node-gpu, node, wasm, cpu in that order. */
 export type BackendChoice = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
@@ -21,6 +22,8 @@ export interface BackendInfo {
   tfjsVersion: string;
   /** The executor (tfjs or onnxruntime, provider, threads) of the last model loadSam2 loaded. */
   executor?: ExecutorInfo;
+  /** wasm: threads XNNPACK runs on and, when 1, why (SAM2_TFJS_THREADS, one core, a failure). */
+  wasmThreads?: WasmThreads;
 }
 
 /** Environment variable that forces a backend, e.g. `SAM2_TFJS_BACKEND=wasm`. */
@@ -45,6 +48,8 @@ export function wasmDir(): string {
   return path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
 }
 
+let wasmThreads: WasmThreads | undefined;
+
 async function tryBackend(choice: Exclude<BackendChoice, 'auto'>): Promise<string> {
   switch (choice) {
     case 'node-gpu':
@@ -59,7 +64,7 @@ async function tryBackend(choice: Exclude<BackendChoice, 'auto'>): Promise<strin
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when chosen
       const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
       wasm.setWasmPaths(wasmDir());
-      if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+      wasmThreads = await setWasmBackend(wasm); // threaded build when it can, see wasm_threads.ts
       return 'wasm';
     }
     case 'cpu':
@@ -75,7 +80,9 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
     try {
       const tfBackend = await tryBackend(c);
       await tf.ready();
-      return { choice: c, tfBackend, skipped, tfjsVersion: tf.version.tfjs };
+      const info: BackendInfo = { choice: c, tfBackend, skipped, tfjsVersion: tf.version.tfjs };
+      if (tfBackend === 'wasm') info.wasmThreads = wasmThreads;
+      return info;
     } catch (e) {
       skipped.push(`${c}: ${(e as Error).message.split('\n')[0]}`);
     }
