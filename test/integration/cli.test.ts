@@ -40,7 +40,7 @@ describe('command line (sam2-tfjs)', () => {
     expect(unknown.err.split('\n')[0]).to.equal('sam2-tfjs: unknown command "frobnicate"');
     const noModel = run('segment', fixturePath('images/truck.png'), '--point', '1,2', '--out', path.join(tmp, 'm.png'));
     expect(noModel.code).to.equal(2);
-    expect(noModel.err.split('\n')[0]).to.match(/--model is required: a folder written by `sam2-tfjs port`, or a model name \(sam2_hiera_tiny, .*sam2\.1_hiera_large\)$/);
+    expect(noModel.err.split('\n')[0]).to.match(/--model is required: a folder written by `sam2-tfjs port`, or a model name \(sam2_hiera_tiny, .*sam2\.1_hiera_large, sam_vit_b, sam_vit_l, sam_vit_h\)$/);
     const badPoint = run('segment', 'x.png', '--model', weights, '--point', '1;2', '--out', 'm.png');
     expect(badPoint.code).to.equal(2);
     expect(badPoint.err.split('\n')[0]).to.match(/--point/);
