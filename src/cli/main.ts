@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { spawnSync } from 'child_process';
-import { initBackend, type BackendChoice } from '../backend';
+import { backendInfo, initBackend, type BackendChoice } from '../backend';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
@@ -57,7 +57,14 @@ function modelLoader(o: Options) {
     backend: o.backend as BackendChoice | undefined,
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
   };
-  return async () => loadSam2(await modelDir(model), options);
+  return async () => {
+    const loaded = await loadSam2(await modelDir(model), options);
+    // the library does not print: say here when the GPU is not used or a backend was skipped
+    const info = backendInfo();
+    for (const n of info?.notes ?? []) console.error(`sam2-tfjs: ${n}`);
+    if (info && options.backend && info.skipped.length) console.error(`sam2-tfjs: using ${info.tfBackend}; skipped ${info.skipped.join('; ')}`);
+    return loaded;
+  };
 }
 
 /**
@@ -108,7 +115,8 @@ function bar(label: string) {
 
 const COMMANDS: Record<string, Command> = {
   info: {
-    usage: 'sam2-tfjs info [--backend auto|node-gpu|node|wasm|cpu]\n  Shows the tf.js backend in use, its version and whether tfjs-node(-gpu) was found.',
+    usage:
+      'sam2-tfjs info [--backend auto|tensorflow|node-gpu|node|wasm|cpu|webgpu|webgl]\n  Shows the tf.js backend in use, whether it runs on a GPU, its version and whether tfjs-node(-gpu) was found.',
     options: { backend: { type: 'string' } },
     async run(_p, o) {
       const info = await initBackend(o.backend as BackendChoice | undefined);
@@ -120,11 +128,14 @@ const COMMANDS: Record<string, Command> = {
           return 'not installed';
         }
       };
-      console.log(`backend: ${info.tfBackend} (${info.choice})`);
+      console.log(`backend: ${info.tfBackend} (${info.choice}${info.userSet ? ', set before' : ''})`);
+      console.log(`device: ${info.device}`);
+      console.log(`gpu: ${info.gpu ? 'yes' : 'no'}`);
       console.log(`tfjs: ${info.tfjsVersion}`);
       console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
+      for (const n of info.notes) console.log(`note: ${n}`);
     },
   },
   download: {
