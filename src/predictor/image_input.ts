@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import { Jimp } from 'jimp';
 import { Sam2Error } from '../errors';
+import { domImageToRgb, isDomImage, type DomImage } from './dom_image';
+import { rawToRgb, tensorToRgb, toRgb } from './image_pixels';
 
 /** Raw pixels: `channels` interleaved bytes per pixel (3 = RGB, 4 = RGBA), row-major. */
 export interface RawImage {
@@ -18,34 +20,17 @@ export interface BitmapLike {
 }
 
 /**
- * An image as a file path, PNG/JPEG bytes, a jimp image, raw RGB/RGBA bytes, or an
- * int32/uint8/float32 HWC tensor with values in 0..255.
+ * An image as a file path (a URL in browsers), PNG/JPEG bytes, a jimp image, raw RGB/RGBA bytes
+ * (`ImageData` included), an int32/uint8/float32 HWC tensor with values in 0..255, or in
+ * browsers an HTMLImageElement, HTMLCanvasElement, HTMLVideoElement, ImageBitmap or OffscreenCanvas.
  */
-export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D;
+export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D | DomImage;
 
 /** Packed RGB bytes (3 per pixel). */
 export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
-}
-
-function toRgb(src: ArrayLike<number>, width: number, height: number, channels: number): RgbImage {
-  const n = width * height;
-  if (src.length !== n * channels) {
-    throw new Sam2Error(
-      'INPUT',
-      `Raw image of ${width}x${height} with ${channels} channels needs ${n * channels} bytes, got ${src.length}.`,
-    );
-  }
-  if (channels === 3) return { data: Uint8Array.from(src), width, height };
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    data[3 * i] = src[4 * i];
-    data[3 * i + 1] = src[4 * i + 1];
-    data[3 * i + 2] = src[4 * i + 2];
-  }
-  return { data, width, height };
 }
 
 async function decodeBytes(bytes: Buffer, what: string): Promise<RgbImage> {
@@ -69,19 +54,10 @@ export async function readImage(image: ImageInput): Promise<RgbImage> {
     }
     return decodeBytes(bytes, `image file "${image}"`);
   }
-  if (image instanceof tf.Tensor) {
-    if (image.rank !== 3 || (image.shape[2] !== 3 && image.shape[2] !== 4)) {
-      throw new Sam2Error('INPUT', `Image tensors must be HWC with 3 or 4 channels, got shape [${image.shape}].`);
-    }
-    const [h, w, c] = image.shape;
-    const values = tf.tidy(() => tf.clipByValue(tf.round(tf.cast(image, 'float32')), 0, 255)).dataSync();
-    return toRgb(values, w, h, c);
-  }
+  if (image instanceof tf.Tensor) return tensorToRgb(image);
+  if (isDomImage(image)) return domImageToRgb(image);
   if (Buffer.isBuffer(image) || image instanceof Uint8Array) return decodeBytes(Buffer.from(image), 'image bytes');
   if ('bitmap' in image) return toRgb(image.bitmap.data, image.bitmap.width, image.bitmap.height, 4);
-  if ('data' in image && 'width' in image && 'height' in image) {
-    const channels = image.channels ?? (image.data.length === image.width * image.height * 3 ? 3 : 4);
-    return toRgb(image.data, image.width, image.height, channels);
-  }
+  if ('data' in image && 'width' in image && 'height' in image) return rawToRgb(image);
   throw new Sam2Error('INPUT', 'Unsupported image: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.');
 }
