@@ -8,6 +8,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { spawnSync } from 'child_process';
 import { backendInfo, initBackend, type BackendChoice } from '../backend';
+import { serveExample } from './serve_example';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
@@ -317,6 +318,23 @@ const COMMANDS: Record<string, Command> = {
         video.dispose();
         m.dispose();
       }
+    },
+  },
+  'serve-example': {
+    usage:
+      'sam2-tfjs serve-example --model <dir|name> [--image photo.jpg] [--port 8080] [--host 127.0.0.1]\n' +
+      '  Serves the browser example (click to segment, drag a box, automatic masks) with the browser bundle and the model.',
+    options: { model: { type: 'string' }, image: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
+    async run(_p, o) {
+      if (!o.model) throw new UsageError('--model is required: a folder written by `sam2-tfjs port`, or a model name');
+      const { url } = await serveExample({
+        weightsDir: await modelDir(String(o.model)),
+        image: o.image as string | undefined,
+        port: o.port !== undefined ? num(o.port, '--port') : undefined,
+        host: o.host as string | undefined,
+      });
+      console.log(`open ${url} (Ctrl+C stops the server)`);
+      await new Promise(() => undefined); // serve until the process is stopped
     },
   },
 };
