@@ -69,6 +69,8 @@ async function imageForms(url) {
   };
 }
 
+// functions sent by page.evaluate come from tsx, which wraps named functions in __name(...)
+window.__name = (fn) => fn;
 window.sam2 = sam2;
 window.harness = { runPrompts, imageForms, pack, bits, b64 };
 window.sam2Ready = true;
