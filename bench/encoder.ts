@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { makeConfig } from '../src/model/config';
+import { makeConfig } from '../src/config';
 import { ImageEncoder } from '../src/model/image_encoder';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { makeConfig } from '../src/model/config';
+import { makeConfig } from '../src/config';
 import { Sam2Model } from '../src/model/sam2';
 import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
 import { SamPredictor } from '../src/predictor/sam_predictor';

@@ -17,19 +17,24 @@ try {
   console.error('build: tsc reported errors (above)');
   process.exit(1);
 }
-const cjs = require(path.join(root, 'dist/cjs/index.js'));
-const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule');
+// One ESM wrapper per public entry point (package.json "exports").
 const esmDir = path.join(root, 'dist/esm');
 fs.mkdirSync(esmDir, { recursive: true });
-const lines = [
-  "import cjs from '../cjs/index.js';",
-  ...names.map((n) => `export const ${n} = cjs.${n};`),
-  'export default cjs;',
-  '',
-];
-fs.writeFileSync(path.join(esmDir, 'index.mjs'), lines.join('\n'));
-fs.writeFileSync(path.join(esmDir, 'index.d.mts'), "export * from '../cjs/index.js';\n");
-console.log(`build: dist/cjs + dist/esm (${names.length} exports)`);
+const counts = [];
+for (const entry of ['index', 'internals']) {
+  const cjs = require(path.join(root, `dist/cjs/${entry}.js`));
+  const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule');
+  const lines = [
+    `import cjs from '../cjs/${entry}.js';`,
+    ...names.map((n) => `export const ${n} = cjs.${n};`),
+    'export default cjs;',
+    '',
+  ];
+  fs.writeFileSync(path.join(esmDir, `${entry}.mjs`), lines.join('\n'));
+  fs.writeFileSync(path.join(esmDir, `${entry}.d.mts`), `export * from '../cjs/${entry}.js';\n`);
+  counts.push(`${entry} ${names.length}`);
+}
+console.log(`build: dist/cjs + dist/esm (exports: ${counts.join(', ')})`);
 require('./build_browser')
   .buildBrowser()
   .catch((e) => {

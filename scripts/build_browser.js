@@ -13,7 +13,7 @@ const src = path.join(root, 'src');
 const outDir = path.join(root, 'dist', 'browser');
 
 const SUBSTITUTES = {
-  'backend': 'browser/backend.ts',
+  backend: 'browser/backend.ts',
   'predictor/image_input': 'browser/image_input.ts',
   'viz/masks': 'browser/masks.ts',
   'model/memory_attention_parallel': 'browser/memory_attention_parallel.ts',
@@ -28,11 +28,22 @@ const substitute = {
       if (!args.importer.startsWith(src)) return undefined; // dependencies: their own browser fields
       const bare = args.path.replace(/^node:/, '');
       if (STUBBED.has(bare)) return { path: path.join(src, 'browser', 'node_stub.ts') };
-      if (NODE_BUILTINS.has(bare)) return { errors: [{ text: `Node built-in "${bare}" imported by ${path.relative(root, args.importer)} would end up in the browser build: substitute that module (scripts/build_browser.js)` }] };
+      if (NODE_BUILTINS.has(bare))
+        return {
+          errors: [
+            {
+              text: `Node built-in "${bare}" imported by ${path.relative(root, args.importer)} would end up in the browser build: substitute that module (scripts/build_browser.js)`,
+            },
+          ],
+        };
       if (!args.path.startsWith('.')) return undefined;
-      const target = path.relative(src, path.resolve(args.resolveDir, args.path)).replace(/\\/g, '/').replace(/\.(ts|js)$/, '');
+      const target = path
+        .relative(src, path.resolve(args.resolveDir, args.path))
+        .replace(/\\/g, '/')
+        .replace(/\.(ts|js)$/, '');
       const sub = SUBSTITUTES[target];
-      if (sub && !args.importer.startsWith(path.join(src, 'browser', target.split('/').pop()))) return { path: path.join(src, sub) };
+      if (sub && !args.importer.startsWith(path.join(src, 'browser', target.split('/').pop())))
+        return { path: path.join(src, sub) };
       return undefined;
     });
   },
@@ -56,9 +67,13 @@ async function buildBrowser() {
     metafile: true,
   });
   const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-  for (const f of fs.readdirSync(wasmDist).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDist, f), path.join(outDir, f));
+  for (const f of fs.readdirSync(wasmDist).filter((n) => n.endsWith('.wasm')))
+    fs.copyFileSync(path.join(wasmDist, f), path.join(outDir, f));
   // what went in, for the test that keeps Node-only modules out
-  fs.writeFileSync(path.join(root, 'dist', 'browser.meta.json'), JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 1));
+  fs.writeFileSync(
+    path.join(root, 'dist', 'browser.meta.json'),
+    JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 1),
+  );
   const size = fs.statSync(path.join(outDir, 'sam2-tfjs.mjs')).size;
   console.log(`build: dist/browser/sam2-tfjs.mjs (${(size / 1e6).toFixed(1)} MB) + wasm binaries`);
 }

@@ -9,21 +9,31 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from './backend_core';
 
-export { BACKEND_ENV, backendInfo, smokeTest, type BackendChoice, type BackendInfo, type BackendName } from './backend_core';
+export {
+  BACKEND_ENV,
+  backendInfo,
+  smokeTest,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+} from './backend_core';
 import { BACKEND_ENV } from './backend_core';
 
 const NODE_GPU = '@tensorflow/tfjs-node-gpu';
 const NODE_CPU = '@tensorflow/tfjs-node';
 
 /** What tfjs-node-gpu 4.x (TensorFlow 2.9 inside) needs to run on a GPU. */
-export const CUDA_REQUIREMENT = 'an NVIDIA driver >= 450 with CUDA 11.2 and cuDNN 8.1 (libcudart.so.11.0 and libcudnn.so.8 on the library path)';
+export const CUDA_REQUIREMENT =
+  'an NVIDIA driver >= 450 with CUDA 11.2 and cuDNN 8.1 (libcudart.so.11.0 and libcudnn.so.8 on the library path)';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- optional peers, resolved at run time
 let load: (name: string) => unknown = (name) => require(name);
 /** The tfjs-node package that registered the tensorflow backend in this process. */
 let tensorflowPackage: string | undefined;
 
 /** @internal Lets tests stand in fake tfjs-node modules (tfjs-node cannot be installed everywhere). */
 export function setModuleLoaderForTests(loader: ((name: string) => unknown) | undefined): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional peers, resolved at run time
   load = loader ?? ((name) => require(name));
   tensorflowPackage = undefined;
 }
@@ -75,10 +85,18 @@ function describe(tfBackend: string): Pick<BackendInfo, 'gpu' | 'device' | 'note
     // tfjs-node(-gpu)'s backend asks TensorFlow whether it placed ops on a GPU device
     const gpu = (tf.findBackend('tensorflow') as { isUsingGpuDevice?: boolean } | null)?.isUsingGpuDevice === true;
     const notes =
-      pkg === NODE_GPU && !gpu ? [`tfjs-node-gpu runs on the CPU: TensorFlow found no usable GPU; it needs ${CUDA_REQUIREMENT}.`] : [];
-    return { gpu, device: `TensorFlow (${pkg?.replace('@tensorflow/', '') ?? 'tfjs-node'}) on ${gpu ? 'GPU' : 'CPU'}`, notes, package: pkg };
+      pkg === NODE_GPU && !gpu
+        ? [`tfjs-node-gpu runs on the CPU: TensorFlow found no usable GPU; it needs ${CUDA_REQUIREMENT}.`]
+        : [];
+    return {
+      gpu,
+      device: `TensorFlow (${pkg?.replace('@tensorflow/', '') ?? 'tfjs-node'}) on ${gpu ? 'GPU' : 'CPU'}`,
+      notes,
+      package: pkg,
+    };
   }
-  if (tfBackend === 'webgl' || tfBackend === 'webgpu') return { gpu: true, device: tfBackend === 'webgl' ? 'WebGL' : 'WebGPU', notes: [] };
+  if (tfBackend === 'webgl' || tfBackend === 'webgpu')
+    return { gpu: true, device: tfBackend === 'webgl' ? 'WebGL' : 'WebGPU', notes: [] };
   return { gpu: false, device: tfBackend === 'wasm' ? 'WebAssembly on CPU' : 'JavaScript on CPU', notes: [] };
 }
 
@@ -99,17 +117,23 @@ function candidate(choice: Exclude<BackendChoice, 'auto'>): Candidate {
           return { ...describe('tensorflow'), package: pkg ?? describe('tensorflow').package, tfBackend: 'tensorflow' };
         },
         // a GPU build whose CUDA/cuDNN does not match fails at the first op: say what it needs
-        hint: () => (choice !== 'node' && tensorflowPackage === NODE_GPU ? `tfjs-node-gpu needs ${CUDA_REQUIREMENT}` : undefined),
+        hint: () =>
+          choice !== 'node' && tensorflowPackage === NODE_GPU ? `tfjs-node-gpu needs ${CUDA_REQUIREMENT}` : undefined,
       };
     case 'webgpu':
       return {
         choice,
         activate: async () => {
-          if (typeof navigator === 'undefined' || !(navigator as { gpu?: unknown }).gpu) throw new Error('no WebGPU in this Node.js (navigator.gpu is missing)');
+          if (typeof navigator === 'undefined' || !(navigator as { gpu?: unknown }).gpu)
+            throw new Error('no WebGPU in this Node.js (navigator.gpu is missing)');
           try {
             load('@tensorflow/tfjs-backend-webgpu');
           } catch (e) {
-            throw new Error(isMissing(e, '@tensorflow/tfjs-backend-webgpu') ? '@tensorflow/tfjs-backend-webgpu is not installed' : firstLine(e));
+            throw new Error(
+              isMissing(e, '@tensorflow/tfjs-backend-webgpu')
+                ? '@tensorflow/tfjs-backend-webgpu is not installed'
+                : firstLine(e),
+            );
           }
           await use('webgpu');
           return { ...describe('webgpu'), tfBackend: 'webgpu' };
@@ -120,7 +144,8 @@ function candidate(choice: Exclude<BackendChoice, 'auto'>): Candidate {
         choice,
         activate: async () => {
           // checked first so tf.js does not log its own initialisation failure
-          if (typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined') throw new Error('no WebGL in Node.js (no canvas)');
+          if (typeof document === 'undefined' && typeof OffscreenCanvas === 'undefined')
+            throw new Error('no WebGL in Node.js (no canvas)');
           await use('webgl');
           return { ...describe('webgl'), tfBackend: 'webgl' };
         },
@@ -129,6 +154,7 @@ function candidate(choice: Exclude<BackendChoice, 'auto'>): Candidate {
       return {
         choice,
         activate: async () => {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when chosen
           const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
           wasm.setWasmPaths(wasmDir());
           await use('wasm');

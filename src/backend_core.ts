@@ -79,7 +79,8 @@ export async function smokeTest(): Promise<void> {
     const m = Array.from(await mm.data()) as number[];
     const wantC = [12, 12, 16, 16, 24, 24, 28, 28];
     const wantM = [7, 10, 15, 22];
-    const ok = (got: number[], want: number[]) => got.length === want.length && got.every((v, i) => Math.abs(v - want[i]) < 1e-3);
+    const ok = (got: number[], want: number[]) =>
+      got.length === want.length && got.every((v, i) => Math.abs(v - want[i]) < 1e-3);
     if (!ok(c, wantC) || !ok(m, wantM)) throw new Error(`smoke op gave wrong values (conv [${c}], matMul [${m}])`);
   } finally {
     tf.dispose([conv, mm]);
@@ -93,7 +94,10 @@ function parseChoice(platform: Platform, value: string | undefined, where: strin
   if (value === undefined || value === '') return undefined;
   const v = value.toLowerCase();
   if (v === 'auto' || (platform.choices as string[]).includes(v)) return v as BackendChoice;
-  throw new Sam2Error('BACKEND', `Unknown backend "${value}". Use one of: auto, ${platform.choices.join(', ')} (${where}).`);
+  throw new Sam2Error(
+    'BACKEND',
+    `Unknown backend "${value}". Use one of: auto, ${platform.choices.join(', ')} (${where}).`,
+  );
 }
 
 /** Whether an earlier selection still satisfies `wanted`. */
@@ -131,7 +135,9 @@ export async function initBackendOn(
   smoke: () => Promise<void> = smokeTest,
 ): Promise<BackendInfo> {
   const wanted =
-    parseChoice(platform, backend, 'option "backend"') ?? parseChoice(platform, platform.envChoice(), BACKEND_ENV) ?? 'auto';
+    parseChoice(platform, backend, 'option "backend"') ??
+    parseChoice(platform, platform.envChoice(), BACKEND_ENV) ??
+    'auto';
   if (pending) await pending.catch(() => undefined);
   const active = tf.engine().backendName;
   if (current && active === current.tfBackend && satisfies(current, wanted)) return current;

@@ -1,9 +1,11 @@
 /**
  * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos) for TensorFlow.js.
+ * The main entry holds what users use: loaders, predictors, the mask generator, helpers,
+ * errors and types. Model components and layers are in `sam2-tfjs/internals`.
  * @packageDocumentation
  */
 export { Sam2Error, type Sam2ErrorCode } from './errors';
-export { initBackend, backendInfo, BACKEND_ENV, type BackendChoice, type BackendInfo } from './backend';
+export { initBackend, backendInfo, BACKEND_ENV, type BackendChoice, type BackendInfo, type BackendName } from './backend';
 export {
   makeConfig,
   configFromName,
@@ -14,13 +16,11 @@ export {
   type NeckConfig,
   type Generation,
   type SizeName,
-} from './model/config';
-export { Weights } from './model/weights';
+} from './config';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
-export { loadSam2, type LoadSam2Options } from './model/load';
-export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
-export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
-export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';
+export { loadSam2, type LoadSam2Options } from './load';
+export type { ImageFeatures, BackboneOutput } from './model/image_encoder';
+export type { PointPrompt } from './model/prompt_encoder';
 export {
   SamPredictor,
   type SamPredictorOptions,
@@ -42,7 +42,7 @@ export {
 } from './predictor/automatic_mask_generator';
 export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';
-export { maskToPng, overlayPng, maskColor, type OverlayOptions } from './viz/masks';
+export { maskToPng, overlayPng, maskToImageData, overlayImageData, maskColor, type OverlayOptions, type RgbaImage } from './viz/masks';
 export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
 export {
   VideoPredictor,
@@ -51,7 +51,4 @@ export {
   type VideoFrameResult,
   type PropagateOptions,
 } from './predictor/video_predictor';
-export { VideoState, type VideoSource } from './predictor/video_state';
-export { MemoryEncoder } from './model/memory_encoder';
-export { MemoryAttention } from './model/memory_attention';
-export { Tracker, TrackingParams } from './model/tracker';
+export type { VideoState, VideoSource } from './predictor/video_state';

@@ -1,6 +1,7 @@
 /** Shared test helpers: tensor-leak checks and re-exports of the fidelity harness. */
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
+import { Sam2Error, type Sam2ErrorCode } from '../src/errors';
 
 export * from '../src/testing/compare';
 export * from '../src/testing/fixtures';
@@ -14,4 +15,26 @@ export async function expectNoLeak<T>(what: string, fn: () => Promise<T> | T): P
   const after = tf.memory().numTensors;
   expect(after, `${what} leaked ${after - before} tensors`).to.equal(before);
   return out;
+}
+
+/**
+ * Asserts that `action` (a promise, or a function called now) fails with a Sam2Error of `code`
+ * whose message matches `pattern`; returns the error for further checks.
+ */
+export async function expectSam2Error(
+  action: Promise<unknown> | (() => unknown),
+  code: Sam2ErrorCode,
+  pattern: RegExp,
+): Promise<Sam2Error> {
+  let error: unknown;
+  try {
+    await (typeof action === 'function' ? action() : action);
+  } catch (e) {
+    error = e;
+  }
+  expect(error, 'expected a Sam2Error, but the call succeeded').to.not.equal(undefined);
+  expect(error, String(error)).to.be.instanceOf(Sam2Error);
+  expect((error as Sam2Error).code, String(error)).to.equal(code);
+  expect((error as Error).message).to.match(pattern);
+  return error as Sam2Error;
 }

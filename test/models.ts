@@ -6,8 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { caseTensor } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 import { ImageEncoder, type ImageFeatures } from '../src/model/image_encoder';
-import { makeConfig, type Sam2Config } from '../src/model/config';
-import type { Weights } from '../src/model/weights';
+import { makeConfig, type Sam2Config } from '../src/config';
+import type { Weights } from '../src/weights';
 import { Sam2Model } from '../src/model/sam2';
 
 const memo = new Map<string, unknown>();

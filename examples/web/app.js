@@ -10,7 +10,12 @@ const ctx = canvas.getContext('2d');
 const state = { model: null, predictor: null, image: null, points: [], box: null, busy: false, masks: 0, error: null };
 window.sam2Example = state;
 
-for (const [key, el] of [['model', 'model'], ['backend', 'backend'], ['size', 'size']]) if (params.has(key)) $(el).value = params.get(key);
+for (const [key, el] of [
+  ['model', 'model'],
+  ['backend', 'backend'],
+  ['size', 'size'],
+])
+  if (params.has(key)) $(el).value = params.get(key);
 
 function status(text) {
   $('status').textContent = text;
@@ -110,7 +115,8 @@ canvas.addEventListener('pointerup', (ev) => {
   if (!down) return;
   const [x0, y0] = down.xy;
   const [x1, y1] = imageXY(ev);
-  if (Math.hypot(x1 - x0, y1 - y0) > 5) state.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
+  if (Math.hypot(x1 - x0, y1 - y0) > 5)
+    state.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
   else state.points.push({ xy: [x1, y1], label: down.shift ? 0 : 1 });
   down = null;
   segment();

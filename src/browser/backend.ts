@@ -9,7 +9,14 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths as setTfWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from '../backend_core';
 
-export { BACKEND_ENV, backendInfo, smokeTest, type BackendChoice, type BackendInfo, type BackendName } from '../backend_core';
+export {
+  BACKEND_ENV,
+  backendInfo,
+  smokeTest,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+} from '../backend_core';
 
 /** Set by the bundle's first line to `import.meta.url` (see scripts/build_browser.js). */
 declare const __SAM2_BUNDLE_URL__: string | undefined;
@@ -46,7 +53,11 @@ function describe(tfBackend: string): Pick<BackendInfo, 'gpu' | 'device' | 'note
     const name = tfBackend === 'webgl' ? webglRenderer() : adapterName;
     // SwiftShader & co. are GPU APIs computed on the CPU: do not call them a GPU
     const gpu = !software.test(name);
-    return { gpu, device: `${tfBackend === 'webgl' ? 'WebGL' : 'WebGPU'}${name ? ` (${name})` : ''}${gpu ? '' : ' on CPU'}`, notes: [] };
+    return {
+      gpu,
+      device: `${tfBackend === 'webgl' ? 'WebGL' : 'WebGPU'}${name ? ` (${name})` : ''}${gpu ? '' : ' on CPU'}`,
+      notes: [],
+    };
   }
   return { gpu: false, device: tfBackend === 'wasm' ? 'WebAssembly on CPU' : 'JavaScript on CPU', notes: [] };
 }
@@ -61,14 +72,23 @@ function candidate(choice: Exclude<BackendChoice, 'auto'>): Candidate {
       case 'webgpu': {
         // asked first so tf.js does not log its own initialisation failure
         const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-        const adapter = (await gpu?.requestAdapter()) as { info?: { vendor?: string; architecture?: string; device?: string; description?: string } } | null | undefined;
-        if (!adapter) throw new Error(gpu ? 'no WebGPU adapter' : 'no WebGPU in this browser (navigator.gpu is missing; it needs a secure context)');
+        const adapter = (await gpu?.requestAdapter()) as
+          | { info?: { vendor?: string; architecture?: string; device?: string; description?: string } }
+          | null
+          | undefined;
+        if (!adapter)
+          throw new Error(
+            gpu
+              ? 'no WebGPU adapter'
+              : 'no WebGPU in this browser (navigator.gpu is missing; it needs a secure context)',
+          );
         const info = adapter.info ?? {};
         adapterName = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
         break;
       }
       case 'webgl': {
-        const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1) : document.createElement('canvas');
+        const canvas =
+          typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1) : document.createElement('canvas');
         if (!canvas.getContext('webgl2') && !canvas.getContext('webgl')) throw new Error('no WebGL context');
         break;
       }

@@ -17,7 +17,10 @@ async function decodeBlob(blob: Blob, what: string): Promise<RgbImage> {
     // no colour management or premultiplication: the pixels the file holds, as PIL reads them
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch (e) {
-    throw new Sam2Error('IMAGE', `Cannot decode ${what}: ${(e as Error).message.split('\n')[0]}. Pass PNG or JPEG bytes.`);
+    throw new Sam2Error(
+      'IMAGE',
+      `Cannot decode ${what}: ${(e as Error).message.split('\n')[0]}. Pass PNG or JPEG bytes.`,
+    );
   }
   try {
     return domImageToRgb(bitmap);
@@ -41,11 +44,13 @@ export async function readImage(image: ImageInput | Blob | ArrayBuffer): Promise
   if (image instanceof tf.Tensor) return tensorToRgb(image);
   if (isDomImage(image)) return domImageToRgb(image);
   if (typeof Blob !== 'undefined' && image instanceof Blob) return decodeBlob(image, 'the image blob');
-  if (image instanceof ArrayBuffer || image instanceof Uint8Array) return decodeBlob(new Blob([image as BlobPart]), 'image bytes');
+  if (image instanceof ArrayBuffer || image instanceof Uint8Array)
+    return decodeBlob(new Blob([image as BlobPart]), 'image bytes');
   if (image && typeof image === 'object' && 'bitmap' in image) {
     return rawToRgb({ ...image.bitmap, channels: 4 });
   }
-  if (image && typeof image === 'object' && 'data' in image && 'width' in image && 'height' in image) return rawToRgb(image);
+  if (image && typeof image === 'object' && 'data' in image && 'width' in image && 'height' in image)
+    return rawToRgb(image);
   throw new Sam2Error(
     'INPUT',
     'Unsupported image: pass a URL, an <img> (loaded), <canvas>, <video>, ImageBitmap, ImageData, {data, width, height}, PNG/JPEG bytes or a Blob, or an HWC tensor.',

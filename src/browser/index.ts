@@ -8,7 +8,15 @@
  */
 export * as tf from '@tensorflow/tfjs';
 export { Sam2Error, type Sam2ErrorCode } from '../errors';
-export { initBackend, backendInfo, setWasmPaths, BACKEND_ENV, type BackendChoice, type BackendInfo, type BackendName } from './backend';
+export {
+  initBackend,
+  backendInfo,
+  setWasmPaths,
+  BACKEND_ENV,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+} from './backend';
 export {
   makeConfig,
   configFromName,
@@ -19,13 +27,11 @@ export {
   type NeckConfig,
   type Generation,
   type SizeName,
-} from '../model/config';
-export { Weights } from '../model/weights';
+} from '../config';
 export { Sam2Model, VIDEO_KEY } from '../model/sam2';
-export { loadSam2, type LoadSam2Options } from '../model/load';
-export { ImageEncoder, type ImageFeatures, type BackboneOutput } from '../model/image_encoder';
-export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from '../model/prompt_encoder';
-export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from '../model/mask_decoder';
+export { loadSam2, type LoadSam2Options } from '../load';
+export type { ImageFeatures, BackboneOutput } from '../model/image_encoder';
+export type { PointPrompt } from '../model/prompt_encoder';
 export {
   SamPredictor,
   type SamPredictorOptions,
@@ -43,9 +49,25 @@ export {
   type GenerateProgress,
   type GenerateTimings,
 } from '../predictor/automatic_mask_generator';
-export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from '../predictor/amg/rle';
+export {
+  maskToRle,
+  rleToMask,
+  areaFromRle,
+  cocoEncodeRle,
+  cocoDecodeRle,
+  type UncompressedRle,
+  type CocoRle,
+} from '../predictor/amg/rle';
 export { batchedNms } from '../predictor/amg/nms';
-export { maskToPng, overlayPng, maskToImageData, overlayImageData, maskColor, type OverlayOptions, type RgbaImage } from './masks';
+export {
+  maskToPng,
+  overlayPng,
+  maskToImageData,
+  overlayImageData,
+  maskColor,
+  type OverlayOptions,
+  type RgbaImage,
+} from './masks';
 export {
   VideoPredictor,
   type VideoPredictorOptions,
@@ -53,7 +75,4 @@ export {
   type VideoFrameResult,
   type PropagateOptions,
 } from '../predictor/video_predictor';
-export { VideoState, type VideoSource } from '../predictor/video_state';
-export { MemoryEncoder } from '../model/memory_encoder';
-export { MemoryAttention } from '../model/memory_attention';
-export { Tracker, TrackingParams } from '../model/tracker';
+export type { VideoState, VideoSource } from '../predictor/video_state';

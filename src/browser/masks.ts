@@ -17,7 +17,11 @@ export async function maskToPng(mask: ArrayLike<number>, width: number, height: 
 }
 
 /** The overlay of `overlayImageData` as PNG bytes. */
-export async function overlayPng(image: RgbImage, masks: ArrayLike<number>[], opts: OverlayOptions = {}): Promise<Uint8Array> {
+export async function overlayPng(
+  image: RgbImage,
+  masks: ArrayLike<number>[],
+  opts: OverlayOptions = {},
+): Promise<Uint8Array> {
   const px = overlayImageData(image, masks, opts, 'overlayPng');
   return encodePng(px.data, px.width, px.height, 4);
 }

@@ -11,7 +11,12 @@ export function parallelMemoryAttentionAvailable(): boolean {
 
 export class ParallelMemoryAttention {
   constructor(readonly memoryAttention: MemoryAttention) {}
-  async forwardBank(_curr: tf.Tensor, _currPos: tf.Tensor, _spatial: SpatialMemory[], _pointers: PointerTokens | undefined): Promise<tf.Tensor> {
+  async forwardBank(
+    _curr: tf.Tensor,
+    _currPos: tf.Tensor,
+    _spatial: SpatialMemory[],
+    _pointers: PointerTokens | undefined,
+  ): Promise<tf.Tensor> {
     throw new Error('ParallelMemoryAttention is not available in browsers');
   }
   async dispose(): Promise<void> {}

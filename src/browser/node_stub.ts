@@ -5,7 +5,10 @@
 import { Sam2Error } from '../errors';
 
 function unavailable(): never {
-  throw new Sam2Error('INPUT', 'Files on disk cannot be read in a browser: pass a URL (weights folder, image) or image objects (video frames).');
+  throw new Sam2Error(
+    'INPUT',
+    'Files on disk cannot be read in a browser: pass a URL (weights folder, image) or image objects (video frames).',
+  );
 }
 
 export const readFileSync = unavailable;

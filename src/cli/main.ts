@@ -12,8 +12,8 @@ import { serveExample } from './serve_example';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint } from '../io/download';
 import { portCheckpoint } from '../io/port';
-import { MODEL_NAMES } from '../model/config';
-import { loadSam2 } from '../model/load';
+import { MODEL_NAMES } from '../config';
+import { loadSam2 } from '../load';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
@@ -389,5 +389,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+  void main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }

@@ -45,7 +45,10 @@ export async function serveExample(opts: ServeExampleOptions): Promise<{ url: st
     throw new Sam2Error('INPUT', `${root}/dist/browser/sam2-tfjs.mjs is missing: run \`npm run build\` in ${root}.`);
   }
   if (!fs.existsSync(path.join(opts.weightsDir, 'model.json'))) {
-    throw new Sam2Error('WEIGHTS', `${opts.weightsDir} has no model.json: port a checkpoint there first (npx sam2-tfjs port <file.pt> --out ${opts.weightsDir}).`);
+    throw new Sam2Error(
+      'WEIGHTS',
+      `${opts.weightsDir} has no model.json: port a checkpoint there first (npx sam2-tfjs port <file.pt> --out ${opts.weightsDir}).`,
+    );
   }
   const mounts: [string, string][] = [
     ['/dist/browser/', path.join(root, 'dist', 'browser')],
@@ -71,7 +74,11 @@ export async function serveExample(opts: ServeExampleOptions): Promise<{ url: st
     res.writeHead(404).end('not found');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new Sam2Error('INPUT', `Cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${e.message}.`)));
+    server.once('error', (e) =>
+      reject(
+        new Sam2Error('INPUT', `Cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${e.message}.`),
+      ),
+    );
     server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;

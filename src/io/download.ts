@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { MODEL_NAMES } from '../model/config';
+import { MODEL_NAMES } from '../config';
 
 const BASES: Record<string, string> = {
   sam2: 'https://dl.fbaipublicfiles.com/segment_anything_2/072824',

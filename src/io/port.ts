@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { detectConfig, type Sam2Config, type SizeName } from '../model/config';
+import { detectConfig, type Sam2Config, type SizeName } from '../config';
 import expectedKeys from './expected_keys.json';
 import { tfShape, toTfLayout } from './layout';
 import { readCheckpoint, type Checkpoint } from './torch_checkpoint';

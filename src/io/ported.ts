@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
-import { validateConfig, type Sam2Config } from '../model/config';
-import { Weights } from '../model/weights';
+import { validateConfig, type Sam2Config } from '../config';
+import { Weights } from '../weights';
 import { MODEL_JSON } from './format';
 import type { PortedModelJson } from './port';
 
@@ -72,7 +72,10 @@ export async function readPortedWeights(
       }
       const buf = new Uint8Array(total);
       let off = 0;
-      for (const p of parts) (buf.set(p, off), (off += p.length));
+      for (const p of parts) {
+        buf.set(p, off);
+        off += p.length;
+      }
       const named = tf.io.decodeWeights(buf.buffer, group.weights as tf.io.WeightsManifestEntry[]);
       for (const w of group.weights) entries.push([w.name, named[w.name]]);
     }

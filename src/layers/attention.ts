@@ -3,7 +3,7 @@
  * (q/k/v project to embeddingDim / downsampleRate), used by the two-way transformer.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, type Shape } from './base';
 import { Linear } from './common';
 
 /**
@@ -45,6 +45,7 @@ export class Attention extends Sam2Layer {
     kvInDim = embeddingDim,
   ) {
     super();
+    this.remember<typeof Attention>(key, embeddingDim, numHeads, downsampleRate, kvInDim);
     const internal = embeddingDim / downsampleRate;
     this.qProj = this.child(new Linear(`${key}.q_proj`, embeddingDim, internal));
     this.kProj = this.child(new Linear(`${key}.k_proj`, kvInDim, internal));
@@ -65,9 +66,15 @@ export class Attention extends Sam2Layer {
     });
   }
 
+  /** inputs [q, k, v]. */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const [q, k, v] = inputs as tf.Tensor3D[];
     return this.forward(q, k, v);
+  }
+
+  /** [q [B, Nq, C], k, v] -> [B, Nq, C]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.outProj.computeOutputShape(shapeList(inputShape)[0]);
   }
 }
 tf.serialization.registerClass(Attention);

@@ -5,16 +5,40 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
-import type { Weights } from '../model/weights';
+import type { Weights } from '../weights';
+
+/** A tf.layers shape: null for sizes unknown until run time (the batch of a symbolic input). */
+export type Shape = (number | null)[];
+
+/** The inputs of `call` as a list (tf.layers passes a lone tensor for a single input). */
+export function tensorList(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+  return Array.isArray(inputs) ? inputs : [inputs];
+}
+
+/** The input shapes of `computeOutputShape` as a list (one input comes as a bare shape). */
+export function shapeList(inputShape: Shape | Shape[]): Shape[] {
+  const many = inputShape.length > 0 && (inputShape as unknown[]).every((d) => Array.isArray(d));
+  return many ? (inputShape as Shape[]) : [inputShape as Shape];
+}
 
 export abstract class Sam2Layer extends tf.layers.Layer {
   /** key -> variable, in creation order. */
   private readonly params = new Map<string, tf.LayerVariable>();
   private readonly children: Sam2Layer[] = [];
+  /** The constructor's arguments (JSON data), so getConfig can hand them to fromConfig. */
+  private ctorArgs: unknown[] = [];
 
   constructor(name?: string) {
     super({ name, trainable: false });
     this.built = true; // parameters are created eagerly in the subclass constructors
+  }
+
+  /**
+   * Records the subclass constructor's arguments, in order (each constructor calls it once,
+   * naming its own class, so the arguments are type-checked against that constructor).
+   */
+  protected remember<C extends abstract new (...args: never[]) => Sam2Layer>(...args: ConstructorParameters<C>): void {
+    this.ctorArgs = args;
   }
 
   /** Declares a parameter loaded from PyTorch key `key` with TF-layout `shape`. */
@@ -54,11 +78,6 @@ export abstract class Sam2Layer extends tf.layers.Layer {
   /** Hook for layers that derive tensors from their weights once (e.g. split qkv). */
   protected onWeightsLoaded(): void {}
 
-  /** Reads a parameter's current value. */
-  protected w(v: tf.LayerVariable): tf.Tensor {
-    return v.read();
-  }
-
   /** Frees parameters of this layer and its children. */
   disposeAll(): void {
     for (const c of this.children) c.disposeAll();
@@ -70,14 +89,24 @@ export abstract class Sam2Layer extends tf.layers.Layer {
   /** Hook to free tensors made in onWeightsLoaded. */
   protected disposeDerived(): void {}
 
+  /** tf.layers config: the base fields plus `args`, the constructor's arguments. */
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig() };
+    return { ...super.getConfig(), args: this.ctorArgs as tf.serialization.ConfigDictArray };
   }
-}
 
-/** Throws a WEIGHTS error when `actual` differs from `expected` (used by model assembly). */
-export function expectShape(what: string, actual: readonly number[], expected: readonly number[]): void {
-  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
-    throw new Sam2Error('INPUT', `${what} has shape [${actual}], expected [${expected}].`);
+  /** Rebuilds a layer from its getConfig() (parameters start at zero: load weights afterwards). */
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    if (!Array.isArray(config.args)) {
+      throw new Sam2Error(
+        'CONFIG',
+        `${cls.className} config has no "args" array: it was not made by Sam2Layer.getConfig().`,
+      );
+    }
+    const layer = new cls(...config.args);
+    if (typeof config.name === 'string' && layer instanceof Sam2Layer) layer.name = config.name;
+    return layer;
   }
 }

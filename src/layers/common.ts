@@ -1,6 +1,6 @@
 /** Small building blocks shared by every component: Linear, LayerNorm, Conv2d, MLP, GELU. */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, type Shape } from './base';
 
 /** Exact (erf) GELU, as PyTorch's nn.GELU() default. */
 export function gelu(x: tf.Tensor): tf.Tensor {
@@ -20,6 +20,7 @@ export class Linear extends Sam2Layer {
   readonly bias?: tf.LayerVariable;
   constructor(readonly key: string, readonly inDim: number, readonly outDim: number, bias = true) {
     super();
+    this.remember<typeof Linear>(key, inDim, outDim, bias);
     this.weight = this.param(`${key}.weight`, [inDim, outDim]);
     if (bias) this.bias = this.param(`${key}.bias`, [outDim]);
   }
@@ -43,6 +44,10 @@ export class Linear extends Sam2Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
   }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return [...shapeList(inputShape)[0].slice(0, -1), this.outDim];
+  }
 }
 tf.serialization.registerClass(Linear);
 
@@ -53,6 +58,7 @@ export class LayerNorm extends Sam2Layer {
   readonly bias: tf.LayerVariable;
   constructor(readonly key: string, readonly dim: number, readonly eps = 1e-5) {
     super();
+    this.remember<typeof LayerNorm>(key, dim, eps);
     this.weight = this.param(`${key}.weight`, [dim]);
     this.bias = this.param(`${key}.bias`, [dim]);
   }
@@ -69,6 +75,10 @@ export class LayerNorm extends Sam2Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return shapeList(inputShape)[0];
   }
 }
 tf.serialization.registerClass(LayerNorm);
@@ -90,6 +100,7 @@ export class Conv2d extends Sam2Layer {
   readonly padding: number;
   constructor(readonly key: string, readonly inDim: number, readonly outDim: number, opts: Conv2dOptions) {
     super();
+    this.remember<typeof Conv2d>(key, inDim, outDim, opts);
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     this.weight = this.param(`${key}.weight`, [opts.kernel, opts.kernel, inDim, outDim]);
@@ -114,6 +125,14 @@ export class Conv2d extends Sam2Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
   }
+
+  /** [B, H, W, inDim] -> [B, H', W', outDim], H' = floor((H + 2 padding - kernel) / stride) + 1. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [b, h, w] = shapeList(inputShape)[0];
+    const k = this.weight.shape[0] as number;
+    const out = (n: number | null) => (n === null ? null : Math.floor((n + 2 * this.padding - k) / this.stride) + 1);
+    return [b, out(h), out(w), this.outDim];
+  }
 }
 tf.serialization.registerClass(Conv2d);
 
@@ -131,6 +150,7 @@ export class Mlp extends Sam2Layer {
     readonly sigmoidOutput = false,
   ) {
     super();
+    this.remember<typeof Mlp>(key, inDim, hiddenDim, outDim, numLayers, activation, sigmoidOutput);
     const dims = [inDim, ...new Array<number>(numLayers - 1).fill(hiddenDim), outDim];
     this.layers = dims.slice(0, -1).map((d, i) => this.child(new Linear(`${key}.layers.${i}`, d, dims[i + 1])));
   }
@@ -149,6 +169,10 @@ export class Mlp extends Sam2Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.layers[this.layers.length - 1].computeOutputShape(inputShape);
   }
 }
 tf.serialization.registerClass(Mlp);

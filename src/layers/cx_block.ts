@@ -3,7 +3,7 @@
  * layer scale `gamma`, residual. NHWC, so the pointwise convs are plain linears.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from './base';
 import { LayerNorm, Linear, gelu } from './common';
 
 export class CXBlock extends Sam2Layer {
@@ -17,6 +17,7 @@ export class CXBlock extends Sam2Layer {
 
   constructor(key: string, readonly dim: number, readonly kernel = 7) {
     super();
+    this.remember<typeof CXBlock>(key, dim, kernel);
     this.dwWeight = this.param(`${key}.dwconv.weight`, [kernel, kernel, dim, 1]);
     this.dwBias = this.param(`${key}.dwconv.bias`, [dim]);
     this.norm = this.child(new LayerNorm(`${key}.norm`, dim, 1e-6));
@@ -35,6 +36,15 @@ export class CXBlock extends Sam2Layer {
       const h = this.pwconv2.forward(gelu(this.pwconv1.forward(this.norm.forward(y))));
       return tf.add(x, tf.mul(h, this.gamma.read())) as tf.Tensor4D;
     });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward(tensorList(inputs)[0] as tf.Tensor4D);
+  }
+
+  /** Residual block: [B, H, W, dim] in and out. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return shapeList(inputShape)[0];
   }
 }
 tf.serialization.registerClass(CXBlock);

@@ -9,7 +9,7 @@
  * head and summed instead of concatenating heads.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, type Shape } from './base';
 import { LayerNorm, Linear, Mlp } from './common';
 
 export interface MultiScaleBlockOptions {
@@ -84,6 +84,7 @@ export class MultiScaleBlock extends Sam2Layer {
 
   constructor(readonly key: string, readonly opts: MultiScaleBlockOptions) {
     super();
+    this.remember<typeof MultiScaleBlock>(key, opts);
     const { dim, dimOut, mlpRatio } = opts;
     this.norm1 = this.child(new LayerNorm(`${key}.norm1`, dim, 1e-6));
     this.qkvWeight = this.param(`${key}.attn.qkv.weight`, [dim, 3 * dimOut]);
@@ -197,6 +198,13 @@ export class MultiScaleBlock extends Sam2Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
+  }
+
+  /** [B, H, W, dim] -> [B, H', W', dimOut]; pooling (2x2, valid) gives H' = floor(H / 2). */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [b, h, w] = shapeList(inputShape)[0];
+    const pool = (n: number | null) => (n !== null && this.opts.qPool ? Math.floor(n / 2) : n);
+    return [b, pool(h), pool(w), this.opts.dimOut];
   }
 }
 tf.serialization.registerClass(MultiScaleBlock);

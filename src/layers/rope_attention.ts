@@ -5,7 +5,7 @@
  * where swap(a, b) = (-b, a) is one rank-2 matMul with a fixed signed permutation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from './base';
 import { Linear } from './common';
 
 const f = Math.fround;
@@ -59,6 +59,7 @@ export class RoPEAttention extends Sam2Layer {
 
   constructor(key: string, readonly dim: number, kvInDim = dim, readonly theta = 10000) {
     super();
+    this.remember<typeof RoPEAttention>(key, dim, kvInDim, theta);
     this.qProj = this.child(new Linear(`${key}.q_proj`, dim, dim));
     this.kProj = this.child(new Linear(`${key}.k_proj`, kvInDim, dim));
     this.vProj = this.child(new Linear(`${key}.v_proj`, kvInDim, dim));
@@ -162,6 +163,32 @@ export class RoPEAttention extends Sam2Layer {
       const q = rows ? (tf.slice(x, [rows.start, 0], [rows.count, -1]) as tf.Tensor2D) : x;
       return this.attend(q, this.gridKeysT(x), x, rows);
     });
+  }
+
+  /**
+   * tf.layers entry (batch 1, tokens row-major): [x [n, dim]] is self-attention over one grid;
+   * [q [Nq, dim], k, v [Nk, kvInDim]] is the reference's cross-attention, where the keys are
+   * repeats of q's grid (rotated) except the last `kwargs.numKExcludeRope` (not rotated).
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { numKExcludeRope?: number } = {}): tf.Tensor {
+    const [q, k, v] = tensorList(inputs) as tf.Tensor2D[];
+    if (!k) return this.selfAttend(q);
+    return tf.tidy(() => {
+      const plain = kwargs.numKExcludeRope ?? 0;
+      const rotated = k.shape[0] - plain;
+      const parts: tf.Tensor2D[] = [];
+      if (rotated > 0) {
+        const kp = this.kProj.forward(tf.slice(k, [0, 0], [rotated, -1])) as tf.Tensor2D;
+        parts.push(tf.transpose(this.rotate(kp, q.shape[0])));
+      }
+      if (plain > 0) parts.push(this.plainKeysT(tf.slice(k, [rotated, 0], [plain, -1])));
+      return this.attend(q, parts.length === 1 ? parts[0] : (tf.concat(parts, 1) as tf.Tensor2D), v);
+    });
+  }
+
+  /** [q [Nq, dim], ...] -> [Nq, dim]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.outProj.computeOutputShape(shapeList(inputShape)[0]);
   }
 }
 tf.serialization.registerClass(RoPEAttention);

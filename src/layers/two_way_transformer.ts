@@ -4,7 +4,7 @@
  * attention. Post-norm blocks; the first block skips adding the query position encoding.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from './base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from './base';
 import { LayerNorm, Mlp } from './common';
 import { Attention } from './attention';
 
@@ -18,6 +18,7 @@ export class TwoWayAttentionBlock extends Sam2Layer {
 
   constructor(key: string, dim: number, heads: number, mlpDim: number, readonly skipFirstLayerPe: boolean) {
     super();
+    this.remember<typeof TwoWayAttentionBlock>(key, dim, heads, mlpDim, skipFirstLayerPe);
     this.selfAttn = this.child(new Attention(`${key}.self_attn`, dim, heads));
     this.crossAttnTokenToImage = this.child(new Attention(`${key}.cross_attn_token_to_image`, dim, heads, 2));
     this.mlp = this.child(new Mlp(`${key}.mlp`, dim, mlpDim, dim, 2, 'relu'));
@@ -45,6 +46,18 @@ export class TwoWayAttentionBlock extends Sam2Layer {
       return [q, k];
     });
   }
+
+  /** inputs [queries, keys, queryPe, keyPe]; returns [queries, keys] updated. */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const [queries, keys, queryPe, keyPe] = tensorList(inputs) as tf.Tensor3D[];
+    return this.forward(queries, keys, queryPe, keyPe);
+  }
+
+  /** Both token sets keep their shapes. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const [queries, keys] = shapeList(inputShape);
+    return [queries, keys];
+  }
 }
 tf.serialization.registerClass(TwoWayAttentionBlock);
 
@@ -56,6 +69,7 @@ export class TwoWayTransformer extends Sam2Layer {
 
   constructor(key: string, depth = 2, dim = 256, heads = 8, mlpDim = 2048) {
     super();
+    this.remember<typeof TwoWayTransformer>(key, depth, dim, heads, mlpDim);
     this.layers = Array.from({ length: depth }, (_, i) =>
       this.child(new TwoWayAttentionBlock(`${key}.layers.${i}`, dim, heads, mlpDim, i === 0)),
     );
@@ -77,6 +91,18 @@ export class TwoWayTransformer extends Sam2Layer {
       queries = tf.add(queries, this.finalAttnTokenToImage.forward(q, k, keys)) as tf.Tensor3D;
       return [this.normFinalAttn.forward(queries) as tf.Tensor3D, keys];
     });
+  }
+
+  /** inputs [image, imagePe, points]; returns [queries, image tokens]. */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const [image, imagePe, points] = tensorList(inputs) as tf.Tensor3D[];
+    return this.forward(image, imagePe, points);
+  }
+
+  /** [image [B, Ni, C], imagePe, points [B, Nt, C]] -> [[B, Nt, C], [B, Ni, C]]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const [image, , points] = shapeList(inputShape);
+    return [points, image];
   }
 }
 tf.serialization.registerClass(TwoWayTransformer);

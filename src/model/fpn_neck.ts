@@ -3,10 +3,10 @@
  * and sum) only on the configured levels, and a sine position encoding per level.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d } from '../layers/common';
 import { sinePositionEncoding } from '../layers/position_encoding';
-import type { NeckConfig } from './config';
+import type { NeckConfig } from '../config';
 
 export interface NeckOutput {
   /** Per level, highest resolution first: [B, h, w, dModel]. */
@@ -23,6 +23,7 @@ export class FpnNeck extends Sam2Layer {
 
   constructor(readonly cfg: NeckConfig) {
     super();
+    this.remember<typeof FpnNeck>(cfg);
     this.convs = cfg.backboneChannelList.map((c, i) =>
       this.child(new Conv2d(`image_encoder.neck.convs.${i}.conv`, c, cfg.dModel, { kernel: 1 })),
     );
@@ -65,6 +66,23 @@ export class FpnNeck extends Sam2Layer {
       return out;
     });
     return { features, pos };
+  }
+
+  /**
+   * inputs: the trunk's stages, highest resolution first. Returns the levels, then their
+   * position encodings (copies: the neck keeps its cached ones).
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const { features, pos } = this.forward(tensorList(inputs) as tf.Tensor4D[]);
+    return [...features, ...pos.map((p) => p.clone())];
+  }
+
+  /** Per stage [B, h, w, C]: levels [B, h, w, dModel], then encodings [1, h, w, dModel]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const stages = shapeList(inputShape);
+    const n = this.convs.length - 1;
+    const features = stages.map((s, i) => this.convs[n - i].computeOutputShape(s));
+    return [...features, ...features.map(([, h, w, c]) => [1, h, w, c])];
   }
 }
 tf.serialization.registerClass(FpnNeck);

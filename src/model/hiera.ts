@@ -3,10 +3,10 @@
  * stages of MultiScaleBlocks that halve the resolution and double the width between stages.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, type Shape } from '../layers/base';
 import { Conv2d } from '../layers/common';
 import { MultiScaleBlock } from '../layers/hiera_block';
-import type { HieraConfig } from './config';
+import type { HieraConfig } from '../config';
 
 const PREFIX = 'image_encoder.trunk';
 
@@ -91,6 +91,7 @@ export class Hiera extends Sam2Layer {
 
   constructor(readonly cfg: HieraConfig) {
     super();
+    this.remember<typeof Hiera>(cfg);
     const c = cfg.embedDim;
     this.patchEmbed = this.child(new Conv2d(`${PREFIX}.patch_embed.proj`, 3, c, { kernel: 7, stride: 4, padding: 3 }));
     const [bh, bw] = cfg.windowPosEmbedBkgSpatialSize;
@@ -152,6 +153,17 @@ export class Hiera extends Sam2Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
     return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D);
+  }
+
+  /** [B, S, S, 3] -> the four stage outputs [B, h, w, C], highest resolution first. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    let shape = this.patchEmbed.computeOutputShape(shapeList(inputShape)[0]);
+    const outputs: Shape[] = [];
+    this.blocks.forEach((blk, i) => {
+      shape = blk.computeOutputShape(shape);
+      if (this.stageEnds.includes(i)) outputs.push(shape);
+    });
+    return outputs;
   }
 }
 tf.serialization.registerClass(Hiera);

@@ -6,9 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d } from '../layers/common';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 import { FpnNeck, type NeckOutput } from './fpn_neck';
 import { Hiera } from './hiera';
 
@@ -38,6 +38,7 @@ export class ImageEncoder extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof ImageEncoder>(config);
     this.trunk = this.child(new Hiera(config.trunk));
     const expected = [...this.trunk.channels].reverse();
     if (expected.join() !== config.neck.backboneChannelList.join()) {
@@ -110,6 +111,18 @@ export class ImageEncoder extends Sam2Layer {
     const imageEmbed = tf.tidy(() => tf.add(top, tf.reshape(this.noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D);
     top.dispose();
     return { imageEmbed, highResFeats: [s0, s1] };
+  }
+
+  /** tf.layers entry: a normalized image [B, S, S, 3] -> [imageEmbed, highResFeats0, highResFeats1] (imageFeatures). */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const { imageEmbed, highResFeats } = this.imageFeatures(tensorList(inputs)[0] as tf.Tensor4D);
+    return [imageEmbed, ...highResFeats];
+  }
+
+  /** [B, S, S, 3] -> [[B, S/16, S/16, 256], [B, S/4, S/4, 32], [B, S/8, S/8, 64]] (for S a multiple of 16). */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const levels = this.neck.computeOutputShape(this.trunk.computeOutputShape(shapeList(inputShape)[0]));
+    return [levels[2], this.convS0.computeOutputShape(levels[0]), this.convS1.computeOutputShape(levels[1])];
   }
 }
 tf.serialization.registerClass(ImageEncoder);

@@ -5,10 +5,10 @@
  * MLP turns them into mask logits. Also predicts IoU (sigmoid) and an object score.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { LayerNorm, Mlp, gelu } from '../layers/common';
 import { TwoWayTransformer } from '../layers/two_way_transformer';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'sam_mask_decoder';
 const NUM_MASK_TOKENS = 4;
@@ -69,6 +69,7 @@ export class MaskDecoder extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof MaskDecoder>(config);
     const d = 256;
     this.transformer = this.child(new TwoWayTransformer(`${P}.transformer`));
     this.iouToken = this.param(`${P}.iou_token.weight`, [1, d]);
@@ -183,6 +184,40 @@ export class MaskDecoder extends Sam2Layer {
         : tf.slice(all.maskTokensOut, [0, 0, 0], [b, 1, 256]);
       return { masks, iouPred, samTokensOut: samTokensOut as tf.Tensor3D, objectScoreLogits: all.objectScoreLogits };
     });
+  }
+
+  /**
+   * tf.layers entry: inputs [imageEmbeddings, imagePe, sparsePromptEmbeddings,
+   * densePromptEmbeddings, highResFeatures0, highResFeatures1] (see MaskDecoderInput);
+   * kwargs.multimaskOutput defaults to true, as in SamPredictor. Returns [masks, iouPred,
+   * samTokensOut, objectScoreLogits].
+   */
+  override call(
+    inputs: tf.Tensor | tf.Tensor[],
+    kwargs: { multimaskOutput?: boolean; repeatImage?: boolean } = {},
+  ): tf.Tensor[] {
+    const [imageEmbeddings, imagePe, sparse, dense, s0, s1] = tensorList(inputs);
+    const out = this.forward({
+      imageEmbeddings: imageEmbeddings as tf.Tensor4D,
+      imagePe: imagePe as tf.Tensor4D,
+      sparsePromptEmbeddings: sparse as tf.Tensor3D,
+      densePromptEmbeddings: dense as tf.Tensor4D,
+      multimaskOutput: kwargs.multimaskOutput ?? true,
+      repeatImage: kwargs.repeatImage ?? false,
+      highResFeatures: [s0 as tf.Tensor4D, s1 as tf.Tensor4D],
+    });
+    return [out.masks, out.iouPred, out.samTokensOut, out.objectScoreLogits];
+  }
+
+  /**
+   * Batch B from the prompts, masks at 4x the embedding grid. The mask count M (3 or 1) is a
+   * call argument that shapes do not carry, so it is left unknown (null).
+   */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const [image, , sparse] = shapeList(inputShape);
+    const b = sparse[0];
+    const x4 = (n: number | null) => (n === null ? null : 4 * n);
+    return [[b, x4(image[1]), x4(image[2]), null], [b, null], [b, null, 256], [b, 1]];
   }
 
   /**

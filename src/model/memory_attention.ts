@@ -4,10 +4,10 @@
  * RoPE self-attention, RoPE cross-attention and a ReLU MLP, then a final LayerNorm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { LayerNorm, Linear } from '../layers/common';
 import { RoPEAttention, type GridRows } from '../layers/rope_attention';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'memory_attention';
 
@@ -37,6 +37,7 @@ export class MemoryAttentionLayer extends Sam2Layer {
 
   constructor(key: string, d: number, memDim: number) {
     super();
+    this.remember<typeof MemoryAttentionLayer>(key, d, memDim);
     this.selfAttn = this.child(new RoPEAttention(`${key}.self_attn`, d));
     this.crossAttnImage = this.child(new RoPEAttention(`${key}.cross_attn_image`, d, memDim));
     this.linear1 = this.child(new Linear(`${key}.linear1`, d, 2048));
@@ -59,6 +60,17 @@ export class MemoryAttentionLayer extends Sam2Layer {
       return tf.add(x, h) as tf.Tensor2D;
     });
   }
+
+  /** inputs [tgt, memoryKeysT, memory] as in forward (every row). */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const [tgt, memoryKeysT, memory] = tensorList(inputs) as tf.Tensor2D[];
+    return this.forward(tgt, memoryKeysT, memory);
+  }
+
+  /** tgt [N, d] -> [N, d]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.linear2.computeOutputShape(shapeList(inputShape)[0]);
+  }
 }
 tf.serialization.registerClass(MemoryAttentionLayer);
 
@@ -69,6 +81,7 @@ export class MemoryAttention extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof MemoryAttention>(config);
     const d = config.neck.dModel;
     this.layers = Array.from({ length: config.memoryAttentionLayers }, (_, i) =>
       this.child(new MemoryAttentionLayer(`${P}.layers.${i}`, d, config.memoryDim)),
@@ -138,6 +151,17 @@ export class MemoryAttention extends Sam2Layer {
         : undefined;
       return this.forwardBank(curr, currPos, spatial, pointers);
     });
+  }
+
+  /** inputs [curr, currPos, memory, memoryPos] and kwargs.numObjPtrTokens (default 0), as in forward. */
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { numObjPtrTokens?: number } = {}): tf.Tensor {
+    const [curr, currPos, memory, memoryPos] = tensorList(inputs) as tf.Tensor2D[];
+    return this.forward(curr, currPos, memory, memoryPos, kwargs.numObjPtrTokens ?? 0);
+  }
+
+  /** curr [N, d] -> [N, d]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.norm.computeOutputShape(shapeList(inputShape)[0]);
   }
 }
 tf.serialization.registerClass(MemoryAttention);

@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { parentPort } from 'worker_threads';
 import { initBackend } from '../backend';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 import { MemoryAttention } from './memory_attention';
-import { Weights } from './weights';
+import { Weights } from '../weights';
 import type { GridRows } from '../layers/rope_attention';
 
 /** Messages from the main thread. */

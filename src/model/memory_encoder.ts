@@ -4,11 +4,11 @@
  * the 64-channel memory, with its sine position encoding.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d, LayerNorm, gelu } from '../layers/common';
 import { CXBlock } from '../layers/cx_block';
 import { sinePositionEncoding } from '../layers/position_encoding';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'memory_encoder';
 
@@ -32,6 +32,7 @@ export class MemoryEncoder extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof MemoryEncoder>(config);
     const d = config.neck.dModel;
     const chans = [1, 4, 16, 64, 256];
     this.downConvs = [];
@@ -76,6 +77,24 @@ export class MemoryEncoder extends Sam2Layer {
       return this.outProj.forward(x);
     });
     return { visionFeatures, visionPosEnc: this.pos as tf.Tensor4D };
+  }
+
+  /**
+   * tf.layers entry: inputs [pixFeat, masks] as in forward. Returns [visionFeatures,
+   * visionPosEnc] (the encoding as a copy: the encoder keeps its cached one).
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const [pixFeat, masks] = tensorList(inputs) as tf.Tensor4D[];
+    const { visionFeatures, visionPosEnc } = this.forward(pixFeat, masks);
+    return [visionFeatures, visionPosEnc.clone()];
+  }
+
+  /** [pixFeat [B, h, w, 256], masks] -> [[B, h, w, memoryDim], [1, s, s, memoryDim]] (s: the config's grid). */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const [pixFeat] = shapeList(inputShape);
+    const s = this.config.imageSize / this.config.backboneStride;
+    const features = this.outProj.computeOutputShape(this.pixFeatProj.computeOutputShape(pixFeat));
+    return [features, [1, s, s, this.config.memoryDim]];
   }
 }
 tf.serialization.registerClass(MemoryEncoder);

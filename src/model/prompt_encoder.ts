@@ -5,10 +5,11 @@
  * encoding of the image-embedding grid that the mask decoder uses.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Error } from '../errors';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d, LayerNorm, gelu } from '../layers/common';
 import { randomFourierEncoding } from '../layers/position_encoding';
-import type { Sam2Config } from './config';
+import type { Sam2Config } from '../config';
 
 const P = 'sam_prompt_encoder';
 
@@ -42,6 +43,7 @@ export class PromptEncoder extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof PromptEncoder>(config);
     const d = this.embedDim;
     this.embeddingSize = config.imageSize / config.backboneStride;
     this.gaussian = this.param(`${P}.pe_layer.positional_encoding_gaussian_matrix`, [2, d / 2]);
@@ -148,6 +150,52 @@ export class PromptEncoder extends Sam2Layer {
         : (tf.add(tf.zeros([b, s, s, 1]), tf.reshape(this.noMaskEmbed.read(), [1, 1, 1, -1])) as tf.Tensor4D);
       return { sparse, dense };
     });
+  }
+
+  /**
+   * tf.layers entry: inputs are any of point coords [B, N, 2] with their labels [B, N], boxes
+   * [B, 4], masks [B, 4s, 4s, 1], in that order, told apart by rank (3: coords, the labels
+   * follow; 2: boxes; 4: masks). Returns [sparse, dense].
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const { points, boxes, masks } = PromptEncoder.sortPrompts(tensorList(inputs));
+    const { sparse, dense } = this.forward({
+      points: points && { coords: points[0] as tf.Tensor3D, labels: points[1] as tf.Tensor2D },
+      boxes: boxes as tf.Tensor2D | undefined,
+      masks: masks as tf.Tensor4D | undefined,
+    });
+    return [sparse, dense];
+  }
+
+  /** [sparse [B, N (+1 padding without boxes) + 2 per box, 256], dense [B, s, s, 256]]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape[] {
+    const { points, boxes, masks } = PromptEncoder.sortPrompts(shapeList(inputShape));
+    const b = points ? points[0][0] : boxes ? boxes[0] : masks ? masks[0] : 1;
+    const n = points ? points[0][1] : 0;
+    const tokens = n === null ? null : n + (points && !boxes ? 1 : 0) + (boxes ? 2 : 0);
+    const [c0, c1, c2] = this.maskConvs;
+    const s = this.embeddingSize;
+    const dense = masks
+      ? c2.computeOutputShape(c1.computeOutputShape(c0.computeOutputShape(masks)))
+      : [b, s, s, this.embedDim];
+    return [[b, tokens, this.embedDim], dense];
+  }
+
+  /** Splits call's inputs (tensors or shapes) into the prompt kinds by rank, in call's order. */
+  private static sortPrompts<T extends { length: number } | { rank: number }>(
+    xs: T[],
+  ): { points?: [T, T]; boxes?: T; masks?: T } {
+    const rank = (x: T) => ('rank' in x ? x.rank : x.length);
+    let i = 0;
+    const take = (r: number) => (i < xs.length && rank(xs[i]) === r ? xs[i++] : undefined);
+    const coords = take(3);
+    const points: [T, T] | undefined = coords && [coords, xs[i++]];
+    const boxes = take(2);
+    const masks = take(4);
+    if (i !== xs.length) {
+      throw new Sam2Error('INPUT', 'PromptEncoder inputs: [coords, labels], boxes, masks, in that order.');
+    }
+    return { points, boxes, masks };
   }
 }
 tf.serialization.registerClass(PromptEncoder);

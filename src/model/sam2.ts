@@ -1,7 +1,7 @@
 /** The assembled SAM 2 model: every component built from one config and loaded from one set of weights. */
 import { Sam2Error } from '../errors';
-import type { Sam2Config } from './config';
-import type { Weights } from './weights';
+import type { Sam2Config } from '../config';
+import type { Weights } from '../weights';
 import { ImageEncoder } from './image_encoder';
 import { PromptEncoder } from './prompt_encoder';
 import { MaskDecoder } from './mask_decoder';

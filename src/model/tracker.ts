@@ -4,15 +4,17 @@
  * memory. Per-object outputs are plain data (host masks, small tensors) kept by the caller.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Layer } from '../layers/base';
+import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d, Linear, Mlp } from '../layers/common';
-import { componentAreas } from '../predictor/components';
-import { resizeAntialiasBilinear } from '../predictor/transforms';
-import type { Sam2Config } from './config';
+import { componentAreas } from '../ops/components';
+import { resizeAntialiasBilinear } from '../ops/transforms';
+import type { Sam2Config } from '../config';
 import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { ParallelMemoryAttention, parallelMemoryAttentionAvailable } from './memory_attention_parallel';
-import type { Sam2Model } from './sam2';
+import type { ImageEncoder } from './image_encoder';
+import type { MaskDecoder } from './mask_decoder';
+import type { PromptEncoder } from './prompt_encoder';
 
 /** Logit given to masks of frames where the object is absent. */
 export const NO_OBJ_SCORE = -1024;
@@ -30,6 +32,7 @@ export class TrackingParams extends Sam2Layer {
 
   constructor(readonly config: Sam2Config) {
     super();
+    this.remember<typeof TrackingParams>(config);
     const d = config.neck.dModel;
     const m = config.memoryDim;
     this.maskmemTposEnc = this.param('maskmem_tpos_enc', [config.numMaskmem, 1, 1, m]);
@@ -39,6 +42,25 @@ export class TrackingParams extends Sam2Layer {
     this.maskDownsample = this.child(new Conv2d('mask_downsample', 1, 1, { kernel: 4, stride: 4 }));
     this.objPtrProj = this.child(new Mlp('obj_ptr_proj', d, d, d, 3));
     if (config.projTposEncInObjPtrs) this.objPtrTposProj = this.child(new Linear('obj_ptr_tpos_proj', d, m));
+  }
+
+  /**
+   * tf.layers entry: the object pointer, as the tracker makes it. inputs [samOutputToken [B, d],
+   * objectScoreLogits [B, 1]]: obj_ptr_proj of the token where the object is present (logit > 0),
+   * else no_obj_ptr (0/1 weights select exactly).
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const [token, score] = tensorList(inputs);
+    return tf.tidy(() => {
+      const present = tf.cast(tf.greater(score, 0), 'float32');
+      const ptr = this.objPtrProj.forward(token);
+      return tf.add(tf.mul(ptr, present), tf.mul(this.noObjPtr.read(), tf.sub(1, present)));
+    });
+  }
+
+  /** [token [B, d], score [B, 1]] -> [B, d]. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return this.objPtrProj.computeOutputShape(shapeList(inputShape)[0]);
   }
 }
 tf.serialization.registerClass(TrackingParams);
@@ -91,13 +113,21 @@ export interface TrackerTimings {
   memoryEncoder: number;
 }
 
+/** The parts of the model the tracker uses (a narrow view of Sam2Model, so model/sam2 can own trackers). */
+export interface TrackerModel {
+  readonly config: Sam2Config;
+  readonly imageEncoder: Pick<ImageEncoder, 'noMemEmbed'>;
+  readonly promptEncoder: PromptEncoder;
+  readonly maskDecoder: MaskDecoder;
+}
+
 export class Tracker {
   readonly timings: TrackerTimings = { memoryAttention: 0, decoder: 0, memoryEncoder: 0 };
   /** The worker-thread helper: undefined until first needed, null when not used. */
   private parallel?: ParallelMemoryAttention | null;
 
   constructor(
-    readonly model: Sam2Model,
+    readonly model: TrackerModel,
     readonly params: TrackingParams,
     readonly memoryEncoder: MemoryEncoder,
     readonly memoryAttention: MemoryAttention,

@@ -8,7 +8,7 @@ import { check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
-import { removeHolesAndSprinkles, upsampleLogits } from './transforms';
+import { removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
 import { areaFromRle, cocoEncodeRle, maskToRle, rleToMask, type CocoRle, type UncompressedRle } from './amg/rle';
@@ -71,7 +71,7 @@ export interface GenerateProgress {
 }
 
 /** One mask candidate before annotation. */
-interface Record {
+interface MaskRecord {
   rle: UncompressedRle;
   box: Box;
   iou: number;
@@ -146,7 +146,7 @@ export class AutomaticMaskGenerator {
     const total = crops.reduce((n, _, i) => n + Math.ceil(this.pointGrids[layers[i]].length / o.pointsPerBatch), 0);
     const progress = { done: 0, total };
     this.lastTimings = { encode: 0, decode: 0, postprocess: 0 };
-    let records: Record[] = [];
+    let records: MaskRecord[] = [];
     try {
       for (let i = 0; i < crops.length; i++) {
         records.push(...(await this.processCrop(img, crops[i], layers[i], progress, opts.onProgress)));
@@ -171,7 +171,7 @@ export class AutomaticMaskGenerator {
     this.predictor.dispose();
   }
 
-  private annotate(r: Record): MaskAnnotation {
+  private annotate(r: MaskRecord): MaskAnnotation {
     const mode = this.options.outputMode;
     return {
       segmentation: mode === 'coco_rle' ? cocoEncodeRle(r.rle) : mode === 'binary_mask' ? rleToMask(r.rle) : r.rle,
@@ -190,7 +190,7 @@ export class AutomaticMaskGenerator {
     layer: number,
     progress: { done: number; total: number },
     onProgress?: (p: GenerateProgress) => void,
-  ): Promise<Record[]> {
+  ): Promise<MaskRecord[]> {
     const o = this.options;
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
@@ -200,7 +200,7 @@ export class AutomaticMaskGenerator {
     await this.predictor.setImage(cropImage(img, crop));
     this.lastTimings.encode += Date.now() - t0;
     const points = this.pointGrids[layer].map(([px, py]) => [px * w, py * h] as [number, number]);
-    let records: Record[] = [];
+    let records: MaskRecord[] = [];
     for (let b = 0; b < points.length; b += o.pointsPerBatch) {
       const t1 = Date.now();
       records.push(...(await this.processBatch(points.slice(b, b + o.pointsPerBatch), crop, img)));
@@ -219,7 +219,7 @@ export class AutomaticMaskGenerator {
   }
 
   /** Decodes one batch of points (crop pixels) and returns the masks that pass the filters. */
-  private async processBatch(points: [number, number][], crop: Box, img: RgbImage): Promise<Record[]> {
+  private async processBatch(points: [number, number][], crop: Box, img: RgbImage): Promise<MaskRecord[]> {
     const o = this.options;
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
@@ -256,7 +256,7 @@ export class AutomaticMaskGenerator {
       planar.dispose();
       const rows = candidates.map((_, j) => lowData.slice(j * s * s, (j + 1) * s * s));
       if (o.minMaskRegionArea > 0) removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
-      const out: Record[] = [];
+      const out: MaskRecord[] = [];
       // upsample a few masks at a time so large images keep memory bounded
       const chunk = Math.max(1, Math.floor(8e6 / (w * h)));
       for (let c = 0; c < rows.length; c += chunk) {

@@ -1,5 +1,6 @@
 /** Decoding every image form the predictors accept into packed RGB bytes. */
 import * as tf from '@tensorflow/tfjs';
+import type { RgbImage } from '../ops/transforms';
 import * as fs from 'fs';
 import { Jimp } from 'jimp';
 import { Sam2Error } from '../errors';
@@ -26,12 +27,7 @@ export interface BitmapLike {
  */
 export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D | DomImage;
 
-/** Packed RGB bytes (3 per pixel). */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
+export type { RgbImage } from '../ops/transforms';
 
 async function decodeBytes(bytes: Buffer, what: string): Promise<RgbImage> {
   let img;

@@ -1,7 +1,7 @@
 /** Pixel conversions shared by the Node and browser image readers (no I/O here). */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
-import type { RgbImage } from './image_input';
+import type { RgbImage } from '../ops/transforms';
 
 /** Packs interleaved RGB or RGBA bytes into RGB, checking the length first. */
 export function toRgb(src: ArrayLike<number>, width: number, height: number, channels: number): RgbImage {
@@ -33,7 +33,12 @@ export function tensorToRgb(image: tf.Tensor): RgbImage {
 }
 
 /** `{data, width, height[, channels]}` (ImageData included) as packed RGB bytes. */
-export function rawToRgb(image: { data: ArrayLike<number>; width: number; height: number; channels?: number }): RgbImage {
+export function rawToRgb(image: {
+  data: ArrayLike<number>;
+  width: number;
+  height: number;
+  channels?: number;
+}): RgbImage {
   const channels = image.channels ?? (image.data.length === image.width * image.height * 3 ? 3 : 4);
   return toRgb(image.data, image.width, image.height, channels);
 }

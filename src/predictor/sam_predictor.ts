@@ -7,7 +7,7 @@ import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { Sam2Model } from '../model/sam2';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
-import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from './transforms';
+import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
 
 export interface SamPredictorOptions {
   /** Logit threshold of the binary masks (default 0). */

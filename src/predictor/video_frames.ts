@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RgbImage } from './image_input';
-import { IMAGENET_MEAN, IMAGENET_STD } from './transforms';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../ops/transforms';
 
 /** Fixed-point precision of PIL's 8-bit resampling. */
 const PRECISION_BITS = 32 - 8 - 2;

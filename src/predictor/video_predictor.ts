@@ -7,7 +7,7 @@ import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
 import type { RgbImage } from './image_input';
-import { resizeAntialiasBilinear, upsampleLogits } from './transforms';
+import { resizeAntialiasBilinear, upsampleLogits } from '../ops/transforms';
 import { preprocessVideoFrame } from './video_frames';
 import { VideoState, disposeObject, disposeOutput, forgetMemoryKeys, openFrames, type ObjectState, type VideoSource } from './video_state';
 

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import { tfShape, toTfLayout } from '../io/layout';
-import { Weights } from '../model/weights';
+import { Weights } from '../weights';
 import { fixturePath } from './fixtures';
 import { formulaWeight } from './formula';
 

@@ -21,7 +21,11 @@ export async function maskToPng(mask: ArrayLike<number>, width: number, height: 
  * Blends each mask in its colour over the image, darkens mask outlines, and draws prompt
  * markers. Returns PNG bytes.
  */
-export async function overlayPng(image: RgbImage, masks: ArrayLike<number>[], opts: OverlayOptions = {}): Promise<Buffer> {
+export async function overlayPng(
+  image: RgbImage,
+  masks: ArrayLike<number>[],
+  opts: OverlayOptions = {},
+): Promise<Buffer> {
   const px = overlayImageData(image, masks, opts, 'overlayPng');
   const out = new Jimp({ width: px.width, height: px.height, color: 0x000000ff });
   out.bitmap.data.set(px.data);

@@ -16,8 +16,16 @@ function rgba(width: number, height: number): RgbaImage {
 /** A distinct colour per mask index (RGB). */
 export function maskColor(i: number): [number, number, number] {
   const palette: [number, number, number][] = [
-    [30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0], [186, 85, 211],
-    [0, 206, 209], [255, 140, 0], [199, 21, 133], [127, 255, 0], [70, 130, 180],
+    [30, 144, 255],
+    [255, 99, 71],
+    [50, 205, 50],
+    [255, 215, 0],
+    [186, 85, 211],
+    [0, 206, 209],
+    [255, 140, 0],
+    [199, 21, 133],
+    [127, 255, 0],
+    [70, 130, 180],
   ];
   return palette[i % palette.length];
 }
@@ -59,9 +67,17 @@ export interface OverlayOptions {
  * Blends each mask in its colour over the image, darkens mask outlines, and draws prompt
  * markers. Returns RGBA pixels (`ImageData` in browsers).
  */
-export function overlayImageData(image: RgbImage, masks: ArrayLike<number>[], opts: OverlayOptions = {}, where = 'overlayImageData'): RgbaImage {
+export function overlayImageData(
+  image: RgbImage,
+  masks: ArrayLike<number>[],
+  opts: OverlayOptions = {},
+  where = 'overlayImageData',
+): RgbaImage {
   const { width: w, height: h } = image;
-  check(image.data?.length === w * h * 3, `${where}: the image must be RGB bytes of length width*height*3 = ${w * h * 3}, got ${image.data?.length}.`);
+  check(
+    image.data?.length === w * h * 3,
+    `${where}: the image must be RGB bytes of length width*height*3 = ${w * h * 3}, got ${image.data?.length}.`,
+  );
   masks.forEach((m, k) => checkMask(m, w, h, `${where} mask ${k}`));
   const alpha = opts.alpha ?? 0.5;
   const out = rgba(w, h);
@@ -83,7 +99,8 @@ export function overlayImageData(image: RgbImage, masks: ArrayLike<number>[], op
       for (let x = 0; x < w; x++) {
         const i = y * w + x;
         if (!m[i]) continue;
-        const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
+        const edge =
+          x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
         const a = edge ? 0.9 : alpha;
         for (let ch = 0; ch < 3; ch++) d[4 * i + ch] = Math.round(d[4 * i + ch] * (1 - a) + c[ch] * a);
       }
@@ -94,13 +111,20 @@ export function overlayImageData(image: RgbImage, masks: ArrayLike<number>[], op
     for (let dy = -r; dy <= r; dy++)
       for (let dx = -r; dx <= r; dx++) {
         const rr = dx * dx + dy * dy;
-        if (rr <= r * r) set(Math.round(p.xy[0]) + dx, Math.round(p.xy[1]) + dy, rr >= (r - 1) * (r - 1) ? [255, 255, 255] : c);
+        if (rr <= r * r)
+          set(Math.round(p.xy[0]) + dx, Math.round(p.xy[1]) + dy, rr >= (r - 1) * (r - 1) ? [255, 255, 255] : c);
       }
   }
   for (const [x0, y0, x1, y1] of opts.boxes ?? []) {
     for (let t = 0; t < 2; t++) {
-      for (let x = Math.round(x0); x <= Math.round(x1); x++) (set(x, Math.round(y0) + t, [255, 215, 0]), set(x, Math.round(y1) - t, [255, 215, 0]));
-      for (let y = Math.round(y0); y <= Math.round(y1); y++) (set(Math.round(x0) + t, y, [255, 215, 0]), set(Math.round(x1) - t, y, [255, 215, 0]));
+      for (let x = Math.round(x0); x <= Math.round(x1); x++) {
+        set(x, Math.round(y0) + t, [255, 215, 0]);
+        set(x, Math.round(y1) - t, [255, 215, 0]);
+      }
+      for (let y = Math.round(y0); y <= Math.round(y1); y++) {
+        set(Math.round(x0) + t, y, [255, 215, 0]);
+        set(Math.round(x1) - t, y, [255, 215, 0]);
+      }
     }
   }
   return out;

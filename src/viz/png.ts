@@ -22,7 +22,7 @@ function crc32(parts: Uint8Array[]): number {
 function adler32(b: Uint8Array): number {
   let a = 1;
   let s = 0;
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const end = Math.min(i + 5552, b.length); // largest run before the sums can overflow 2^32
     for (; i < end; i++) s += a += b[i];
     a %= 65521;
@@ -69,7 +69,12 @@ function chunk(type: string, data: Uint8Array): Uint8Array[] {
 }
 
 /** PNG bytes of 8-bit pixels: 4 channels (RGBA) or 1 (grayscale), row-major. */
-export async function encodePng(pixels: ArrayLike<number>, width: number, height: number, channels: 1 | 4): Promise<Uint8Array> {
+export async function encodePng(
+  pixels: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: 1 | 4,
+): Promise<Uint8Array> {
   const stride = width * channels;
   const raw = new Uint8Array((stride + 1) * height); // filter byte 0 (None) per row
   for (let y = 0; y < height; y++) {
@@ -90,6 +95,9 @@ export async function encodePng(pixels: ArrayLike<number>, width: number, height
   ];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p, o), (o += p.length));
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }

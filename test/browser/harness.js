@@ -39,8 +39,17 @@ async function runPrompts(predictor, prompts) {
       const src = done.get(p.mask_from);
       maskInput = src.lowResLogits[src.scores.indexOf(Math.max(...src.scores))];
     }
-    const opts = boxes.map((box) => ({ pointCoords: p.points, pointLabels: p.labels, box, maskInput, multimaskOutput: p.multimask }));
-    const res = opts.length === 1 ? [await predictor.predict(opts[0])] : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+    const opts = boxes.map((box) => ({
+      pointCoords: p.points,
+      pointLabels: p.labels,
+      box,
+      maskInput,
+      multimaskOutput: p.multimask,
+    }));
+    const res =
+      opts.length === 1
+        ? [await predictor.predict(opts[0])]
+        : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
     done.set(p.id, res[0]);
     out[p.id] = pack(res);
   }

@@ -23,9 +23,15 @@ const printed: string[] = [];
 
 function fakeRequire(name: string): unknown {
   const kind = scenario.installed[name];
-  if (!kind) throw Object.assign(new Error(`Cannot find module '${name}'\nRequire stack: ...`), { code: 'MODULE_NOT_FOUND' });
+  if (!kind)
+    throw Object.assign(new Error(`Cannot find module '${name}'\nRequire stack: ...`), { code: 'MODULE_NOT_FOUND' });
   loads[name] = (loads[name] ?? 0) + 1;
-  tf.registerBackend('tensorflow', () => Object.assign(new MathBackendCPU(), { isUsingGpuDevice: kind === 'gpu', firstUse: false /* no tfjs-node advert */ }));
+  tf.registerBackend('tensorflow', () =>
+    Object.assign(new MathBackendCPU(), {
+      isUsingGpuDevice: kind === 'gpu',
+      firstUse: false /* no tfjs-node advert */,
+    }),
+  );
   for (const k of tf.getKernelsForBackend('cpu')) {
     const broken = kind === 'broken' && k.kernelName === 'Conv2D';
     tf.registerKernel({
@@ -45,7 +51,8 @@ async function main() {
   setModuleLoaderForTests(fakeRequire);
   if (scenario.userRequires) fakeRequire(scenario.userRequires);
   if (scenario.setBackend) await tf.setBackend(scenario.setBackend);
-  for (const m of ['log', 'warn', 'error', 'info'] as const) console[m] = (...a: unknown[]) => void printed.push(a.join(' '));
+  for (const m of ['log', 'warn', 'error', 'info'] as const)
+    console[m] = (...a: unknown[]) => void printed.push(a.join(' '));
   let info: unknown;
   let error: string | undefined;
   try {

@@ -65,7 +65,12 @@ export async function launchChromium(webgpu: boolean): Promise<Browser & { clean
     '--enable-unsafe-swiftshader',
     ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'] : []),
   ];
-  const browser = await puppeteer.default.launch({ executablePath: CHROMIUM, headless: true, args, protocolTimeout: 1_800_000 });
+  const browser = await puppeteer.default.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    protocolTimeout: 1_800_000,
+  });
   return Object.assign(browser, {
     async cleanup() {
       await browser.close().catch(() => undefined);

@@ -3,17 +3,23 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
-import * as os from 'os';
-import { initBackend, backendInfo, wasmDir, BACKEND_ENV } from '../src/backend';
-import { Sam2Error } from '../src/errors';
-import { loadSam2, portCheckpoint } from '../src/index';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
+import { initBackend, backendInfo, wasmDir, BACKEND_ENV } from '../../src/backend';
+import { Sam2Error } from '../../src/errors';
 
 const GPU = '@tensorflow/tfjs-node-gpu';
 const CPU = '@tensorflow/tfjs-node';
 
 interface ChildReport {
-  info?: { choice: string; tfBackend: string; userSet: boolean; gpu: boolean; device: string; package?: string; skipped: string[]; notes: string[] };
+  info?: {
+    choice: string;
+    tfBackend: string;
+    userSet: boolean;
+    gpu: boolean;
+    device: string;
+    package?: string;
+    skipped: string[];
+    notes: string[];
+  };
   error?: string;
   loads: Record<string, number>;
   printed: string[];
@@ -21,11 +27,21 @@ interface ChildReport {
 }
 
 /** One scenario of test/helpers/backend_child.ts in a fresh process (tf.js state is global). */
-function scenario(s: { installed: Record<string, 'gpu' | 'cpu' | 'broken'>; userRequires?: string; setBackend?: string; first?: string; choice?: string }): ChildReport {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'helpers', 'backend_child.ts'), JSON.stringify(s)], {
-    env: { ...process.env, [BACKEND_ENV]: '' },
-    encoding: 'utf8',
-  });
+function scenario(s: {
+  installed: Record<string, 'gpu' | 'cpu' | 'broken'>;
+  userRequires?: string;
+  setBackend?: string;
+  first?: string;
+  choice?: string;
+}): ChildReport {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, '..', 'helpers', 'backend_child.ts'), JSON.stringify(s)],
+    {
+      env: { ...process.env, [BACKEND_ENV]: '' },
+      encoding: 'utf8',
+    },
+  );
   return JSON.parse(out.trim().split('\n').pop() as string);
 }
 
@@ -50,16 +66,23 @@ describe('backend selection', () => {
       expect.fail('should throw');
     } catch (e) {
       expect(e).to.be.instanceOf(Sam2Error);
-      expect((e as Error).message).to.match(/Unknown backend "tpu".*tensorflow, node-gpu, node, wasm, cpu, webgpu, webgl/);
+      expect((e as Error).message).to.match(
+        /Unknown backend "tpu".*tensorflow, node-gpu, node, wasm, cpu, webgpu, webgl/,
+      );
     }
   });
 
   it('auto skips the optional tfjs-node peers when absent and falls back to wasm', function () {
     // run in a fresh process so the choice is not the one this test run made
-    const src = path.join(__dirname, '..', 'src', 'backend.ts');
+    const src = path.join(__dirname, '..', '..', 'src', 'backend.ts');
     const out = execFileSync(
       process.execPath,
-      ['--import', 'tsx', '-e', `require(${JSON.stringify(src)}).initBackend().then(i => console.log(JSON.stringify(i)))`],
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `require(${JSON.stringify(src)}).initBackend().then(i => console.log(JSON.stringify(i)))`,
+      ],
       { env: { ...process.env, SAM2_TFJS_BACKEND: '', SAM2_TFJS_QUIET: '1' }, encoding: 'utf8' },
     );
     const info = JSON.parse(out.trim().split('\n').pop() as string);
@@ -71,14 +94,16 @@ describe('backend selection', () => {
     }
     if (!hasNode) {
       expect(info.choice).to.equal('wasm');
-      expect(info.skipped.join(' ')).to.match(/tensorflow: @tensorflow\/tfjs-node-gpu is not installed; @tensorflow\/tfjs-node is not installed/);
+      expect(info.skipped.join(' ')).to.match(
+        /tensorflow: @tensorflow\/tfjs-node-gpu is not installed; @tensorflow\/tfjs-node is not installed/,
+      );
     } else {
       expect(info.choice).to.equal('tensorflow');
     }
   });
 
   it('honours SAM2_TFJS_BACKEND', () => {
-    const src = path.join(__dirname, '..', 'src', 'backend.ts');
+    const src = path.join(__dirname, '..', '..', 'src', 'backend.ts');
     const out = execFileSync(
       process.execPath,
       ['--import', 'tsx', '-e', `require(${JSON.stringify(src)}).initBackend().then(i => console.log(i.choice))`],
@@ -90,7 +115,13 @@ describe('backend selection', () => {
   describe('Node GPU selection with fake tfjs-node packages', () => {
     it('tfjs-node-gpu on a GPU: tensorflow backend, reported as GPU, tfjs-node never loaded, nothing printed', () => {
       const r = scenario({ installed: { [GPU]: 'gpu', [CPU]: 'cpu' } });
-      expect(r.info).to.include({ choice: 'tensorflow', tfBackend: 'tensorflow', gpu: true, package: GPU, device: 'TensorFlow (tfjs-node-gpu) on GPU' });
+      expect(r.info).to.include({
+        choice: 'tensorflow',
+        tfBackend: 'tensorflow',
+        gpu: true,
+        package: GPU,
+        device: 'TensorFlow (tfjs-node-gpu) on GPU',
+      });
       expect(r.loads).to.deep.equal({ [GPU]: 1 });
       expect(r.printed).to.deep.equal([]);
     });
@@ -144,25 +175,5 @@ describe('backend selection', () => {
         expect(r.printed).to.deep.equal([]);
       }
     });
-  });
-
-  it('a backend set with tf.setBackend survives loadSam2', async function () {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-backend-'));
-    const env = process.env[BACKEND_ENV];
-    try {
-      writeFormulaCheckpoint(path.join(tmp, 'm.pt'));
-      portCheckpoint(path.join(tmp, 'm.pt'), path.join(tmp, 'w'));
-      delete process.env[BACKEND_ENV];
-      await tf.setBackend('cpu');
-      const model = await loadSam2(path.join(tmp, 'w'), { imageSize: 128 });
-      expect(tf.getBackend()).to.equal('cpu');
-      expect(backendInfo()).to.include({ tfBackend: 'cpu', userSet: true });
-      model.dispose();
-    } finally {
-      if (env !== undefined) process.env[BACKEND_ENV] = env;
-      await initBackend('wasm');
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-    expect(tf.getBackend()).to.equal('wasm');
   });
 });

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from './helpers';
-import { tinyImageModel, truckFixtureFeatures } from './models';
-import { SamPredictor, type PredictOptions, type PredictResult } from '../src/predictor/sam_predictor';
-import { readImage } from '../src/predictor/image_input';
-import { preprocessImage } from '../src/predictor/transforms';
-import { Sam2Error } from '../src/errors';
+import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from '../helpers';
+import { tinyImageModel, truckFixtureFeatures } from '../models';
+import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
+import { readImage } from '../../src/predictor/image_input';
+import { preprocessImage } from '../../src/ops/transforms';
+import { Sam2Error } from '../../src/errors';
 
 interface PromptCase {
   id: string;

@@ -1,6 +1,6 @@
 /** Named weights in TF.js layout (see io/layout.ts), keyed by their PyTorch state-dict key. */
 import * as tf from '@tensorflow/tfjs';
-import { Sam2Error } from '../errors';
+import { Sam2Error } from './errors';
 
 export class Weights {
   private readonly map: Map<string, tf.Tensor>;

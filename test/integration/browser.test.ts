@@ -13,15 +13,29 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Page } from 'puppeteer-core';
-import { caseMasks, caseTensor, expectClose, fixturePath, loadCase, maskIoU } from './helpers';
-import { chromiumAvailable, launchChromium, openPage, serveFolders } from './helpers/browser';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { loadSam2, portCheckpoint, SamPredictor, VideoPredictor, type PredictResult, type Sam2Model } from '../src/index';
+import { caseMasks, caseTensor, expectClose, fixturePath, loadCase, maskIoU } from '../helpers';
+import { chromiumAvailable, launchChromium, openPage, serveFolders } from '../helpers/browser';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import {
+  loadSam2,
+  portCheckpoint,
+  SamPredictor,
+  VideoPredictor,
+  type PredictResult,
+  type Sam2Model,
+} from '../../src/index';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 const SMALL = 256;
 const truck = loadCase('image_truck');
-const prompts = truck.prompts as { id: string; points?: number[][]; labels?: number[]; box?: number[] | number[][]; multimask: boolean; mask_from?: string }[];
+const prompts = truck.prompts as {
+  id: string;
+  points?: number[][];
+  labels?: number[];
+  box?: number[] | number[][];
+  multimask: boolean;
+  mask_from?: string;
+}[];
 const [H, W] = truck.orig_hw as [number, number];
 
 interface Packed {
@@ -52,7 +66,9 @@ function compareWithReference(id: string, got: Packed, logitTol: number, iouTol:
   const ref = caseTensor('image_truck', `${id}_low_res_logits`);
   expectClose(`${id} low_res_logits`, floats(got.logits), ref.data, logitTol, ref.stats.std);
   const refIous = Array.from(caseTensor('image_truck', `${id}_ious`).data);
-  got.scores.forEach((v, i) => expect(Math.abs(v - refIous[i]), `${id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol));
+  got.scores.forEach((v, i) =>
+    expect(Math.abs(v - refIous[i]), `${id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol),
+  );
   const { masks } = caseMasks('image_truck', `${id}_masks`);
   const ours = unpackMasks(got.masks, got.count, W * H);
   expect(ours.length).to.equal(masks.length);
@@ -93,10 +109,11 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
 
   before(async function () {
     if (!chromiumAvailable()) {
-      if (process.env.SAM2_REQUIRE_BROWSER === '1') throw new Error('Chromium is missing at /usr/bin/chromium (apt-get install chromium)');
+      if (process.env.SAM2_REQUIRE_BROWSER === '1')
+        throw new Error('Chromium is missing at /usr/bin/chromium (apt-get install chromium)');
       return this.skip();
     }
-    await require('../scripts/build_browser').buildBrowser();
+    await require('../../scripts/build_browser').buildBrowser();
     writeFormulaCheckpoint(path.join(tmp, 'tiny.pt'));
     portCheckpoint(path.join(tmp, 'tiny.pt'), weights);
     server = await serveFolders({
@@ -119,14 +136,30 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
   it('the bundle is self-contained: no fs, path, worker_threads, zlib or jimp inside, wasm binaries beside it', () => {
     const inputs: string[] = JSON.parse(fs.readFileSync(path.join(root, 'dist', 'browser.meta.json'), 'utf8'));
     // tf.js's own Node branches are replaced by empty modules through its package.json "browser" field
-    const bad = inputs.filter((f) => /jimp|[\\/]zlib|(^|[\\/])(fs|path|os|worker_threads|zlib)(\.js)?$/.test(f) && !f.startsWith('(disabled):'));
+    const bad = inputs.filter(
+      (f) => /jimp|[\\/]zlib|(^|[\\/])(fs|path|os|worker_threads|zlib)(\.js)?$/.test(f) && !f.startsWith('(disabled):'),
+    );
     expect(bad).to.deep.equal([]);
-    expect(inputs.filter((f) => f.startsWith('src/'))).to.include.members(['src/browser/backend.ts', 'src/browser/image_input.ts', 'src/browser/masks.ts']);
-    expect(inputs.filter((f) => /src\/(backend|predictor\/image_input|viz\/masks|model\/memory_attention_parallel|io\/port|io\/torch_checkpoint|io\/download)\.ts$/.test(f))).to.deep.equal([]);
+    expect(inputs.filter((f) => f.startsWith('src/'))).to.include.members([
+      'src/browser/backend.ts',
+      'src/browser/image_input.ts',
+      'src/browser/masks.ts',
+    ]);
+    expect(
+      inputs.filter((f) =>
+        /src\/(backend|predictor\/image_input|viz\/masks|model\/memory_attention_parallel|io\/port|io\/torch_checkpoint|io\/download)\.ts$/.test(
+          f,
+        ),
+      ),
+    ).to.deep.equal([]);
     const code = fs.readFileSync(path.join(root, 'dist', 'browser', 'sam2-tfjs.mjs'), 'utf8');
     // the only hits allowed: inside Emscripten's pthread worker source (a string tfjs-backend-wasm
     // starts workers from), behind its ENVIRONMENT_IS_NODE check, never run in a browser
-    const hits = [...code.matchAll(/require\(["'](fs|path|worker_threads|zlib|os)["']\)|from\s*["'](node:)?(fs|path|worker_threads|zlib)["']/g)];
+    const hits = [
+      ...code.matchAll(
+        /require\(["'](fs|path|worker_threads|zlib|os)["']\)|from\s*["'](node:)?(fs|path|worker_threads|zlib)["']/g,
+      ),
+    ];
     const guarded = (i: number) => {
       const g = code.lastIndexOf('if(ENVIRONMENT_IS_NODE){', i);
       return g >= 0 && i - g < 400;
@@ -143,12 +176,18 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
     const keys = Object.keys(pkg.exports['.']);
     expect(keys[0]).to.equal('browser'); // conditions match in order
-    expect(pkg.exports['.'].browser).to.deep.equal({ types: './dist/cjs/browser/index.d.ts', default: './dist/browser/sam2-tfjs.mjs' });
+    expect(pkg.exports['.'].browser).to.deep.equal({
+      types: './dist/cjs/browser/index.d.ts',
+      default: './dist/browser/sam2-tfjs.mjs',
+    });
     expect(fs.existsSync(path.join(root, 'dist', 'cjs', 'browser', 'index.d.ts'))).to.equal(true);
-    const node = Object.keys(require('../src/index'));
-    const browser = Object.keys(require('../src/browser/index'));
+    const node = Object.keys(require('../../src/index'));
+    const browser = Object.keys(require('../../src/browser/index'));
     const nodeOnly = ['portCheckpoint', 'readCheckpoint', 'downloadCheckpoint', 'checkpointUrl', 'DOWNLOAD_BASE_ENV'];
-    expect(node.filter((n) => !browser.includes(n) && !nodeOnly.includes(n)), 'missing from src/browser/index.ts').to.deep.equal([]);
+    expect(
+      node.filter((n) => !browser.includes(n) && !nodeOnly.includes(n)),
+      'missing from src/browser/index.ts',
+    ).to.deep.equal([]);
   });
 
   for (const backend of ['webgl', 'webgpu'] as const) {
@@ -189,15 +228,29 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
 
       it('the example page: loads the model, a click gives an overlay (screenshot saved); the other checks run in the same page', async () => {
         const shot = path.join(process.env.SAM2_SCREENSHOT_DIR ?? os.tmpdir(), `sam2-example-${backend}.png`);
-        page = await openPage(browser!, `${server!.url}/examples/web/?model=/weights/model.json&image=/fixtures/amg_truck/input.png&backend=${backend}&size=${SMALL}`, log);
-        await page.waitForFunction('window.sam2Example && window.sam2Example.image && document.body.dataset.state === "done"', { polling: 500 });
+        page = await openPage(
+          browser!,
+          `${server!.url}/examples/web/?model=/weights/model.json&image=/fixtures/amg_truck/input.png&backend=${backend}&size=${SMALL}`,
+          log,
+        );
+        await page.waitForFunction(
+          'window.sam2Example && window.sam2Example.image && document.body.dataset.state === "done"',
+          { polling: 500 },
+        );
         const canvas = (await page.$('#view'))!;
         const box = (await canvas.boundingBox())!;
         const before = await page.evaluate(() => (document.getElementById('view') as HTMLCanvasElement).toDataURL());
         await page.evaluate(() => (document.body.dataset.state = 'clicked'));
         await page.mouse.click(box.x + (125 / 450) * box.width, box.y + (94 / 300) * box.height); // the truck's window
-        await page.waitForFunction('document.body.dataset.state === "done" || document.body.dataset.state === "error"', { polling: 500 });
-        const r = await page.evaluate(() => ({ masks: (window as any).sam2Example.masks, error: (window as any).sam2Example.error, status: document.getElementById('status')!.textContent }));
+        await page.waitForFunction(
+          'document.body.dataset.state === "done" || document.body.dataset.state === "error"',
+          { polling: 500 },
+        );
+        const r = await page.evaluate(() => ({
+          masks: (window as any).sam2Example.masks,
+          error: (window as any).sam2Example.error,
+          status: document.getElementById('status')!.textContent,
+        }));
         const after = await page.evaluate(() => (document.getElementById('view') as HTMLCanvasElement).toDataURL());
         await page.screenshot({ path: shot, fullPage: true });
         console.log(`      ${r.status} (screenshot: ${shot})`);
@@ -234,7 +287,14 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
             predictor.resetPredictor();
             leaked += s.tf.memory().numTensors - before;
             predictor.dispose();
-            return { backend: s.backendInfo().tfBackend, size: model.config.imageSize, pixels, cases, leaked, seconds: (performance.now() - t1) / 1000 };
+            return {
+              backend: s.backendInfo().tfBackend,
+              size: model.config.imageSize,
+              pixels,
+              cases,
+              leaked,
+              seconds: (performance.now() - t1) / 1000,
+            };
           },
           backend,
           SMALL,
@@ -245,7 +305,8 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         expect(r.backend).to.equal(backend);
         expect(r.size).to.equal(SMALL);
         expect(r.leaked).to.equal(0);
-        for (const [name, px] of Object.entries(r.pixels)) expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
+        for (const [name, px] of Object.entries(r.pixels))
+          expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
         // the same prompts on wasm in this process, from the same PNG
         const predictor = new SamPredictor(wasmModel!);
         await predictor.setImage(fixturePath('amg_truck/input.png'));
@@ -255,8 +316,17 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
           const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
           const src = p.mask_from ? done.get(p.mask_from)! : undefined;
           const maskInput = src ? src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))] : undefined;
-          const opts = boxes.map((box) => ({ pointCoords: p.points, pointLabels: p.labels, box, maskInput, multimaskOutput: p.multimask }));
-          const want = opts.length === 1 ? [await predictor.predict(opts[0])] : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+          const opts = boxes.map((box) => ({
+            pointCoords: p.points,
+            pointLabels: p.labels,
+            box,
+            maskInput,
+            multimaskOutput: p.multimask,
+          }));
+          const want =
+            opts.length === 1
+              ? [await predictor.predict(opts[0])]
+              : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
           done.set(p.id, want[0]);
           worst = Math.min(worst, compareWithWasm(`${backend} ${p.id}`, r.cases[p.id], want, w, h, 0.999));
         }
@@ -281,7 +351,10 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
             const model = await s.loadSam2('/weights/', { backend, imageSize: 1024 });
             const features = {
               imageEmbed: await npy('image_embed', [1, 256, 64, 64]),
-              highResFeats: [await npy('high_res_feats0', [1, 32, 256, 256]), await npy('high_res_feats1', [1, 64, 128, 128])],
+              highResFeats: [
+                await npy('high_res_feats0', [1, 32, 256, 256]),
+                await npy('high_res_feats1', [1, 64, 128, 128]),
+              ],
             };
             const predictor = new s.SamPredictor(model);
             predictor.setImageFeatures(features, [H, W]);
@@ -346,7 +419,12 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
           await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
           const out: { frameIdx: number; objIds: number[]; areas: number[]; bits: string }[] = [];
           for await (const f of video.propagateInVideo(state)) {
-            out.push({ frameIdx: f.frameIdx, objIds: f.objIds, areas: f.masks.map((m: Uint8Array) => m.reduce((a, b) => a + b, 0)), bits: (window as any).harness.bits(f.masks) });
+            out.push({
+              frameIdx: f.frameIdx,
+              objIds: f.objIds,
+              areas: f.masks.map((m: Uint8Array) => m.reduce((a, b) => a + b, 0)),
+              bits: (window as any).harness.bits(f.masks),
+            });
           }
           video.resetState(state);
           video.dispose();
@@ -357,7 +435,12 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
           return {
             out,
             size,
-            anns: anns.map((a: any) => ({ area: a.area, bbox: a.bbox, len: a.segmentation.length, iou: a.predictedIou })),
+            anns: anns.map((a: any) => ({
+              area: a.area,
+              bbox: a.bbox,
+              len: a.segmentation.length,
+              iou: a.predictedIou,
+            })),
             pngHead: Array.from(png.subarray(0, 8)),
             leaked: s.tf.memory().numTensors - before,
           };
@@ -378,12 +461,13 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         }
         video.resetState(state);
         video.dispose();
-        console.log(`      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}; ${r.anns.length} automatic masks`);
+        console.log(
+          `      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}; ${r.anns.length} automatic masks`,
+        );
         ious.forEach((v) => expect(v).to.be.at.least(0.99));
         for (const a of r.anns) expect(a.len).to.equal(450 * 300);
         expect(r.pngHead).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
       });
-
     });
   }
 });

@@ -4,16 +4,16 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { expectNoLeak, formulaWeight } from './helpers';
-import { loadManifest, sam20Manifest } from '../src/testing/manifest';
-import { checkKeys, floatToHalf, portCheckpoint, SHARD_BYTES, type PortedModelJson } from '../src/io/port';
-import { readPortedWeights } from '../src/io/ported';
-import { halfToFloat, type Checkpoint } from '../src/io/torch_checkpoint';
-import { tfShape, toTfLayout } from '../src/io/layout';
-import { detectConfig, makeConfig } from '../src/model/config';
-import { Sam2Model } from '../src/model/sam2';
-import { Sam2Error } from '../src/errors';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
+import { expectNoLeak, formulaWeight } from '../helpers';
+import { loadManifest, sam20Manifest } from '../../src/testing/manifest';
+import { checkKeys, floatToHalf, portCheckpoint, SHARD_BYTES, type PortedModelJson } from '../../src/io/port';
+import { readPortedWeights } from '../../src/io/ported';
+import { halfToFloat, type Checkpoint } from '../../src/io/torch_checkpoint';
+import { tfShape, toTfLayout } from '../../src/io/layout';
+import { detectConfig, makeConfig } from '../../src/config';
+import { Sam2Model } from '../../src/model/sam2';
+import { Sam2Error } from '../../src/errors';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
 
 /** A key/shape-only checkpoint, for manifest checks without writing files. */
 function manifestCheckpoint(manifest: [string, number[]][]): Checkpoint {
@@ -137,7 +137,7 @@ describe('porting checkpoints to TF.js weights', () => {
   });
 
   it('scripts/port_weights.ts ports from the command line and reports bad input', () => {
-    const script = path.join(__dirname, '..', 'scripts', 'port_weights.ts');
+    const script = path.join(__dirname, '..', '..', 'scripts', 'port_weights.ts');
     const out = path.join(tmp, 'cli');
     const stdout = execFileSync(process.execPath, ['--import', 'tsx', script, '--checkpoint', ckptFile, '--out', out], { encoding: 'utf8' });
     expect(stdout).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);

@@ -5,12 +5,12 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { fixturePath } from './helpers';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { checkpointUrl, downloadCheckpoint } from '../src/io/download';
-import { Sam2Error } from '../src/errors';
+import { fixturePath } from '../helpers';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { checkpointUrl, downloadCheckpoint } from '../../src/io/download';
+import { Sam2Error } from '../../src/errors';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 
 /** A loopback server for one file with Range support and scripted misbehaviour. */
 function serve(body: Buffer) {

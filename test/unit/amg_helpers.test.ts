@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { caseMasks, loadCase } from './helpers';
-import { batchedNms } from '../src/predictor/amg/nms';
-import { areaFromRle, cocoDecodeRle, cocoEncodeRle, maskToRle, rleToMask, type UncompressedRle } from '../src/predictor/amg/rle';
-import { buildAllLayerPointGrids, buildPointGrid, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from '../src/predictor/amg/geometry';
+import { caseMasks, loadCase } from '../helpers';
+import { batchedNms } from '../../src/predictor/amg/nms';
+import { areaFromRle, cocoDecodeRle, cocoEncodeRle, maskToRle, rleToMask, type UncompressedRle } from '../../src/predictor/amg/rle';
+import { buildAllLayerPointGrids, buildPointGrid, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from '../../src/predictor/amg/geometry';
 
 describe('automatic mask generator helpers', () => {
   it('batchedNms keeps exactly what torchvision.ops.batched_nms keeps, in its order (nms fixture)', () => {

@@ -3,9 +3,9 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Jimp } from 'jimp';
-import { fixturePath } from './helpers';
+import { fixturePath } from '../helpers';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 
 function example(name: string) {
   return spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'examples', name), fixturePath('amg_truck', 'input.png')], {

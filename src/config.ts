@@ -2,7 +2,7 @@
  * Model configurations as data: one SAM 2 / 2.1 config per size, mirroring the reference's
  * YAML files, and detection of the variant from a checkpoint's keys and shapes.
  */
-import { Sam2Error } from '../errors';
+import { Sam2Error } from './errors';
 
 export type Generation = 'sam2' | 'sam2.1';
 export type SizeName = 'tiny' | 'small' | 'base_plus' | 'large';

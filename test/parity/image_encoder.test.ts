@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseTensor, expectClose, expectNoLeak, sampleNchwFromNhwc, nhwcToNchw } from './helpers';
-import { tinyImageEncoder, tinyWeights, truckEncoding, truckInput } from './models';
-import { ImageEncoder } from '../src/model/image_encoder';
-import { makeConfig, type SizeName } from '../src/model/config';
-import { formulaWeights, loadManifest } from '../src/testing/manifest';
-import { Weights } from '../src/model/weights';
-import { Sam2Error } from '../src/errors';
+import { caseTensor, expectClose, expectNoLeak, sampleNchwFromNhwc, nhwcToNchw } from '../helpers';
+import { tinyImageEncoder, tinyWeights, truckEncoding, truckInput } from '../models';
+import { ImageEncoder } from '../../src/model/image_encoder';
+import { makeConfig, type SizeName } from '../../src/config';
+import { formulaWeights, loadManifest } from '../../src/testing/manifest';
+import { Weights } from '../../src/weights';
+import { Sam2Error } from '../../src/errors';
 
 /** Tolerance of the issue: max abs error <= 1e-3 x the reference tensor's std. */
 const TOL = 1e-3;

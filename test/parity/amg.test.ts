@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseMasks, fixturePath, loadCase, maskIoU } from './helpers';
-import { tinyImageModel } from './models';
-import { AutomaticMaskGenerator, type MaskAnnotation } from '../src/predictor/automatic_mask_generator';
-import { rleToMask, cocoDecodeRle, type CocoRle } from '../src/predictor/amg/rle';
-import { Sam2Error } from '../src/errors';
+import { caseMasks, fixturePath, loadCase, maskIoU } from '../helpers';
+import { tinyImageModel } from '../models';
+import { AutomaticMaskGenerator, type MaskAnnotation } from '../../src/predictor/automatic_mask_generator';
+import { rleToMask, cocoDecodeRle, type CocoRle } from '../../src/predictor/amg/rle';
+import { Sam2Error } from '../../src/errors';
 
 interface RefAnn {
   area: number;

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { maskIoU } from './helpers';
-import { tinyWeights } from './models';
-import { makeConfig } from '../src/model/config';
-import { Sam2Model } from '../src/model/sam2';
-import { VideoPredictor } from '../src/predictor/video_predictor';
-import { Sam2Error } from '../src/errors';
+import { maskIoU } from '../helpers';
+import { tinyWeights } from '../models';
+import { makeConfig } from '../../src/config';
+import { Sam2Model } from '../../src/model/sam2';
+import { VideoPredictor } from '../../src/predictor/video_predictor';
+import { Sam2Error } from '../../src/errors';
 
 const W = 48;
 const H = 32;
@@ -96,8 +96,8 @@ describe('VideoPredictor: API, errors and bounded memory (formula weights at 128
 });
 
 function imageOnlyWeights() {
-  const { Weights } = require('../src/model/weights') as typeof import('../src/model/weights');
-  const { VIDEO_KEY } = require('../src/model/sam2') as typeof import('../src/model/sam2');
+  const { Weights } = require('../../src/weights') as typeof import('../../src/weights');
+  const { VIDEO_KEY } = require('../../src/model/sam2') as typeof import('../../src/model/sam2');
   const all = tinyWeights();
   return new Weights(all.keys().filter((k) => !VIDEO_KEY.test(k)).map((k) => [k, all.get(k)]));
 }

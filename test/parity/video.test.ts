@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { caseMasks, caseTensor, expectClose, fixturePath, loadCase, maskIoU } from './helpers';
-import { tinyConfig, tinyWeights } from './models';
-import { Sam2Model } from '../src/model/sam2';
-import { VideoPredictor, type VideoFrameResult } from '../src/predictor/video_predictor';
+import { caseMasks, caseTensor, expectClose, fixturePath, loadCase, maskIoU } from '../helpers';
+import { tinyConfig, tinyWeights } from '../models';
+import { Sam2Model } from '../../src/model/sam2';
+import { VideoPredictor, type VideoFrameResult } from '../../src/predictor/video_predictor';
 
 interface Step {
   id: string;

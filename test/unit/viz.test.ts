@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { Jimp } from 'jimp';
-import { Sam2Error } from '../src/errors';
-import { maskColor, maskToImageData, maskToPng, overlayImageData, overlayPng } from '../src/viz/masks';
-import { maskToPng as browserMaskToPng, overlayPng as browserOverlayPng } from '../src/browser/masks';
-import { encodePng } from '../src/viz/png';
+import { maskColor, maskToImageData, maskToPng, overlayImageData, overlayPng } from '../../src/viz/masks';
+import { maskToPng as browserMaskToPng, overlayPng as browserOverlayPng } from '../../src/browser/masks';
+import { encodePng } from '../../src/viz/png';
+import { expectSam2Error } from '../helpers';
 
 /** RGB of pixel (x, y) of decoded PNG bytes. */
 async function pixels(png: Buffer) {
@@ -80,15 +80,9 @@ describe('visualisation (viz/masks)', () => {
   });
 
   it('rejects masks or images of the wrong size with a Sam2Error', async () => {
-    const err = async (p: Promise<unknown>) => p.then(() => expect.fail('should throw'), (e) => e as Sam2Error);
-    const e1 = await err(maskToPng(new Uint8Array(10), 4, 3));
-    expect(e1).to.be.instanceOf(Sam2Error);
-    expect(e1.code).to.equal('INPUT');
-    expect(e1.message).to.match(/width\*height = 12 .*got 10/);
-    const e2 = await err(overlayPng(grey(4, 3), [new Uint8Array(11)]));
-    expect(e2.message).to.match(/overlayPng mask 0/);
-    const e3 = await err(overlayPng({ width: 4, height: 3, data: new Uint8Array(12) }, []));
-    expect(e3.message).to.match(/RGB bytes of length width\*height\*3 = 36/);
+    await expectSam2Error(maskToPng(new Uint8Array(10), 4, 3), 'INPUT', /width\*height = 12 .*got 10/);
+    await expectSam2Error(overlayPng(grey(4, 3), [new Uint8Array(11)]), 'INPUT', /overlayPng mask 0/);
+    await expectSam2Error(overlayPng({ width: 4, height: 3, data: new Uint8Array(12) }, []), 'INPUT', /RGB bytes of length width\*height\*3 = 36/);
   });
 
   describe('without jimp (the browser build\'s helpers)', () => {

@@ -1,16 +1,16 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, maskIoU, nhwcToNchw } from './helpers';
-import { tinyConfig, tinyImageEncoder, tinyImageModel, tinyWeights } from './models';
-import { MemoryEncoder } from '../src/model/memory_encoder';
-import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from '../src/model/memory_attention';
-import { ParallelMemoryAttention } from '../src/model/memory_attention_parallel';
-import { Linear, Mlp } from '../src/layers/common';
-import { SamPredictor } from '../src/predictor/sam_predictor';
-import { readImage } from '../src/predictor/image_input';
-import { preprocessVideoFrame } from '../src/predictor/video_frames';
-import { componentAreas } from '../src/predictor/components';
-import { upsampleLogits } from '../src/predictor/transforms';
+import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, maskIoU, nhwcToNchw } from '../helpers';
+import { tinyConfig, tinyImageEncoder, tinyImageModel, tinyWeights } from '../models';
+import { MemoryEncoder } from '../../src/model/memory_encoder';
+import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from '../../src/model/memory_attention';
+import { ParallelMemoryAttention } from '../../src/model/memory_attention_parallel';
+import { Linear, Mlp } from '../../src/layers/common';
+import { SamPredictor } from '../../src/predictor/sam_predictor';
+import { readImage } from '../../src/predictor/image_input';
+import { preprocessVideoFrame } from '../../src/predictor/video_frames';
+import { componentAreas } from '../../src/ops/components';
+import { upsampleLogits } from '../../src/ops/transforms';
 
 /**
  * The first memory of video_bedroom, rebuilt from its parts: frame 0's features, the click on

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { caseTensor, expectClose, fixturePath, nhwcToNchw } from './helpers';
-import { readImage } from '../src/predictor/image_input';
-import { pilResizeBicubic, preprocessVideoFrame } from '../src/predictor/video_frames';
+import { caseTensor, expectClose, fixturePath, nhwcToNchw } from '../helpers';
+import { readImage } from '../../src/predictor/image_input';
+import { pilResizeBicubic, preprocessVideoFrame } from '../../src/predictor/video_frames';
 
 describe('video frame preprocessing (PIL bicubic resize, as the reference video loader)', () => {
   it('reproduces the reference frame0_input from the PNG twin of frame 0', async () => {

@@ -3,11 +3,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fixturePath } from './helpers';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { portCheckpoint } from '../src/io/port';
+import { fixturePath } from '../helpers';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { portCheckpoint } from '../../src/io/port';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 const notebooks = path.join(root, 'examples', 'notebooks');
 
 interface Output {

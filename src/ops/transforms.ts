@@ -5,7 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { componentAreas } from './components';
-import type { RgbImage } from './image_input';
+
+/** Packed RGB bytes (3 per pixel). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];

@@ -4,10 +4,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Jimp } from 'jimp';
-import { fixturePath } from './helpers';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
+import { fixturePath } from '../helpers';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
 
-const cli = path.join(__dirname, '..', 'src', 'cli', 'main.ts');
+const cli = path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 function run(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], {
@@ -67,7 +67,7 @@ describe('command line (sam2-tfjs)', () => {
   });
 
   it('the built bin (dist/cjs/cli/main.js, built by npm test) has a node shebang and runs', function () {
-    const bin = path.join(__dirname, '..', 'dist', 'cjs', 'cli', 'main.js');
+    const bin = path.join(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
     if (!fs.existsSync(bin)) {
       console.log('      (no build: run `npm run build` first)');
       this.skip();

@@ -2,22 +2,9 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fixturePath, formulaWeight } from './helpers';
-import { readCheckpoint } from '../src/io/torch_checkpoint';
-import { Sam2Error } from '../src/errors';
-import { statePickle, writeTorchCheckpoint } from './helpers/torch_writer';
-
-function expectError(fn: () => unknown, code: string, re: RegExp) {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(Sam2Error);
-    expect((e as Sam2Error).code).to.equal(code);
-    expect((e as Error).message).to.match(re);
-    return;
-  }
-  expect.fail('should have thrown');
-}
+import { expectSam2Error, fixturePath, formulaWeight } from '../helpers';
+import { readCheckpoint } from '../../src/io/torch_checkpoint';
+import { statePickle, writeTorchCheckpoint } from '../helpers/torch_writer';
 
 describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-ckpt-'));
@@ -55,19 +42,19 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
     ckpt.close();
   });
 
-  it('rejects a truncated checkpoint, naming the problem', () => {
-    expectError(() => readCheckpoint(fixturePath('ckpt/truncated.pt')), 'CHECKPOINT', /truncated or corrupt/);
+  it('rejects a truncated checkpoint, naming the problem', async () => {
+    await expectSam2Error(() => readCheckpoint(fixturePath('ckpt/truncated.pt')), 'CHECKPOINT', /truncated or corrupt/);
   });
 
-  it('rejects the legacy (pre-1.6) torch.save format with what to do', () => {
-    expectError(() => readCheckpoint(fixturePath('ckpt/legacy_format.pt')), 'CHECKPOINT', /legacy \(pre-1\.6\).*Re-save/);
+  it('rejects the legacy (pre-1.6) torch.save format with what to do', async () => {
+    await expectSam2Error(() => readCheckpoint(fixturePath('ckpt/legacy_format.pt')), 'CHECKPOINT', /legacy \(pre-1\.6\).*Re-save/);
   });
 
-  it('refuses pickles that reference anything but tensor and container types (nothing runs)', () => {
+  it('refuses pickles that reference anything but tensor and container types (nothing runs)', async () => {
     const evil = Buffer.concat([Buffer.from([0x80, 2]), Buffer.from('cos\nsystem\n', 'latin1'), Buffer.from([0x58, 2, 0, 0, 0]), Buffer.from('ls'), Buffer.from([0x85, 0x52, 0x2e])]);
     const file = path.join(tmp, 'evil.pt');
     writeTorchCheckpoint(file, [], { pickle: evil });
-    expectError(() => readCheckpoint(file), 'UNSAFE_PICKLE', /"os\.system".*refusing/);
+    await expectSam2Error(() => readCheckpoint(file), 'UNSAFE_PICKLE', /"os\.system".*refusing/);
   });
 
   it('reads zip64 archives with data descriptors', () => {
@@ -81,7 +68,7 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
     expect(statePickle(t).length).to.be.greaterThan(0);
   });
 
-  it('reads .safetensors files and rejects corrupt ones', () => {
+  it('reads .safetensors files and rejects corrupt ones', async () => {
     const header = JSON.stringify({ __metadata__: { format: 'pt' }, 'x.bias': { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, 'y.weight': { dtype: 'F32', shape: [1, 2], data_offsets: [4, 12] } });
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
@@ -100,11 +87,11 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
     const bad = path.join(tmp, 'bad.safetensors');
     fs.writeFileSync(bad, Buffer.concat([len, Buffer.from(header), data.subarray(0, 6)]));
     const c2 = readCheckpoint(bad);
-    expectError(() => c2.float32('y.weight'), 'CHECKPOINT', /truncated or corrupt/);
+    await expectSam2Error(() => c2.float32('y.weight'), 'CHECKPOINT', /truncated or corrupt/);
     c2.close();
   });
 
-  it('names a missing file', () => {
-    expectError(() => readCheckpoint(path.join(tmp, 'nope.pt')), 'CHECKPOINT', /not found/);
+  it('names a missing file', async () => {
+    await expectSam2Error(() => readCheckpoint(path.join(tmp, 'nope.pt')), 'CHECKPOINT', /not found/);
   });
 });

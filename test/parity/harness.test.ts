@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
-import { fixturePath, formulaWeight, readNpy, unpackMasks, loadCase, maskIoU, compareArrays, sampleNchwFromNhwc, nhwcToNchw } from './helpers';
-import { loadManifest } from '../src/testing/manifest';
+import { fixturePath, formulaWeight, readNpy, unpackMasks, loadCase, maskIoU, compareArrays, sampleNchwFromNhwc, nhwcToNchw } from '../helpers';
+import { loadManifest } from '../../src/testing/manifest';
 
 describe('fidelity harness', () => {
   const check = JSON.parse(fs.readFileSync(fixturePath('ckpt/formula_check.json'), 'utf8')) as Record<

@@ -1,7 +1,7 @@
 /** loadSam2: from a ported weights folder (or URL) to a ready Sam2Model on the chosen backend. */
-import { initBackend, type BackendChoice } from '../backend';
-import { readPortedWeights } from '../io/ported';
-import { Sam2Model } from './sam2';
+import { initBackend, type BackendChoice } from './backend';
+import { readPortedWeights } from './io/ported';
+import { Sam2Model } from './model/sam2';
 
 export interface LoadSam2Options {
   /** Input resolution (multiple of 32); defaults to the ported config's (1024). */

@@ -6,10 +6,10 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { writeFormulaCheckpoint } from './helpers/torch_writer';
-import { loadSam2, portCheckpoint, SamPredictor } from '../src/index';
+import { writeFormulaCheckpoint } from '../helpers/torch_writer';
+import { loadSam2, portCheckpoint, SamPredictor } from '../../src/index';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 
 describe('package: entry points and the quickstart path', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-pkg-'));
@@ -22,6 +22,17 @@ describe('package: entry points and the quickstart path', () => {
     }
   });
 
+  it('internals (model components, layers) are on the sam2-tfjs/internals subpath, not the main entry', () => {
+    const main = require(path.join(root, 'dist/cjs/index.js'));
+    const internals = require(path.join(root, 'dist/cjs/internals.js'));
+    for (const name of ['Tracker', 'MemoryAttention', 'Weights', 'VideoState', 'Sam2Layer', 'ImageEncoder']) {
+      expect(main[name], `main entry exports ${name}`).to.equal(undefined);
+      expect(typeof internals[name], name).to.equal('function');
+    }
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect(pkg.exports['./internals'].require).to.equal('./dist/cjs/internals.js');
+  });
+
   it('the npm package holds the entry points, the CLI, the worker thread and the weight porter', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const files = new Set((JSON.parse(out)[0].files as { path: string }[]).map((f) => f.path));
@@ -29,7 +40,8 @@ describe('package: entry points and the quickstart path', () => {
     for (const f of [pkg.main, pkg.types, pkg.module, pkg.bin['sam2-tfjs'], 'dist/cjs/model/memory_attention_worker.js', 'dist/cjs/io/expected_keys.json', 'scripts/port_weights.ts', 'README.md']) {
       expect(files.has(f.replace(/^\.\//, '')), f).to.equal(true);
     }
-    expect([...files].filter((f) => f.startsWith('test/') || f.startsWith('src/'))).to.deep.equal([]);
+    expect([...files].filter((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('dist/cjs/testing/'))).to.deep.equal([]);
+    for (const f of ['dist/cjs/internals.js', 'dist/esm/internals.mjs']) expect(files.has(f), f).to.equal(true);
   });
 
   it('the ESM entry re-exports the same API', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { connectedComponents, componentAreas } from '../src/predictor/components';
+import { connectedComponents, componentAreas } from '../../src/ops/components';
 
 describe('connected components (8-connectivity)', () => {
   it('joins diagonal neighbours and labels in raster order', () => {

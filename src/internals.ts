@@ -1,0 +1,24 @@
+/**
+ * sam2-tfjs/internals: the model's components and layers, for users who build on the
+ * architecture itself (custom pipelines, research, serialization). Not covered by the
+ * stability promise of the main entry.
+ * @packageDocumentation
+ */
+export { Weights } from './weights';
+export { Sam2Model, VIDEO_KEY } from './model/sam2';
+export { ImageEncoder, type ImageFeatures, type BackboneOutput } from './model/image_encoder';
+export { Hiera } from './model/hiera';
+export { FpnNeck } from './model/fpn_neck';
+export { PromptEncoder, type PointPrompt, type PromptEmbeddings } from './model/prompt_encoder';
+export { MaskDecoder, type MaskDecoderInput, type MaskDecoderOutput } from './model/mask_decoder';
+export { MemoryEncoder } from './model/memory_encoder';
+export { MemoryAttention } from './model/memory_attention';
+export { Tracker, TrackingParams, type TrackerModel } from './model/tracker';
+export { VideoState } from './predictor/video_state';
+export { Sam2Layer } from './layers/base';
+export { Linear, LayerNorm, Conv2d, Mlp, gelu } from './layers/common';
+export { Attention } from './layers/attention';
+export { RoPEAttention } from './layers/rope_attention';
+export { MultiScaleBlock } from './layers/hiera_block';
+export { CXBlock } from './layers/cx_block';
+export { TwoWayTransformer, TwoWayAttentionBlock } from './layers/two_way_transformer';
