@@ -29,7 +29,7 @@ export async function serveFolders(mounts: Record<string, string>): Promise<{ ur
     const url = decodeURIComponent((req.url ?? '/').split('?')[0]);
     for (const [prefix, dir] of Object.entries(mounts)) {
       if (!url.startsWith(prefix)) continue;
-      const file = path.resolve(dir, '.' + url.slice(prefix.length - 1));
+      const file = path.resolve(dir, '.' + url.slice(prefix.length - 1)) + (url.endsWith('/') ? '/index.html' : '');
       if (!file.startsWith(path.resolve(dir)) || !fs.existsSync(file) || !fs.statSync(file).isFile()) break;
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
       fs.createReadStream(file).pipe(res);
