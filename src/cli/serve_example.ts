@@ -68,7 +68,10 @@ export async function serveExample(opts: ServeExampleOptions): Promise<{ url: st
     if (url === '/image' && opts.image) return send(res, opts.image);
     for (const [prefix, dir] of mounts) {
       if (!url.startsWith(prefix)) continue;
-      const file = path.resolve(dir, '.' + url.slice(prefix.length - 1)) + (url.endsWith('/') ? 'index.html' : '');
+      const file = path.join(
+        path.resolve(dir, '.' + url.slice(prefix.length - 1)),
+        url.endsWith('/') ? 'index.html' : '',
+      );
       if (file.startsWith(dir) && fs.existsSync(file) && fs.statSync(file).isFile()) return send(res, file);
     }
     res.writeHead(404).end('not found');
