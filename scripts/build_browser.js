@@ -17,7 +17,11 @@ const SUBSTITUTES = {
   'predictor/image_input': 'browser/image_input.ts',
   'viz/masks': 'browser/masks.ts',
   'model/memory_attention_parallel': 'browser/memory_attention_parallel.ts',
+  'onnx/graphs': 'browser/no_onnx.ts',
+  'onnx/ort_executor': 'browser/no_onnx.ts',
 };
+// Node addons the code looks up at run time (and reports as missing when absent): left out.
+const NODE_ONLY_PACKAGES = new Set(['onnxruntime-node']);
 const STUBBED = new Set(['fs', 'path']);
 const NODE_BUILTINS = new Set(require('module').builtinModules);
 
@@ -28,6 +32,7 @@ const substitute = {
       if (!args.importer.startsWith(src)) return undefined; // dependencies: their own browser fields
       const bare = args.path.replace(/^node:/, '');
       if (STUBBED.has(bare)) return { path: path.join(src, 'browser', 'node_stub.ts') };
+      if (NODE_ONLY_PACKAGES.has(bare)) return { path: bare, external: true };
       if (NODE_BUILTINS.has(bare))
         return {
           errors: [

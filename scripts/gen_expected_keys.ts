@@ -13,3 +13,9 @@ for (const size of ['tiny', 'small', 'base_plus', 'large']) out[size] = loadMani
 const file = path.join(__dirname, '..', 'src', 'io', 'expected_keys.json');
 fs.writeFileSync(file, JSON.stringify(out));
 console.log(`wrote ${file}`);
+// SAM 1 (shared/fixtures/manifests_sam1.json): the official ViT-B/L/H checkpoints
+const sam1: Record<string, [string, number[]][]> = {};
+for (const size of ['vit_b', 'vit_l', 'vit_h']) sam1[size] = loadManifest(`sam_${size}`);
+const file1 = path.join(__dirname, '..', 'src', 'io', 'expected_keys_sam1.json');
+fs.writeFileSync(file1, JSON.stringify(sam1));
+console.log(`wrote ${file1}`);

@@ -7,11 +7,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
-import { initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from './backend_core';
+import { backendInfo as coreBackendInfo, initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from './backend_core';
+import { executorInfo } from './executor';
 
 export {
   BACKEND_ENV,
-  backendInfo,
   smokeTest,
   type BackendChoice,
   type BackendInfo,
@@ -188,4 +188,12 @@ const nodePlatform: Platform = {
  */
 export async function initBackend(backend?: BackendChoice): Promise<BackendInfo> {
   return initBackendOn(nodePlatform, backend);
+}
+
+/** The backend chosen by the last initBackend call, if any, with the executor loadSam2 set up. */
+export function backendInfo(): BackendInfo | undefined {
+  const current = coreBackendInfo();
+  const executor = executorInfo();
+  if (current && executor) current.executor = executor; // same object: callers may compare identity
+  return current;
 }

@@ -6,6 +6,7 @@
  * only say how to activate each candidate. Nothing here prints: callers read backendInfo().
  */
 import * as tf from '@tensorflow/tfjs';
+import type { ExecutorInfo } from './executor';
 import { Sam2Error } from './errors';
 
 /** tf.js backend names sam2-tfjs can run on. */
@@ -36,6 +37,8 @@ export interface BackendInfo {
   /** Things the user should know, e.g. the CUDA/cuDNN tfjs-node-gpu needs to use the GPU. */
   notes: string[];
   tfjsVersion: string;
+  /** The executor (tfjs or onnxruntime, provider, threads) of the last model loadSam2 loaded (Node). */
+  executor?: ExecutorInfo;
 }
 
 /** How a platform activates one candidate. */

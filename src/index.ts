@@ -1,5 +1,6 @@
 /**
- * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos) for TensorFlow.js.
+ * sam2-tfjs: SAM 2 / SAM 2.1 (Segment Anything in images and videos), and SAM 1 (ViT-B/L/H)
+ * for images, for TensorFlow.js.
  * The main entry holds what users use: loaders, predictors, the mask generator, helpers,
  * errors and types. Model components and layers are in `sam2-tfjs/internals`.
  * @packageDocumentation
@@ -18,9 +19,30 @@ export {
   type SizeName,
 } from './config';
 export { Sam2Model, VIDEO_KEY } from './model/sam2';
+export { Sam1Model } from './model/sam1/sam1';
+export type { SamModel, ModelKind } from './model/sam_model';
+export {
+  makeSam1Config,
+  sam1ConfigFromName,
+  detectSam1Config,
+  isSam1Config,
+  SAM1_MODEL_NAMES,
+  type Sam1Config,
+  type Sam1SizeName,
+  type VitConfig,
+} from './config_sam1';
 export { loadSam2, type LoadSam2Options } from './load';
 export type { ImageFeatures, BackboneOutput } from './model/image_encoder';
 export type { PointPrompt } from './model/prompt_encoder';
+export {
+  executorInfo,
+  EXECUTOR_ENV,
+  type ExecutorChoice,
+  type ExecutorInfo,
+  type ExecutorOptions,
+  type ExecutionProvider,
+} from './executor';
+export type { Sam2Executor } from './model/executor';
 export {
   SamPredictor,
   type SamPredictorOptions,
@@ -39,11 +61,24 @@ export {
   type OutputMode,
   type GenerateProgress,
   type GenerateTimings,
+  type GenerateStats,
 } from './predictor/automatic_mask_generator';
 export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';
 export { maskToPng, overlayPng, maskToImageData, overlayImageData, maskColor, type OverlayOptions, type RgbaImage } from './viz/masks';
-export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, type DownloadOptions } from './io/download';
+export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, DOWNLOADABLE_MODELS, type DownloadOptions } from './io/download';
+export { generateForFiles, type GenerateForFilesOptions } from './batch/generate';
+export {
+  enqueueFiles,
+  runWorker,
+  DEFAULT_QUEUE_NAME,
+  type EnqueueFilesOptions,
+  type RunWorkerOptions,
+  type WorkerEvent,
+  type WorkerSummary,
+} from './batch/queue';
+export type { Sa1bRecord, Sa1bAnnotation, BatchAmgOptions } from './batch/sa1b';
+export type { BatchProgress, BatchImageResult, BatchSummary } from './batch/types';
 export {
   VideoPredictor,
   type VideoPredictorOptions,

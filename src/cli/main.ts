@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The sam2-tfjs command line: `npx sam2-tfjs <command> --help`.
- * Commands: info, download, port, segment, auto, track.
+ * Commands: info, download, port, export-onnx, segment, auto, track, worker.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -10,15 +10,16 @@ import { spawnSync } from 'child_process';
 import { backendInfo, initBackend, type BackendChoice } from '../backend';
 import { serveExample } from './serve_example';
 import { Sam2Error } from '../errors';
-import { downloadCheckpoint } from '../io/download';
+import { downloadCheckpoint, isCompleteCheckpoint, weightsDir, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
 import { portCheckpoint } from '../io/port';
-import { MODEL_NAMES } from '../config';
 import { loadSam2 } from '../load';
+import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
 import { AutomaticMaskGenerator, type OutputMode } from '../predictor/automatic_mask_generator';
 import { cocoDecodeRle, rleToMask, type CocoRle } from '../predictor/amg/rle';
 import { readImage } from '../predictor/image_input';
 import { SamPredictor } from '../predictor/sam_predictor';
 import { VideoPredictor } from '../predictor/video_predictor';
+import { BATCH_OPTIONS, WORKER_OPTIONS, WORKER_USAGE, runAutoBatch, runWorkerCli, type CliHelpers } from './batch';
 import { maskToPng, overlayPng } from '../viz/masks';
 
 type Options = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -33,6 +34,7 @@ const MODEL_OPTIONS = {
   model: { type: 'string' },
   backend: { type: 'string' },
   'image-size': { type: 'string' },
+  executor: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -43,11 +45,36 @@ function num(v: unknown, what: string): number {
   return n;
 }
 
-/** "x,y[,label]" -> point and label (default 1). */
-function parsePoint(s: string): { xy: [number, number]; label: number } {
-  const parts = s.split(',').map((v) => num(v, `--point ${s}`));
-  if (parts.length < 2 || parts.length > 3) throw new UsageError(`--point takes x,y[,label], got "${s}"`);
-  return { xy: [parts[0], parts[1]], label: parts[2] ?? 1 };
+/** "x,y[,label]" -> point and label (default 1); `flag` names the option in errors. */
+function parsePoint(s: string, flag = '--point', whole = s): { xy: [number, number]; label: number } {
+  const parts = s.split(',').map((v) => num(v, `${flag} ${whole}: each value`));
+  if (parts.length < 2 || parts.length > 3) throw new UsageError(`${flag} takes ${flag === '--point' ? 'x,y[,label]' : 'frame:obj:x,y[,label]'}, got "${whole}"`);
+  const label = parts[2] ?? 1;
+  if (label !== 0 && label !== 1) throw new UsageError(`${flag} ${whole}: the label must be 1 (foreground) or 0 (background), got ${label}`);
+  return { xy: [parts[0], parts[1]], label };
+}
+
+/** Creates the folder an output file goes in, before any slow work (not after it). */
+function outputDir(file: string | undefined): void {
+  if (!file) return;
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot create the folder ${dir} for ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+/** The package version, from the package.json above this file (src/cli or dist/cjs/cli). */
+function version(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const f = path.join(dir, 'package.json');
+    if (fs.existsSync(f)) {
+      const pkg = JSON.parse(fs.readFileSync(f, 'utf8'));
+      if (pkg.name === 'sam2-tfjs') return pkg.version;
+    }
+  }
+  return 'unknown';
 }
 
 /** Checks the model options up front (before any slow work) and returns a loader. */
@@ -57,6 +84,7 @@ function modelLoader(o: Options) {
   const options = {
     backend: o.backend as BackendChoice | undefined,
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
+    executor: parseExecutorChoice(o.executor as string | undefined),
   };
   return async () => {
     const loaded = await loadSam2(await modelDir(model), options);
@@ -74,11 +102,14 @@ function modelLoader(o: Options) {
  */
 async function modelDir(model: string): Promise<string> {
   if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model)) return model;
-  const dir = path.join('weights', model);
+  const dir = path.join(weightsDir(), model);
   if (!fs.existsSync(path.join(dir, 'model.json'))) {
-    console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
+    const pt = path.join(weightsDir(), `${model}.pt`);
+    // a complete .pt already there (e.g. downloaded by hand) is ported without downloading
+    if (isCompleteCheckpoint(pt)) console.error(`${dir} has no weights yet: porting ${pt} once`);
+    else console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
     // stdout stays for the command's own output (--json)
-    await downloadAndPort(model, path.join('weights', `${model}.pt`), dir, {}, console.error);
+    await downloadAndPort(model, pt, dir, {}, console.error);
   }
   return dir;
 }
@@ -92,11 +123,11 @@ async function downloadAndPort(
   log: (line: string) => void = console.log,
 ) {
   const progress = bar(`downloading ${name} (MiB)`);
-  await downloadCheckpoint(name, file, {
+  if (isCompleteCheckpoint(file)) log(`using ${file} (already downloaded)`);
+  else await downloadCheckpoint(name, file, {
     baseUrl: o.baseUrl,
     onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
-  });
-  log(`downloaded ${file}`);
+  }).then(() => log(`downloaded ${file}`));
   if (o.noPort) return;
   const r = portCheckpoint(file, out, { float16: o.float16 });
   log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
@@ -114,11 +145,14 @@ function bar(label: string) {
   };
 }
 
+const batchHelpers: CliHelpers = { num, usageError: (m) => new UsageError(m), modelLoader };
+
 const COMMANDS: Record<string, Command> = {
   info: {
     usage:
-      'sam2-tfjs info [--backend auto|tensorflow|node-gpu|node|wasm|cpu|webgpu|webgl]\n  Shows the tf.js backend in use, whether it runs on a GPU, its version and whether tfjs-node(-gpu) was found.',
-    options: { backend: { type: 'string' } },
+      'sam2-tfjs info [--backend auto|tensorflow|node-gpu|node|wasm|cpu|webgpu|webgl] [--executor tfjs|onnxruntime|auto]\n' +
+      '  Shows the tf.js backend in use, whether it runs on a GPU, its version, whether tfjs-node(-gpu) and onnxruntime-node were found, and the executor.',
+    options: { backend: { type: 'string' }, executor: { type: 'string' } },
     async run(_p, o) {
       const info = await initBackend(o.backend as BackendChoice | undefined);
       const found = (m: string) => {
@@ -137,6 +171,29 @@ const COMMANDS: Record<string, Command> = {
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
       for (const n of info.notes) console.log(`note: ${n}`);
+      console.log(`onnxruntime-node: ${found('onnxruntime-node')}`);
+      const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
+      const ex = resolveExecutorChoice(choice);
+      console.log(`executor: ${ex.executor} (${choice})${ex.reason ? `; ${ex.reason}` : ''}`);
+    },
+  },
+  'export-onnx': {
+    usage:
+      'sam2-tfjs export-onnx <ported dir|model name> --out dir [--image-size n]\n' +
+      '  Writes image_encoder.onnx, prompt_mask_decoder.onnx and sam2_onnx.json (inputs/outputs) for any ONNX runtime.',
+    options: { out: { type: 'string' }, 'image-size': { type: 'string' }, backend: { type: 'string' } },
+    async run(p, o) {
+      if (p.length !== 1) throw new UsageError('export-onnx takes one ported folder or model name');
+      if (!o.out) throw new UsageError('--out dir is required');
+      // required here: the graph builder loads only for this command
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only for this command
+      const { exportOnnx } = require('../export_onnx') as typeof import('../export_onnx');
+      const r = await exportOnnx(await modelDir(p[0]), String(o.out), {
+        imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
+        backend: o.backend as BackendChoice | undefined,
+      });
+      console.log(`exported ${r.manifest.model} at ${r.manifest.imageSize} px (opset ${r.manifest.opset}${r.cached ? ', cached graphs' : ''}):`);
+      for (const f of r.files) console.log(`  ${f}`);
     },
   },
   download: {
@@ -154,8 +211,8 @@ const COMMANDS: Record<string, Command> = {
     async run(p, o) {
       if (p.length !== 1) throw new UsageError(`download takes one model name: ${MODEL_NAMES.join(', ')}`);
       const name = p[0];
-      const file = o.checkpoint ? String(o.checkpoint) : path.join('weights', `${name}.pt`);
-      const out = o.out ? String(o.out) : path.join('weights', name);
+      const file = o.checkpoint ? String(o.checkpoint) : path.join(weightsDir(), `${name}.pt`);
+      const out = o.out ? String(o.out) : path.join(weightsDir(), name);
       const baseUrl = o['base-url'] !== undefined ? String(o['base-url']) : undefined;
       await downloadAndPort(name, file, out, { baseUrl, float16: !!o.float16, noPort: !!o['no-port'] });
     },
@@ -188,10 +245,12 @@ const COMMANDS: Record<string, Command> = {
       if (p.length !== 1) throw new UsageError('segment takes exactly one image');
       if (!o.out) throw new UsageError('--out mask.png is required');
       const loadModel = modelLoader(o);
-      const points = ((o.point as string[] | undefined) ?? []).map(parsePoint);
+      const points = ((o.point as string[] | undefined) ?? []).map((s) => parsePoint(s));
       const box = o.box ? String(o.box).split(',').map((v) => num(v, '--box')) : undefined;
       if (box && box.length !== 4) throw new UsageError('--box takes x0,y0,x1,y1');
       if (!points.length && !box) throw new UsageError('give at least one --point or a --box');
+      outputDir(String(o.out));
+      outputDir(o.overlay as string | undefined);
       const image = await readImage(p[0]);
       const m = await loadModel();
       const predictor = new SamPredictor(m);
@@ -231,9 +290,13 @@ const COMMANDS: Record<string, Command> = {
       'sam2-tfjs auto <image> --model <dir|name> --out masks.json [--overlay overlay.png] [--points-per-side 32]\n' +
       '               [--pred-iou-thresh 0.8] [--stability-score-thresh 0.95] [--box-nms-thresh 0.7]\n' +
       '               [--crop-n-layers 0] [--min-mask-region-area 0] [--points-per-batch 64] [--backend b] [--image-size n]\n' +
-      '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.',
+      '  Segments everything; writes COCO RLE annotations (JSON) and a coloured overlay.\n' +
+      'sam2-tfjs auto <images|dirs...> --model <dir|name> --out-dir OUT [--overwrite] [--queue redis://HOST:PORT[/DB]] [AMG options as above]\n' +
+      '  Every .jpg/.jpeg/.png under the inputs -> OUT/<relative path>.json (SA-1B layout); skips finished ones\n' +
+      '  unless --overwrite. --queue hands the images to `sam2-tfjs worker`s and writes their results.',
     options: {
       ...MODEL_OPTIONS,
+      ...BATCH_OPTIONS,
       out: { type: 'string' },
       overlay: { type: 'string' },
       'points-per-side': { type: 'string' },
@@ -245,10 +308,13 @@ const COMMANDS: Record<string, Command> = {
       'min-mask-region-area': { type: 'string' },
     },
     async run(p, o) {
+      if (o['out-dir'] !== undefined || o.queue !== undefined) return runAutoBatch(p, o, batchHelpers);
       if (p.length !== 1) throw new UsageError('auto takes exactly one image');
-      if (!o.out) throw new UsageError('--out masks.json is required');
+      if (!o.out) throw new UsageError('--out masks.json is required (or --out-dir OUT for many images)');
       const loadModel = modelLoader(o);
       const opt = (k: string) => (o[k] !== undefined ? num(o[k], `--${k}`) : undefined);
+      outputDir(String(o.out));
+      outputDir(o.overlay as string | undefined);
       const image = await readImage(p[0]);
       const m = await loadModel();
       const gen = new AutomaticMaskGenerator(m, {
@@ -270,6 +336,7 @@ const COMMANDS: Record<string, Command> = {
           fs.writeFileSync(String(o.overlay), await overlayPng(image, masks));
         }
         console.log(`${anns.length} masks -> ${o.out}`);
+        if (!anns.length) console.error(noMasksReason(gen));
       } finally {
         gen.dispose();
         m.dispose();
@@ -288,15 +355,17 @@ const COMMANDS: Record<string, Command> = {
       const prompts = ((o.prompt as string[] | undefined) ?? []).map((s) => {
         const m = /^(\d+):(-?\d+):(.+)$/.exec(s);
         if (!m) throw new UsageError(`--prompt takes frame:obj:x,y[,label], got "${s}"`);
-        return { frameIdx: Number(m[1]), objId: Number(m[2]), ...parsePoint(m[3]) };
+        return { frameIdx: Number(m[1]), objId: Number(m[2]), ...parsePoint(m[3], '--prompt', s) };
       });
       if (!prompts.length) throw new UsageError('give at least one --prompt frame:obj:x,y');
-      const framesDir = p[0].toLowerCase().endsWith('.mp4') ? splitVideo(p[0], String(o.out)) : p[0];
+      const out = String(o.out);
+      const isMp4 = p[0].toLowerCase().endsWith('.mp4');
+      if (isMp4) checkFfmpeg(); // before anything is created
+      outputDir(path.join(out, 'x'));
+      const framesDir = isMp4 ? splitVideo(p[0], out) : p[0];
       const m = await loadModel();
       const video = new VideoPredictor(m);
       const state = await video.initState(framesDir);
-      const out = String(o.out);
-      fs.mkdirSync(out, { recursive: true });
       try {
         for (const q of prompts) {
           await video.addNewPointsOrBox(state, { frameIdx: q.frameIdx, objId: q.objId, points: [q.xy], labels: [q.label], clearOldPoints: false });
@@ -339,22 +408,55 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-/** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed). */
+COMMANDS.worker = {
+  usage: WORKER_USAGE,
+  options: { ...MODEL_OPTIONS, ...WORKER_OPTIONS },
+  run: (p, o) => runWorkerCli(p, o, batchHelpers),
+};
+
+const NO_FFMPEG = 'an .mp4 input needs ffmpeg on PATH (or pass a directory of frames named 00000.jpg, 00001.jpg, ...)';
+
+function checkFfmpeg(): void {
+  if (spawnSync('ffmpeg', ['-version']).error) throw new UsageError(NO_FFMPEG);
+}
+
+/** Splits an .mp4 into numbered JPEG frames with ffmpeg (when installed); removes them if it fails. */
 function splitVideo(file: string, out: string): string {
   const dir = path.join(out, 'frames');
+  const existed = fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
   const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-i', file, '-q:v', '2', '-start_number', '0', path.join(dir, '%05d.jpg')]);
-  if (r.error) throw new UsageError('an .mp4 input needs ffmpeg on PATH (or pass a directory of frames named 00000.jpg, 00001.jpg, ...)');
-  if (r.status !== 0) throw new UsageError(`ffmpeg could not read ${file}: ${String(r.stderr).trim().split('\n')[0]}`);
+  if (r.error || r.status !== 0) {
+    if (!existed) fs.rmSync(dir, { recursive: true, force: true });
+    if (r.error) throw new UsageError(NO_FFMPEG);
+    throw new UsageError(`ffmpeg could not read ${file}: ${String(r.stderr).trim().split('\n')[0]}`);
+  }
   return dir;
 }
 
+/** Why `auto` found no masks: how many candidates each threshold dropped, and which option to lower. */
+function noMasksReason(gen: AutomaticMaskGenerator): string {
+  const s = gen.lastStats;
+  const opt = gen.options;
+  const parts = [
+    s.belowPredIou && `${s.belowPredIou} at or below --pred-iou-thresh ${opt.predIouThresh}`,
+    s.belowStability && `${s.belowStability} below --stability-score-thresh ${opt.stabilityScoreThresh}`,
+    s.nearCropEdge && `${s.nearCropEdge} touching a crop edge`,
+    s.nmsDuplicates && `${s.nmsDuplicates} duplicates (--box-nms-thresh ${opt.boxNmsThresh})`,
+  ].filter(Boolean);
+  return `sam2-tfjs auto: no masks: of ${s.candidates} candidate masks, ${parts.join(', ') || 'none passed'}; lower those thresholds to keep more.`;
+}
+
 function help(): string {
-  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
+  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details; sam2-tfjs --version)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(version());
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(help());
     return name ? 0 : 2;
@@ -379,11 +481,18 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
+    // one line each (the README's promise); `--help` shows the usage
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`sam2-tfjs ${name}: ${msg}\n${cmd.usage}`);
+      console.error(`sam2-tfjs ${name}: ${msg}`);
       return 2;
     }
-    console.error(`sam2-tfjs ${name}: ${e instanceof Sam2Error ? msg : (e as Error).stack}`);
+    // a file-system error (e.g. EACCES writing --out) is bad input too, not a crash
+    const sys = e as NodeJS.ErrnoException;
+    if (e instanceof Sam2Error || (typeof sys.code === 'string' && sys.syscall)) {
+      console.error(`sam2-tfjs ${name}: ${msg}`);
+      return 1;
+    }
+    console.error(`sam2-tfjs ${name}: ${(e as Error).stack}`);
     return 1;
   }
 }

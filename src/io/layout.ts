@@ -12,12 +12,13 @@
 export type LayoutKind = 'conv' | 'depthwise' | 'convTranspose' | 'linear' | 'nchwToNhwc' | 'keep';
 
 const EMBEDDING_TABLES = [
-  /^sam_prompt_encoder\.point_embeddings\.\d+\.weight$/,
-  /^sam_prompt_encoder\.not_a_point_embed\.weight$/,
-  /^sam_prompt_encoder\.no_mask_embed\.weight$/,
-  /^sam_mask_decoder\.(iou_token|mask_tokens|obj_score_token)\.weight$/,
+  /^(sam_)?prompt_encoder\.point_embeddings\.\d+\.weight$/,
+  /^(sam_)?prompt_encoder\.not_a_point_embed\.weight$/,
+  /^(sam_)?prompt_encoder\.no_mask_embed\.weight$/,
+  /^(sam_)?mask_decoder\.(iou_token|mask_tokens|obj_score_token)\.weight$/,
 ];
-const CONV_TRANSPOSE = /^sam_mask_decoder\.output_upscaling\.(0|3)\.weight$/;
+// SAM 1 checkpoints name the heads without the `sam_` prefix
+const CONV_TRANSPOSE = /^(sam_)?mask_decoder\.output_upscaling\.(0|3)\.weight$/;
 const DEPTHWISE = /\.dwconv\.weight$/;
 const NCHW_EMBEDS = /^image_encoder\.trunk\.(pos_embed|pos_embed_window)$/;
 

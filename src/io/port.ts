@@ -8,7 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Sam2Error } from '../errors';
 import { detectConfig, type Sam2Config, type SizeName } from '../config';
+import { detectSam1Config, isSam1Config, looksLikeSam1, type Sam1Config } from '../config_sam1';
 import expectedKeys from './expected_keys.json';
+import expectedKeysSam1 from './expected_keys_sam1.json';
 import { tfShape, toTfLayout } from './layout';
 import { readCheckpoint, type Checkpoint } from './torch_checkpoint';
 
@@ -24,7 +26,7 @@ export interface PortOptions {
 }
 
 export interface PortResult {
-  config: Sam2Config;
+  config: Sam2Config | Sam1Config;
   outDir: string;
   tensors: number;
   bytes: number;
@@ -45,19 +47,21 @@ export interface PortedModelJson {
   version: 1;
   generatedBy: string;
   source: string;
-  sam2Config: Sam2Config;
+  /** The resolved config (a SAM 1 config has `kind: 'sam1'`). */
+  sam2Config: Sam2Config | Sam1Config;
   weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
 }
 
 /** The keys and PyTorch shapes an official checkpoint of this variant holds. */
-export function expectedKeyShapes(config: Sam2Config): Map<string, number[]> {
+export function expectedKeyShapes(config: Sam2Config | Sam1Config): Map<string, number[]> {
+  if (isSam1Config(config)) return new Map((expectedKeysSam1 as unknown as Record<string, [string, number[]][]>)[config.size]);
   const list = (expectedKeys as Record<SizeName, [string, number[]][]>)[config.size];
   const v21Only = (k: string) => k.startsWith('obj_ptr_tpos_proj.') || k === 'no_obj_embed_spatial';
   return new Map(list.filter(([k]) => config.generation === 'sam2.1' || !v21Only(k)));
 }
 
 /** Fails with a WEIGHTS error naming missing, unexpected and mis-shaped keys. */
-export function checkKeys(ckpt: Checkpoint, config: Sam2Config): void {
+export function checkKeys(ckpt: Checkpoint, config: Sam2Config | Sam1Config): void {
   const expected = expectedKeyShapes(config);
   const keys = new Set(ckpt.keys());
   const missing = [...expected.keys()].filter((k) => !keys.has(k));
@@ -75,7 +79,7 @@ export function checkKeys(ckpt: Checkpoint, config: Sam2Config): void {
   if (problems.length) {
     throw new Sam2Error(
       'WEIGHTS',
-      `${ckpt.path} does not match ${config.name}: ${problems.join('; ')}. Is it an official SAM 2 checkpoint?`,
+      `${ckpt.path} does not match ${config.name}: ${problems.join('; ')}. Is it an official SAM 2 (or SAM 1) checkpoint?`,
     );
   }
 }
@@ -166,16 +170,27 @@ function ttyProgress(label: string) {
  * earlier shards there are replaced). Holds one tensor at a time in memory.
  */
 export function portCheckpoint(input: string, outDir: string, options: PortOptions = {}): PortResult {
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) {
+    throw new Sam2Error('INPUT', `${outDir} is a file, not a folder: give --out a folder (it will hold model.json and the weight shards).`);
+  }
   const ckpt = readCheckpoint(input);
+  // written to a private staging folder, then moved in (model.json last): two ports of the same
+  // model at once, or a failed port, never leave a folder whose manifest and shards disagree
+  let stage = '';
   try {
     const shapes = new Map(ckpt.keys().map((k) => [k, ckpt.info(k).shape] as const));
-    const config = detectConfig(shapes);
+    // SAM 1 (segment-anything ViT-B/L/H): a flat state dict with a ViT encoder
+    const config = looksLikeSam1(shapes) ? detectSam1Config(shapes) : detectConfig(shapes);
     checkKeys(ckpt, config);
-    fs.mkdirSync(outDir, { recursive: true });
-    for (const f of fs.readdirSync(outDir)) if (/^group1-shard\d+\.bin$/.test(f)) fs.rmSync(path.join(outDir, f));
+    try {
+      fs.mkdirSync(outDir, { recursive: true });
+      stage = fs.mkdtempSync(path.join(outDir, '.port-'));
+    } catch (e) {
+      throw new Sam2Error('INPUT', `Cannot create ${outDir} (${(e as NodeJS.ErrnoException).code ?? e}): give --out a writable folder.`);
+    }
     const keys = [...expectedKeyShapes(config).keys()];
     const progress = options.onProgress ?? ttyProgress(`porting ${path.basename(input)}`);
-    const shards = new ShardWriter(outDir);
+    const shards = new ShardWriter(stage);
     const weights: WeightSpec[] = [];
     try {
       keys.forEach((key, i) => {
@@ -204,9 +219,17 @@ export function portCheckpoint(input: string, outDir: string, options: PortOptio
       sam2Config: config,
       weightsManifest: [{ paths: shards.paths, weights }],
     };
-    fs.writeFileSync(path.join(outDir, MODEL_JSON), JSON.stringify(manifest, null, 1));
+    fs.writeFileSync(path.join(stage, MODEL_JSON), JSON.stringify(manifest, null, 1));
+    for (const f of shards.paths) fs.renameSync(path.join(stage, f), path.join(outDir, f));
+    fs.renameSync(path.join(stage, MODEL_JSON), path.join(outDir, MODEL_JSON));
+    // shards of an earlier, larger port
+    for (const f of fs.readdirSync(outDir)) {
+      const m = /^group1-shard(\d+)\.bin$/.exec(f);
+      if (m && Number(m[1]) > shards.paths.length) fs.rmSync(path.join(outDir, f), { force: true });
+    }
     return { config, outDir, tensors: weights.length, bytes: shards.bytes, shards: shards.paths.length };
   } finally {
     ckpt.close();
+    if (stage) fs.rmSync(stage, { recursive: true, force: true });
   }
 }

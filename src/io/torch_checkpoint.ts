@@ -111,7 +111,7 @@ export class TorchCheckpoint implements Checkpoint {
       }
     } catch (e) {
       src.close();
-      throw e;
+      throw asCheckpointError(e, path);
     }
   }
 
@@ -119,11 +119,34 @@ export class TorchCheckpoint implements Checkpoint {
     return [...this.tensors.keys()];
   }
 
+  /** The tensor's view, checked to be well-formed and inside its storage before anything is allocated. */
   private ref(key: string): TensorRef {
     const t = this.tensors.get(key);
     if (!t) throw new Sam2Error('CHECKPOINT', `${this.path} has no tensor "${key}".`);
+    if (this.checked.has(key)) return t;
+    const bad = (why: string) => new Sam2Error('CHECKPOINT', `${this.path}: tensor "${key}" is corrupt (${why}). Download the checkpoint again.`);
+    const st = t.storage;
+    const size = ELEMENT_SIZE[st.dtype as DType];
+    if (!size) throw bad(`unknown storage type ${st.dtype}`);
+    const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (!Array.isArray(t.shape) || !Array.isArray(t.stride) || t.shape.length !== t.stride.length) throw bad('shape and stride disagree');
+    if (!t.shape.every(isCount) || !t.stride.every(isCount) || !isCount(t.offset) || !isCount(st.numel)) throw bad('negative or non-integer shape, stride or offset');
+    const entry = this.zip.entries.get(`${this.prefix}data/${st.key}`);
+    if (!entry) throw bad(`its storage data/${st.key} is missing`);
+    if (st.numel * size > entry.size) throw bad(`its storage needs ${st.numel * size} bytes, the archive holds ${entry.size}`);
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel > 0) {
+      let last = t.offset;
+      t.shape.forEach((d, i) => (last += (d - 1) * t.stride[i]));
+      if (last >= st.numel) throw bad('it runs past its storage');
+      // a view can repeat elements (stride 0), but not by more than the storage could hold unrepeated
+      if (numel > 2 ** 31) throw bad(`${numel} elements`);
+    }
+    this.checked.add(key);
     return t;
   }
+
+  private readonly checked = new Set<string>();
 
   info(key: string): TensorInfo {
     const t = this.ref(key);
@@ -138,18 +161,25 @@ export class TorchCheckpoint implements Checkpoint {
     // the storage span this view touches
     let last = t.offset;
     t.shape.forEach((d, i) => (last += (d - 1) * t.stride[i]));
-    if (last >= t.storage.numel) throw new Sam2Error('CHECKPOINT', `${this.path}: tensor "${key}" runs past its storage.`);
-    const bytes = this.zip.readRange(`${this.prefix}data/${t.storage.key}`, t.offset * size, (last - t.offset + 1) * size);
+    const bytes = this.zip.readRange(`${this.prefix}data/${t.storage.key}`, t.offset * size, (last - t.offset + 1) * size, `tensor "${key}"`);
     gather(t.shape, t.stride, 0, reader(dtype, bytes), out);
     return out;
   }
 
   values(key: string): Float64Array {
-    return this.gatherInto(key, new Float64Array(this.ref(key).shape.reduce((a, b) => a * b, 1)));
+    return this.guard(() => this.gatherInto(key, new Float64Array(this.ref(key).shape.reduce((a, b) => a * b, 1))));
   }
 
   float32(key: string): Float32Array {
-    return this.gatherInto(key, new Float32Array(this.ref(key).shape.reduce((a, b) => a * b, 1)));
+    return this.guard(() => this.gatherInto(key, new Float32Array(this.ref(key).shape.reduce((a, b) => a * b, 1))));
+  }
+
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw asCheckpointError(e, this.path);
+    }
   }
 
   close(): void {
@@ -167,22 +197,23 @@ export class SafetensorsCheckpoint implements Checkpoint {
   private readonly header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   private readonly dataStart: number;
 
-  constructor(readonly path: string) {
-    this.src = fileSource(path);
+  constructor(readonly path: string, source?: ByteSource) {
+    this.src = source ?? fileSource(path);
     const lenBuf = this.src.read(0, 8);
     const len = lenBuf.length === 8 ? Number(lenBuf.readBigUInt64LE(0)) : -1;
     if (len <= 0 || 8 + len > this.src.size) {
       this.src.close();
       throw new Sam2Error('CHECKPOINT', `${path} is not a valid .safetensors file (bad header length).`);
     }
+    this.dataStart = 8 + len;
     try {
       this.header = JSON.parse(this.src.read(8, len).toString('utf8'));
-    } catch {
+      checkSafetensorsHeader(this.header);
+    } catch (e) {
       this.src.close();
-      throw new Sam2Error('CHECKPOINT', `${path} has a corrupt .safetensors header.`);
+      throw new Sam2Error('CHECKPOINT', `${path} has a corrupt .safetensors header${e instanceof Sam2Error ? ` (${e.message})` : ''}. Download it again.`);
     }
     delete (this.header as Record<string, unknown>).__metadata__;
-    this.dataStart = 8 + len;
   }
 
   keys(): string[] {
@@ -208,17 +239,52 @@ export class SafetensorsCheckpoint implements Checkpoint {
     return out;
   }
 
+  /** Element count, after checking the data is in the file (before anything is allocated). */
+  private numel(key: string): number {
+    this.info(key);
+    if (this.dataStart + this.header[key].data_offsets[1] > this.src.size) {
+      throw new Sam2Error('CHECKPOINT', `${this.path}: tensor "${key}" is truncated or corrupt.`);
+    }
+    return this.header[key].shape.reduce((a, b) => a * b, 1);
+  }
+
   values(key: string): Float64Array {
-    return this.gatherInto(key, new Float64Array(this.info(key).shape.reduce((a, b) => a * b, 1)));
+    return this.gatherInto(key, new Float64Array(this.numel(key)));
   }
 
   float32(key: string): Float32Array {
-    return this.gatherInto(key, new Float32Array(this.info(key).shape.reduce((a, b) => a * b, 1)));
+    return this.gatherInto(key, new Float32Array(this.numel(key)));
   }
 
   close(): void {
     this.src.close();
   }
+}
+
+/** Checks every header entry (dtype, shape, offsets inside the data) so reads never meet a malformed one. */
+function checkSafetensorsHeader(header: unknown): void {
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new Sam2Error('CHECKPOINT', 'not a JSON object');
+  for (const [key, h] of Object.entries(header as Record<string, unknown>)) {
+    if (key === '__metadata__') continue;
+    const e = h as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    const ok =
+      e && typeof e === 'object' && typeof e.dtype === 'string' && SAFETENSORS_DTYPES[e.dtype] &&
+      Array.isArray(e.shape) && e.shape.every(isCount) &&
+      Array.isArray(e.data_offsets) && e.data_offsets.length === 2 && e.data_offsets.every(isCount);
+    if (!ok) throw new Sam2Error('CHECKPOINT', `bad entry for "${key}"`);
+    const [b, end] = e.data_offsets as [number, number];
+    const numel = (e.shape as number[]).reduce((a, x) => a * x, 1);
+    if (b > end || end - b !== numel * ELEMENT_SIZE[SAFETENSORS_DTYPES[e.dtype as string]]) {
+      throw new Sam2Error('CHECKPOINT', `"${key}" has data offsets [${b}, ${end}] that do not fit its shape or the file`);
+    }
+  }
+}
+
+/** Any failure while decoding a checkpoint's structure, as a CHECKPOINT error (a corrupt file must never surface as a raw TypeError). */
+function asCheckpointError(e: unknown, path: string): Sam2Error {
+  if (e instanceof Sam2Error) return e;
+  return new Sam2Error('CHECKPOINT', `${path} is corrupt (${(e as Error).message}). Download it again.`);
 }
 
 /** Opens a checkpoint by its format (.safetensors by extension or magic; torch zip otherwise). */

@@ -13,6 +13,8 @@ export interface ZipEntry {
   compressedSize: number;
   size: number;
   localHeaderOffset: number;
+  /** CRC-32 of the uncompressed data, from the central directory. */
+  crc32: number;
 }
 
 /** Random access to a byte source (a file, or a buffer in tests). */
@@ -43,6 +45,26 @@ export function fileSource(path: string): ByteSource {
 
 export function bufferSource(buf: Buffer): ByteSource {
   return { size: buf.length, read: (o, l) => buf.subarray(o, Math.min(buf.length, o + l)), close: () => undefined };
+}
+
+const CRC_CHUNK = 16 * 1024 * 1024;
+
+let crcTable: Uint32Array | undefined;
+/** CRC-32 (zip's), with Node's native zlib.crc32 when present (Node >= 20.15). */
+export function crc32(data: Uint8Array, value = 0): number {
+  const native = (zlib as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+  if (native) return native(data, value);
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = ~value >>> 0;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
 }
 
 const EOCD = 0x06054b50;
@@ -89,6 +111,7 @@ export class ZipReader {
     for (let i = 0; i < count; i++) {
       if (p + 46 > cd.length || cd.readUInt32LE(p) !== CENTRAL) throw corrupt(what, 'bad central directory entry');
       const method = cd.readUInt16LE(p + 10);
+      const crc = cd.readUInt32LE(p + 16);
       let compressedSize = cd.readUInt32LE(p + 20);
       let usize = cd.readUInt32LE(p + 24);
       const nameLen = cd.readUInt16LE(p + 28);
@@ -116,7 +139,7 @@ export class ZipReader {
         }
         e += 4 + len;
       }
-      this.entries.set(name, { name, method, compressedSize, size: usize, localHeaderOffset });
+      this.entries.set(name, { name, method, compressedSize, size: usize, localHeaderOffset, crc32: crc });
       p = eEnd + commentLen;
     }
   }
@@ -130,23 +153,56 @@ export class ZipReader {
     return offset;
   }
 
-  /** The bytes of an entry (stored or deflated). */
-  read(name: string): Buffer {
+  /** Entries whose CRC-32 was already checked (each is checked once, on first read). */
+  private readonly verified = new Set<string>();
+
+  /** The bytes of an entry (stored or deflated), checked against its CRC-32. `label` names it in errors. */
+  read(name: string, label = name): Buffer {
     const entry = this.entries.get(name);
     if (!entry) throw corrupt(this.what, `missing entry ${name}`);
     const raw = this.source.read(this.dataOffset(entry), entry.compressedSize);
-    if (entry.method === 0) return raw;
-    if (entry.method === 8) return zlib.inflateRawSync(raw);
-    throw new Sam2Error('CHECKPOINT', `${this.what}: entry ${name} uses unsupported zip compression method ${entry.method}.`);
+    let data: Buffer;
+    if (entry.method === 0) data = raw;
+    else if (entry.method === 8) {
+      try {
+        data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
+      } catch (e) {
+        throw corrupt(this.what, `${label} does not inflate: ${(e as Error).message}`);
+      }
+    } else throw new Sam2Error('CHECKPOINT', `${this.what}: entry ${name} uses unsupported zip compression method ${entry.method}.`);
+    if (data.length !== entry.size) throw corrupt(this.what, `${label} has ${data.length} bytes, the zip directory says ${entry.size}`);
+    this.checkCrc(entry, crc32(data), label);
+    return data;
   }
 
   /** Reads `length` bytes at `offset` inside a stored entry without reading the rest. */
-  readRange(name: string, offset: number, length: number): Buffer {
+  readRange(name: string, offset: number, length: number, label = name): Buffer {
     const entry = this.entries.get(name);
     if (!entry) throw corrupt(this.what, `missing entry ${name}`);
-    if (entry.method !== 0) return this.read(name).subarray(offset, offset + length);
-    if (offset + length > entry.size) throw corrupt(this.what, `${name} is shorter than its tensors need`);
-    return this.source.read(this.dataOffset(entry) + offset, length);
+    if (entry.method !== 0) return this.read(name, label).subarray(offset, offset + length);
+    if (offset + length > entry.size) throw corrupt(this.what, `${label} is shorter than its tensors need`);
+    const start = this.dataOffset(entry);
+    const bytes = this.source.read(start + offset, length);
+    if (!this.verified.has(name)) {
+      if (offset === 0 && length === entry.size) this.checkCrc(entry, crc32(bytes), label);
+      else {
+        // a view on part of a storage: check the whole entry once, in bounded chunks
+        let c = 0;
+        for (let o = 0; o < entry.size; o += CRC_CHUNK) c = crc32(this.source.read(start + o, Math.min(CRC_CHUNK, entry.size - o)), c);
+        this.checkCrc(entry, c, label);
+      }
+    }
+    return bytes;
+  }
+
+  private checkCrc(entry: ZipEntry, crc: number, label: string): void {
+    if (crc !== entry.crc32) {
+      throw new Sam2Error(
+        'CHECKPOINT',
+        `${this.what}: the data of ${label} fails its CRC-32 check (the file is corrupt). Download it again.`,
+      );
+    }
+    this.verified.add(entry.name);
   }
 
   close(): void {

@@ -7,6 +7,24 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error } from '../errors';
 import type { Weights } from '../weights';
 
+/** Weights that parameters declared inside {@link buildWithWeights} start from. */
+let initialWeights: Weights | undefined;
+
+/**
+ * Builds layers whose parameters start as references to `weights` (same shape required)
+ * instead of zero-filled tensors, so building and loading a model needs the weights' memory
+ * once, not twice: ViT-H's 2.5 GB would not fit the 4 GB wasm heap twice.
+ */
+export function buildWithWeights<T>(weights: Weights, build: () => T): T {
+  const previous = initialWeights;
+  initialWeights = weights;
+  try {
+    return build();
+  } finally {
+    initialWeights = previous;
+  }
+}
+
 /** A tf.layers shape: null for sizes unknown until run time (the batch of a symbolic input). */
 export type Shape = (number | null)[];
 
@@ -43,7 +61,13 @@ export abstract class Sam2Layer extends tf.layers.Layer {
 
   /** Declares a parameter loaded from PyTorch key `key` with TF-layout `shape`. */
   protected param(key: string, shape: number[]): tf.LayerVariable {
-    const v = this.addWeight(key, shape, 'float32', tf.initializers.zeros(), undefined, false);
+    const src = initialWeights?.has(key) ? initialWeights.get(key) : undefined;
+    const same = src && src.shape.length === shape.length && src.shape.every((d, i) => d === shape[i]);
+    // addWeight disposes what the initializer returns: a reshape shares the data without
+    // consuming it (a clone would copy it on wasm)
+    const zeros = tf.initializers.zeros();
+    const init = same ? ({ apply: () => tf.reshape(src, src.shape) } as unknown as typeof zeros) : zeros;
+    const v = this.addWeight(key, shape, 'float32', init, undefined, false);
     this.params.set(key, v);
     return v;
   }

@@ -148,11 +148,15 @@ export class Mlp extends Sam2Layer {
     numLayers: number,
     readonly activation: Activation = 'relu',
     readonly sigmoidOutput = false,
+    /** Key of each linear under `key` (default `layers.<i>`; SAM 1's MLPBlock uses lin1, lin2). */
+    layerNames?: string[],
   ) {
     super();
-    this.remember<typeof Mlp>(key, inDim, hiddenDim, outDim, numLayers, activation, sigmoidOutput);
+    this.remember<typeof Mlp>(key, inDim, hiddenDim, outDim, numLayers, activation, sigmoidOutput, layerNames);
     const dims = [inDim, ...new Array<number>(numLayers - 1).fill(hiddenDim), outDim];
-    this.layers = dims.slice(0, -1).map((d, i) => this.child(new Linear(`${key}.layers.${i}`, d, dims[i + 1])));
+    this.layers = dims
+      .slice(0, -1)
+      .map((d, i) => this.child(new Linear(`${key}.${layerNames?.[i] ?? `layers.${i}`}`, d, dims[i + 1])));
   }
 
   forward(x: tf.Tensor): tf.Tensor {

@@ -16,12 +16,13 @@ export class TwoWayAttentionBlock extends Sam2Layer {
   readonly mlp: Mlp;
   readonly norms: LayerNorm[];
 
-  constructor(key: string, dim: number, heads: number, mlpDim: number, readonly skipFirstLayerPe: boolean) {
+  /** `mlpLayerNames`: keys of the MLP's two linears (SAM 1: lin1, lin2; default layers.0/1). */
+  constructor(key: string, dim: number, heads: number, mlpDim: number, readonly skipFirstLayerPe: boolean, mlpLayerNames?: string[]) {
     super();
-    this.remember<typeof TwoWayAttentionBlock>(key, dim, heads, mlpDim, skipFirstLayerPe);
+    this.remember<typeof TwoWayAttentionBlock>(key, dim, heads, mlpDim, skipFirstLayerPe, mlpLayerNames);
     this.selfAttn = this.child(new Attention(`${key}.self_attn`, dim, heads));
     this.crossAttnTokenToImage = this.child(new Attention(`${key}.cross_attn_token_to_image`, dim, heads, 2));
-    this.mlp = this.child(new Mlp(`${key}.mlp`, dim, mlpDim, dim, 2, 'relu'));
+    this.mlp = this.child(new Mlp(`${key}.mlp`, dim, mlpDim, dim, 2, 'relu', false, mlpLayerNames));
     this.crossAttnImageToToken = this.child(new Attention(`${key}.cross_attn_image_to_token`, dim, heads, 2));
     this.norms = [1, 2, 3, 4].map((i) => this.child(new LayerNorm(`${key}.norm${i}`, dim)));
   }
@@ -67,11 +68,11 @@ export class TwoWayTransformer extends Sam2Layer {
   readonly finalAttnTokenToImage: Attention;
   readonly normFinalAttn: LayerNorm;
 
-  constructor(key: string, depth = 2, dim = 256, heads = 8, mlpDim = 2048) {
+  constructor(key: string, depth = 2, dim = 256, heads = 8, mlpDim = 2048, mlpLayerNames?: string[]) {
     super();
-    this.remember<typeof TwoWayTransformer>(key, depth, dim, heads, mlpDim);
+    this.remember<typeof TwoWayTransformer>(key, depth, dim, heads, mlpDim, mlpLayerNames);
     this.layers = Array.from({ length: depth }, (_, i) =>
-      this.child(new TwoWayAttentionBlock(`${key}.layers.${i}`, dim, heads, mlpDim, i === 0)),
+      this.child(new TwoWayAttentionBlock(`${key}.layers.${i}`, dim, heads, mlpDim, i === 0, mlpLayerNames)),
     );
     this.finalAttnTokenToImage = this.child(new Attention(`${key}.final_attn_token_to_image`, dim, heads, 2));
     this.normFinalAttn = this.child(new LayerNorm(`${key}.norm_final_attn`, dim));

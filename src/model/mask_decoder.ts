@@ -10,8 +10,33 @@ import { LayerNorm, Mlp, gelu } from '../layers/common';
 import { TwoWayTransformer } from '../layers/two_way_transformer';
 import type { Sam2Config } from '../config';
 
-const P = 'sam_mask_decoder';
 const NUM_MASK_TOKENS = 4;
+
+/** What differs between the SAM 2 decoder and SAM 1's (same maths otherwise). */
+export interface MaskDecoderVariant {
+  /** State-dict prefix: `sam_mask_decoder` (SAM 2) or `mask_decoder` (SAM 1). */
+  prefix: string;
+  /** SAM 2 predicts an object score from an extra output token; SAM 1 has neither. */
+  objectScore: boolean;
+  /** SAM 2 squashes the IoU head through a sigmoid; SAM 1 returns it raw. */
+  iouSigmoid: boolean;
+  /** Keys of the transformer MLPs' linears (SAM 1's MLPBlock: lin1, lin2). */
+  transformerMlpNames?: string[];
+}
+
+export const SAM2_MASK_DECODER: MaskDecoderVariant = { prefix: 'sam_mask_decoder', objectScore: true, iouSigmoid: true };
+export const SAM1_MASK_DECODER: MaskDecoderVariant = {
+  prefix: 'mask_decoder',
+  objectScore: false,
+  iouSigmoid: false,
+  transformerMlpNames: ['lin1', 'lin2'],
+};
+
+/** The config values the decoder reads (SAM 1 passes dynamicMultimaskViaStability false). */
+export type MaskDecoderConfig = Pick<
+  Sam2Config,
+  'dynamicMultimaskViaStability' | 'dynamicMultimaskStabilityDelta' | 'dynamicMultimaskStabilityThresh'
+>;
 
 export interface MaskDecoderInput {
   /** [1 or B, h, w, 256]; broadcast over the prompt batch when repeatImage. */
@@ -25,8 +50,11 @@ export interface MaskDecoderInput {
   multimaskOutput: boolean;
   /** Use one image embedding for every prompt set of the batch. */
   repeatImage: boolean;
-  /** [feat_s0 [1 or B, 4h, 4w, 32], feat_s1 [1 or B, 2h, 2w, 64]], broadcast like the image. */
-  highResFeatures: [tf.Tensor4D, tf.Tensor4D];
+  /**
+   * [feat_s0 [1 or B, 4h, 4w, 32], feat_s1 [1 or B, 2h, 2w, 64]], broadcast like the image;
+   * absent for SAM 1.
+   */
+  highResFeatures?: [tf.Tensor4D, tf.Tensor4D];
 }
 
 export type MaskDecoderOutput = {
@@ -36,7 +64,7 @@ export type MaskDecoderOutput = {
   iouPred: tf.Tensor2D;
   /** Output tokens of the returned masks, for object pointers [B, M', 256]. */
   samTokensOut: tf.Tensor3D;
-  /** Object presence logits [B, 1]. */
+  /** Object presence logits [B, 1] (10, i.e. present, without an object-score head, as the reference). */
   objectScoreLogits: tf.Tensor2D;
 };
 
@@ -55,10 +83,10 @@ export class MaskDecoder extends Sam2Layer {
   readonly ln1: LayerNorm;
   readonly hypernetworks: Mlp[];
   readonly iouHead: Mlp;
-  readonly objScoreHead: Mlp;
+  readonly objScoreHead?: Mlp;
   private readonly iouToken: tf.LayerVariable;
   private readonly maskTokens: tf.LayerVariable;
-  private readonly objScoreToken: tf.LayerVariable;
+  private readonly objScoreToken?: tf.LayerVariable;
   private readonly dc1: tf.LayerVariable;
   private readonly dc1Bias: tf.LayerVariable;
   private readonly dc2: tf.LayerVariable;
@@ -67,14 +95,15 @@ export class MaskDecoder extends Sam2Layer {
   private upscale?: { w1: tf.Tensor2D; b1: tf.Tensor1D; w2: tf.Tensor2D; b2: tf.Tensor1D };
   private outputTokens?: tf.Tensor2D;
 
-  constructor(readonly config: Sam2Config) {
+  constructor(readonly config: MaskDecoderConfig, readonly variant: MaskDecoderVariant = SAM2_MASK_DECODER) {
     super();
-    this.remember<typeof MaskDecoder>(config);
+    this.remember<typeof MaskDecoder>(config, variant);
     const d = 256;
-    this.transformer = this.child(new TwoWayTransformer(`${P}.transformer`));
+    const P = variant.prefix;
+    this.transformer = this.child(new TwoWayTransformer(`${P}.transformer`, 2, 256, 8, 2048, variant.transformerMlpNames));
     this.iouToken = this.param(`${P}.iou_token.weight`, [1, d]);
     this.maskTokens = this.param(`${P}.mask_tokens.weight`, [NUM_MASK_TOKENS, d]);
-    this.objScoreToken = this.param(`${P}.obj_score_token.weight`, [1, d]);
+    if (variant.objectScore) this.objScoreToken = this.param(`${P}.obj_score_token.weight`, [1, d]);
     this.dc1 = this.param(`${P}.output_upscaling.0.weight`, [2, 2, d / 4, d]);
     this.dc1Bias = this.param(`${P}.output_upscaling.0.bias`, [d / 4]);
     this.ln1 = this.child(new LayerNorm(`${P}.output_upscaling.1`, d / 4, 1e-6));
@@ -83,8 +112,8 @@ export class MaskDecoder extends Sam2Layer {
     this.hypernetworks = Array.from({ length: NUM_MASK_TOKENS }, (_, i) =>
       this.child(new Mlp(`${P}.output_hypernetworks_mlps.${i}`, d, d, d / 8, 3)),
     );
-    this.iouHead = this.child(new Mlp(`${P}.iou_prediction_head`, d, 256, NUM_MASK_TOKENS, 3, 'relu', true));
-    this.objScoreHead = this.child(new Mlp(`${P}.pred_obj_score_head`, d, d, 1, 3));
+    this.iouHead = this.child(new Mlp(`${P}.iou_prediction_head`, d, 256, NUM_MASK_TOKENS, 3, 'relu', variant.iouSigmoid));
+    if (variant.objectScore) this.objScoreHead = this.child(new Mlp(`${P}.pred_obj_score_head`, d, d, 1, 3));
   }
 
   protected override onWeightsLoaded(): void {
@@ -102,7 +131,7 @@ export class MaskDecoder extends Sam2Layer {
       b2: tf.keep(tf.tile(this.dc2Bias.read(), [4]) as tf.Tensor1D),
     };
     this.outputTokens = tf.keep(
-      tf.concat([this.objScoreToken.read(), this.iouToken.read(), this.maskTokens.read()], 0) as tf.Tensor2D,
+      tf.concat([...(this.objScoreToken ? [this.objScoreToken.read()] : []), this.iouToken.read(), this.maskTokens.read()], 0) as tf.Tensor2D,
     );
   }
 
@@ -144,20 +173,25 @@ export class MaskDecoder extends Sam2Layer {
         tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D,
         tokens,
       );
-      const [featS0, featS1] = input.highResFeatures;
+      const high = input.highResFeatures;
       const up = this.upscale!;
       const x1 = this.upsample2x(tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D, up.w1, up.b1);
-      const y1 = gelu(this.ln1.forward(tf.add(x1, featS1))) as tf.Tensor4D;
-      const upscaled = gelu(tf.add(this.upsample2x(y1, up.w2, up.b2), featS0)) as tf.Tensor4D; // [b, 4h, 4w, 32]
-      const maskTokensOut = tf.slice(hs, [0, 2, 0], [b, NUM_MASK_TOKENS, d]);
+      const y1 = gelu(this.ln1.forward(high ? tf.add(x1, high[1]) : x1)) as tf.Tensor4D;
+      const x2 = this.upsample2x(y1, up.w2, up.b2);
+      const upscaled = gelu(high ? tf.add(x2, high[0]) : x2) as tf.Tensor4D; // [b, 4h, 4w, 32]
+      // output tokens: [object score (SAM 2 only), IoU, 4 masks]
+      const iouAt = this.objScoreHead ? 1 : 0;
+      const maskTokensOut = tf.slice(hs, [0, iouAt + 1, 0], [b, NUM_MASK_TOKENS, d]);
       const hyper = tf.stack(
         this.hypernetworks.map((mlp, i) => mlp.forward(tf.squeeze(tf.slice(maskTokensOut, [0, i, 0], [b, 1, d]), [1]))),
         2,
       ) as tf.Tensor3D; // [b, 32, 4]
       const [, uh, uw, uc] = upscaled.shape;
       const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [b, uh, uw, NUM_MASK_TOKENS]) as tf.Tensor4D;
-      const iouPred = this.iouHead.forward(tf.squeeze(tf.slice(hs, [0, 1, 0], [b, 1, d]), [1])) as tf.Tensor2D;
-      const objectScoreLogits = this.objScoreHead.forward(tf.squeeze(tf.slice(hs, [0, 0, 0], [b, 1, d]), [1])) as tf.Tensor2D;
+      const iouPred = this.iouHead.forward(tf.squeeze(tf.slice(hs, [0, iouAt, 0], [b, 1, d]), [1])) as tf.Tensor2D;
+      const objectScoreLogits = this.objScoreHead
+        ? (this.objScoreHead.forward(tf.squeeze(tf.slice(hs, [0, 0, 0], [b, 1, d]), [1])) as tf.Tensor2D)
+        : (tf.fill([b, 1], 10) as tf.Tensor2D);
       return { masks, iouPred, maskTokensOut: maskTokensOut as tf.Tensor3D, objectScoreLogits };
     });
   }
@@ -222,9 +256,9 @@ export class MaskDecoder extends Sam2Layer {
 
   /**
    * For single-mask output: keep mask 0 when its stability is high enough, else take the
-   * multimask output with the highest predicted IoU.
+   * multimask output with the highest predicted IoU. Public for the ONNX Runtime executor.
    */
-  private dynamicMultimaskViaStability(masks: tf.Tensor4D, ious: tf.Tensor2D): [tf.Tensor4D, tf.Tensor2D] {
+  dynamicMultimaskViaStability(masks: tf.Tensor4D, ious: tf.Tensor2D): [tf.Tensor4D, tf.Tensor2D] {
     return tf.tidy(() => {
       const [b, h, w] = masks.shape;
       const multi = tf.slice(masks, [0, 0, 0, 1], [b, h, w, 3]);

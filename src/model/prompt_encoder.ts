@@ -11,7 +11,8 @@ import { Conv2d, LayerNorm, gelu } from '../layers/common';
 import { randomFourierEncoding } from '../layers/position_encoding';
 import type { Sam2Config } from '../config';
 
-const P = 'sam_prompt_encoder';
+/** Key prefix of SAM 2 checkpoints (SAM 1's is `prompt_encoder`). */
+const SAM2_PREFIX = 'sam_prompt_encoder';
 
 /** Point labels: 1 foreground, 0 background, 2/3 box corners, -1 padding. */
 export interface PointPrompt {
@@ -36,14 +37,16 @@ export class PromptEncoder extends Sam2Layer {
   private readonly pointEmbeddings: tf.LayerVariable[];
   private readonly notAPointEmbed: tf.LayerVariable;
   private readonly noMaskEmbed: tf.LayerVariable;
-  private readonly maskConvs: Conv2d[];
-  private readonly maskNorms: LayerNorm[];
+  readonly maskConvs: Conv2d[];
+  readonly maskNorms: LayerNorm[];
   private labelTable?: tf.Tensor2D;
   private densePe?: tf.Tensor4D;
 
-  constructor(readonly config: Sam2Config) {
+  /** `prefix`: the state-dict prefix (`prompt_encoder` for SAM 1, whose maths is the same). */
+  constructor(readonly config: Pick<Sam2Config, 'imageSize' | 'backboneStride'>, prefix = SAM2_PREFIX) {
     super();
-    this.remember<typeof PromptEncoder>(config);
+    this.remember<typeof PromptEncoder>(config, prefix);
+    const P = prefix;
     const d = this.embedDim;
     this.embeddingSize = config.imageSize / config.backboneStride;
     this.gaussian = this.param(`${P}.pe_layer.positional_encoding_gaussian_matrix`, [2, d / 2]);

@@ -8,6 +8,7 @@ import { MaskDecoder } from './mask_decoder';
 import { MemoryAttention } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { TrackingParams, Tracker } from './tracker';
+import { TfjsExecutor, type Sam2Executor } from './executor';
 
 /**
  * Parameters only video tracking uses (memory encoder, memory attention, object pointers,
@@ -17,11 +18,15 @@ export const VIDEO_KEY =
   /^(memory_encoder|memory_attention|obj_ptr_proj|obj_ptr_tpos_proj|mask_downsample)\.|^(maskmem_tpos_enc|no_mem_pos_enc|no_obj_ptr|no_obj_embed_spatial)$/;
 
 export class Sam2Model {
+  /** Tells the model kinds apart (Sam1Model has kind 'sam1'). */
+  readonly kind = 'sam2' as const;
   readonly imageEncoder: ImageEncoder;
   readonly promptEncoder: PromptEncoder;
   readonly maskDecoder: MaskDecoder;
   /** The video components, when the weights have them. */
   readonly video?: { memoryEncoder: MemoryEncoder; memoryAttention: MemoryAttention; params: TrackingParams };
+  /** What runs the image encoder (and the prompt decoder): TF.js unless loadSam2 chose ONNX Runtime. */
+  executor: Sam2Executor = new TfjsExecutor(this);
 
   /**
    * Builds every component for `config` and loads `weights` into it (the video components
@@ -78,6 +83,7 @@ export class Sam2Model {
 
   /** Frees every tensor the model holds. */
   dispose(): void {
+    this.executor.dispose();
     for (const c of this.components()) c.disposeAll();
   }
 }

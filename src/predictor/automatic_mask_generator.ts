@@ -5,10 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors';
-import type { Sam2Model } from '../model/sam2';
+import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
-import { removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
+import { SerialQueue } from './serial_queue';
+import { removeHolesAndSprinkles } from '../ops/transforms';
+import { postprocessSmallRegions } from './amg/small_regions';
 import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
 import { batchedNms } from './amg/nms';
 import { areaFromRle, cocoEncodeRle, maskToRle, rleToMask, type CocoRle, type UncompressedRle } from './amg/rle';
@@ -80,6 +82,21 @@ interface MaskRecord {
   crop: Box;
 }
 
+/** Where the mask candidates of the last generate call went (to explain an empty result). */
+export interface GenerateStats {
+  /** Masks decoded (points x masks per point). */
+  candidates: number;
+  /** Dropped for a predicted IoU at or below predIouThresh. */
+  belowPredIou: number;
+  /** Dropped for a stability score below stabilityScoreThresh. */
+  belowStability: number;
+  /** Dropped for touching a crop edge inside the image. */
+  nearCropEdge: number;
+  /** Removed as duplicates by box NMS (within and across crops). */
+  nmsDuplicates: number;
+  kept: number;
+}
+
 /** Wall time per stage of the last generate call, in ms. */
 export interface GenerateTimings {
   encode: number;
@@ -111,11 +128,20 @@ export class AutomaticMaskGenerator {
   private readonly predictor: SamPredictor;
   /** Stage timings of the last generate call. */
   lastTimings: GenerateTimings = { encode: 0, decode: 0, postprocess: 0 };
+  /** generate calls run one at a time: they share one predictor's image. */
+  private readonly queue = new SerialQueue();
+  /** Candidate counts of the last generate call, per filter. */
+  lastStats: GenerateStats = emptyStats();
 
-  constructor(readonly model: Sam2Model, options: AutomaticMaskGeneratorOptions = {}) {
+  constructor(readonly model: SamModel, options: AutomaticMaskGeneratorOptions = {}) {
     const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
     const hasSide = options.pointsPerSide !== null && (options.pointsPerSide !== undefined || !options.pointGrids);
     const hasGrids = !!options.pointGrids;
+    if (hasSide) {
+      // 0, negative or fractional would silently give an empty grid
+      check(Number.isInteger(o.pointsPerSide) && (o.pointsPerSide as number) > 0, `pointsPerSide must be a positive integer, got ${o.pointsPerSide}.`, 'CONFIG');
+      check(Number.isInteger(o.cropNPointsDownscaleFactor) && o.cropNPointsDownscaleFactor > 0, `cropNPointsDownscaleFactor must be a positive integer, got ${o.cropNPointsDownscaleFactor}.`, 'CONFIG');
+    }
     check(hasSide !== hasGrids, 'Give exactly one of pointsPerSide and pointGrids (set pointsPerSide: null to use pointGrids).', 'CONFIG');
     for (const k of ['predIouThresh', 'stabilityScoreThresh', 'boxNmsThresh', 'cropNmsThresh', 'cropOverlapRatio'] as const) {
       check(o[k] >= 0 && o[k] <= 1, `${k} must be in [0, 1], got ${o[k]}.`, 'CONFIG');
@@ -130,22 +156,30 @@ export class AutomaticMaskGenerator {
     } else {
       this.pointGrids = buildAllLayerPointGrids(o.pointsPerSide as number, o.cropNLayers, o.cropNPointsDownscaleFactor);
     }
-    // the reference cleans the low-res masks with the region area (its predictor's hole/sprinkle filter)
+    const sam1 = model.kind === 'sam1';
+    check(!(sam1 && o.useM2m), `useM2m is a SAM 2 option: ${model.config.name} (SAM 1) has no mask-to-mask refinement.`, 'CONFIG');
+    // SAM 2's reference cleans the low-res masks with the region area (its predictor's
+    // hole/sprinkle filter); SAM 1's cleans the final full-resolution masks in generate
     this.predictor = new SamPredictor(model, {
       maskThreshold: o.maskThreshold,
-      maxHoleArea: o.minMaskRegionArea,
-      maxSprinkleArea: o.minMaskRegionArea,
+      maxHoleArea: sam1 ? 0 : o.minMaskRegionArea,
+      maxSprinkleArea: sam1 ? 0 : o.minMaskRegionArea,
     });
   }
 
   /** Segments everything in `image`; annotations come in the reference's order. */
-  async generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+  generate(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void } = {}): Promise<MaskAnnotation[]> {
+    return this.queue.run(() => this.generateNow(image, opts));
+  }
+
+  private async generateNow(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void }): Promise<MaskAnnotation[]> {
     const img = await readImage(image);
     const o = this.options;
     const { boxes: crops, layers } = generateCropBoxes(img.height, img.width, o.cropNLayers, o.cropOverlapRatio);
     const total = crops.reduce((n, _, i) => n + Math.ceil(this.pointGrids[layers[i]].length / o.pointsPerBatch), 0);
     const progress = { done: 0, total };
     this.lastTimings = { encode: 0, decode: 0, postprocess: 0 };
+    this.lastStats = emptyStats();
     let records: MaskRecord[] = [];
     try {
       for (let i = 0; i < crops.length; i++) {
@@ -158,8 +192,14 @@ export class AutomaticMaskGenerator {
     if (crops.length > 1) {
       // prefer masks from smaller crops
       const scores = records.map((r) => 1 / ((r.crop[2] - r.crop[0]) * (r.crop[3] - r.crop[1])));
+      const before = records.length;
       records = batchedNms(records.map((r) => r.box), scores, records.map(() => 0), o.cropNmsThresh).map((k) => records[k]);
+      this.lastStats.nmsDuplicates += before - records.length;
     }
+    if (this.model.kind === 'sam1' && o.minMaskRegionArea > 0) {
+      records = this.removeSmallRegions(records, img.height, img.width);
+    }
+    this.lastStats.kept = records.length;
     const out = records.map((r) => this.annotate(r));
     this.lastTimings.postprocess += Date.now() - t0;
     opts.onProgress?.({ ...progress, stage: 'postprocess' });
@@ -169,6 +209,22 @@ export class AutomaticMaskGenerator {
   /** Frees the cached image features. */
   dispose(): void {
     this.predictor.dispose();
+  }
+
+  /** SAM 1's generate: holes and islands below minMaskRegionArea removed, then NMS preferring unchanged masks. */
+  private removeSmallRegions(records: MaskRecord[], h: number, w: number): MaskRecord[] {
+    const o = this.options;
+    const kept = postprocessSmallRegions(
+      records.map((r) => ({ mask: rleToMask(r.rle), box: r.box })),
+      h,
+      w,
+      o.minMaskRegionArea,
+      Math.max(o.boxNmsThresh, o.cropNmsThresh),
+    );
+    return kept.map(({ index, mask, box }) => {
+      const r = records[index];
+      return mask && box ? { ...r, rle: maskToRle(mask, h, w), box } : r;
+    });
   }
 
   private annotate(r: MaskRecord): MaskAnnotation {
@@ -210,6 +266,7 @@ export class AutomaticMaskGenerator {
     }
     this.predictor.resetPredictor();
     const keep = batchedNms(records.map((r) => r.box), records.map((r) => r.iou), records.map(() => 0), o.boxNmsThresh);
+    this.lastStats.nmsDuplicates += records.length - keep.length;
     records = keep.map((k) => records[k]);
     for (const r of records) {
       r.box = [r.box[0] + x0, r.box[1] + y0, r.box[2] + x0, r.box[3] + y0];
@@ -224,10 +281,9 @@ export class AutomaticMaskGenerator {
     const [x0, y0, x1, y1] = crop;
     const w = x1 - x0;
     const h = y1 - y0;
-    const S = this.predictor.imageSize;
     const b = points.length;
     const lowRes = tf.tidy(() => {
-      const coords = tf.tensor3d(points.flatMap(([x, y]) => [(x / w) * S, (y / h) * S]), [b, 1, 2]);
+      const coords = tf.tensor3d(points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)), [b, 1, 2]);
       const labels = tf.ones([b, 1], 'int32') as tf.Tensor2D;
       const r = this.predictor.predictTensors(coords, labels, { multimaskOutput: o.multimaskOutput });
       return { masks: r.lowResMasks, ious: r.ious };
@@ -246,6 +302,8 @@ export class AutomaticMaskGenerator {
       // candidates in the reference's order: point-major, then mask index
       const candidates: number[] = [];
       for (let i = 0; i < b * m; i++) if (!(o.predIouThresh > 0) || iouData[i] > o.predIouThresh) candidates.push(i);
+      this.lastStats.candidates += b * m;
+      this.lastStats.belowPredIou += b * m - candidates.length;
       if (!candidates.length) return [];
       const s = masks.shape[1];
       // host copy of the candidates' low-res logits, cleaned like the reference's predictor
@@ -255,7 +313,9 @@ export class AutomaticMaskGenerator {
       const lowData = (await planar.data()) as Float32Array;
       planar.dispose();
       const rows = candidates.map((_, j) => lowData.slice(j * s * s, (j + 1) * s * s));
-      if (o.minMaskRegionArea > 0) removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
+      if (o.minMaskRegionArea > 0 && this.model.kind !== 'sam1') {
+        removeHolesAndSprinkles(rows, s, s, o.minMaskRegionArea, o.minMaskRegionArea, o.maskThreshold);
+      }
       const out: MaskRecord[] = [];
       // upsample a few masks at a time so large images keep memory bounded
       const chunk = Math.max(1, Math.floor(8e6 / (w * h)));
@@ -263,7 +323,8 @@ export class AutomaticMaskGenerator {
         const part = rows.slice(c, c + chunk);
         const { stab, bin } = tf.tidy(() => {
           const t = tf.tensor4d(concatRows(part), [part.length, s, s, 1]);
-          const up = tf.reshape(upsampleLogits(t, h, w), [part.length, h * w]);
+          // to the crop's size (SAM 1: through the padded square, as its predictor does)
+          const up = tf.reshape(this.predictor.postprocessLogits(t), [part.length, h * w]);
           const count = (thr: number) => tf.sum(tf.cast(tf.greater(up, thr), 'float32'), 1);
           const inter = count(o.maskThreshold + o.stabilityScoreOffset);
           const union = count(o.maskThreshold - o.stabilityScoreOffset);
@@ -275,10 +336,10 @@ export class AutomaticMaskGenerator {
         part.forEach((_, j) => {
           const idx = candidates[c + j];
           const stability = stabData[j];
-          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh)) return;
+          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh)) return void this.lastStats.belowStability++;
           const mask = binData.subarray(j * h * w, (j + 1) * h * w);
           const box = maskToBox(mask, h, w);
-          if (isBoxNearCropEdge(box, crop, [0, 0, img.width, img.height])) return;
+          if (isBoxNearCropEdge(box, crop, [0, 0, img.width, img.height])) return void this.lastStats.nearCropEdge++;
           out.push({
             rle: maskToRle(uncropMask(mask, crop, img.height, img.width), img.height, img.width),
             box,
@@ -316,6 +377,10 @@ export class AutomaticMaskGenerator {
       };
     });
   }
+}
+
+function emptyStats(): GenerateStats {
+  return { candidates: 0, belowPredIou: 0, belowStability: 0, nearCropEdge: 0, nmsDuplicates: 0, kept: 0 };
 }
 
 function cropImage(img: RgbImage, [x0, y0, x1, y1]: Box): RgbImage {

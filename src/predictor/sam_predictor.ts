@@ -5,9 +5,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
-import type { Sam2Model } from '../model/sam2';
+import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
+import { SerialQueue } from './serial_queue';
 import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
+import { getPreprocessShape, postprocessSam1, preprocessSam1, sam1Coords } from './sam1_transforms';
 
 export interface SamPredictorOptions {
   /** Logit threshold of the binary masks (default 0). */
@@ -61,10 +63,15 @@ export type PredictTensors = {
 /** Prompt sets decoded at once: bounds activation memory (each needs ~70 MB at 1024 px). */
 const DECODER_CHUNK = 16;
 
+/** Cached image features: SAM 1 has no high-resolution levels. */
+type CachedFeatures = Pick<ImageFeatures, 'imageEmbed'> & Partial<Pick<ImageFeatures, 'highResFeats'>>;
+
 interface ImageState {
-  features: ImageFeatures;
+  features: CachedFeatures;
   /** [height, width] of each image of the batch. */
   origHW: [number, number][];
+  /** SAM 1: [height, width] of each image resized into the model input, before padding. */
+  inputHW?: [number, number][];
 }
 
 /** Prompt set turned into model-frame tensors data. */
@@ -74,13 +81,18 @@ interface PreparedPrompt {
   mask?: tf.Tensor4D;
 }
 
+/**
+ * The async calls (setImage, setImageBatch, predict, predictBatch) on one predictor run one at a
+ * time in call order: a predict issued after a setImage waits for it and sees that image.
+ */
 export class SamPredictor {
   private state?: ImageState;
+  private readonly queue = new SerialQueue();
   private readonly maskThreshold: number;
   private readonly maxHoleArea: number;
   private readonly maxSprinkleArea: number;
 
-  constructor(readonly model: Sam2Model, options: SamPredictorOptions = {}) {
+  constructor(readonly model: SamModel, options: SamPredictorOptions = {}) {
     this.maskThreshold = options.maskThreshold ?? 0;
     this.maxHoleArea = options.maxHoleArea ?? 0;
     this.maxSprinkleArea = options.maxSprinkleArea ?? 0;
@@ -112,23 +124,39 @@ export class SamPredictor {
   /** Computes and caches the embeddings of several images (predict with `imageIndex`). */
   async setImageBatch(images: ImageInput[]): Promise<void> {
     check(Array.isArray(images) && images.length > 0, 'setImageBatch needs a non-empty array of images.');
-    this.resetPredictor();
-    const decoded: RgbImage[] = [];
-    for (const img of images) decoded.push(await readImage(img));
-    const x = tf.tidy(() => tf.concat(decoded.map((d) => preprocessImage(d, this.imageSize)), 0) as tf.Tensor4D);
-    try {
-      const features = this.model.imageEncoder.imageFeatures(x);
-      this.state = { features, origHW: decoded.map((d) => [d.height, d.width]) };
-    } finally {
-      x.dispose();
-    }
+    return this.queue.run(async () => {
+      const decoded: RgbImage[] = [];
+      for (const img of images) decoded.push(await readImage(img));
+      const sam1 = this.model.kind === 'sam1';
+      const inputHW: [number, number][] = [];
+      const x = tf.tidy(() =>
+        tf.concat(
+          decoded.map((d) => {
+            if (!sam1) return preprocessImage(d, this.imageSize);
+            const p = preprocessSam1(d, this.imageSize); // longest side resized, padded bottom-right
+            inputHW.push(p.inputHW);
+            return p.input;
+          }),
+          0,
+        ) as tf.Tensor4D,
+      );
+      try {
+        // SAM 1 runs on its TF.js layers only (no executor)
+        const features = this.model.kind === 'sam1' ? this.model.imageEncoder.imageFeatures(x) : await this.model.executor.imageFeatures(x);
+        // replaced only on success: a failed setImage leaves the previous image set
+        this.resetPredictor();
+        this.state = { features, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
+      } finally {
+        x.dispose();
+      }
+    });
   }
 
   /**
    * Uses precomputed features (e.g. from the image encoder, or cached elsewhere) instead of
    * encoding an image. The tensors are cloned: the caller keeps ownership of its own.
    */
-  setImageFeatures(features: ImageFeatures, origHW: [number, number] | [number, number][]): void {
+  setImageFeatures(features: CachedFeatures, origHW: [number, number] | [number, number][]): void {
     const s = this.imageSize / this.model.config.backboneStride;
     const b = features.imageEmbed.shape[0];
     const hw = (Array.isArray(origHW[0]) ? origHW : [origHW]) as [number, number][];
@@ -136,13 +164,19 @@ export class SamPredictor {
       features.imageEmbed.shape[1] === s && features.imageEmbed.shape[2] === s && hw.length === b,
       `setImageFeatures: imageEmbed must be [B, ${s}, ${s}, 256] with one origHW per image, got [${features.imageEmbed.shape}] and ${hw.length} sizes.`,
     );
+    const high = features.highResFeats;
+    check(
+      this.model.kind === 'sam1' || high !== undefined,
+      'setImageFeatures: SAM 2 models need highResFeats (the two high-resolution levels).',
+    );
     this.resetPredictor();
     this.state = {
       features: {
         imageEmbed: features.imageEmbed.clone(),
-        highResFeats: [features.highResFeats[0].clone(), features.highResFeats[1].clone()],
+        highResFeats: this.model.kind === 'sam1' || !high ? undefined : [high[0].clone(), high[1].clone()],
       },
       origHW: hw.map(([h, w]) => [h, w]),
+      inputHW: this.model.kind === 'sam1' ? hw.map(([h, w]) => getPreprocessShape(h, w, this.imageSize)) : undefined,
     };
   }
 
@@ -161,7 +195,7 @@ export class SamPredictor {
   /** Forgets the image and frees its features. */
   resetPredictor(): void {
     if (this.state) {
-      tf.dispose([this.state.features.imageEmbed, ...this.state.features.highResFeats]);
+      tf.dispose([this.state.features.imageEmbed, ...(this.state.features.highResFeats ?? [])]);
       this.state = undefined;
     }
   }
@@ -180,6 +214,7 @@ export class SamPredictor {
 
   /** Predicts masks for one prompt set. */
   async predict(options: PredictOptions = {}, imageIndex = 0): Promise<PredictResult> {
+    check(options !== null && typeof options === 'object', 'predict takes an options object ({ pointCoords, pointLabels, box, maskInput }).');
     const [r] = await this.predictBatch([options], { imageIndex, multimaskOutput: options.multimaskOutput });
     return r;
   }
@@ -194,15 +229,24 @@ export class SamPredictor {
     options: { imageIndex?: number; multimaskOutput?: boolean } = {},
   ): Promise<PredictResult[]> {
     check(Array.isArray(prompts) && prompts.length > 0, 'predictBatch needs a non-empty array of prompt sets.');
+    return this.queue.run(() => this.predictBatchNow(prompts, options));
+  }
+
+  private async predictBatchNow(
+    prompts: PredictOptions[],
+    options: { imageIndex?: number; multimaskOutput?: boolean },
+  ): Promise<PredictResult[]> {
     const imageIndex = options.imageIndex ?? 0;
     const [h, w] = this.originalSize(imageIndex);
     const multimask = options.multimaskOutput ?? prompts[0].multimaskOutput ?? true;
-    const prepared = prompts.map((p, i) => this.preparePrompt(p, h, w, prompts.length > 1 ? `prompt ${i}: ` : ''));
+    const prepared = prompts.map((p, i) => this.preparePrompt(p, h, w, prompts.length > 1 ? `prompt ${i}: ` : '', imageIndex));
     const results: PredictResult[] = new Array(prompts.length);
     // group prompt sets that can share one decoder batch
     const groups = new Map<string, number[]>();
     prepared.forEach((p, i) => {
-      const key = `${p.coords.length}/${p.mask ? 1 : 0}`;
+      // SAM 1 embeds a box and two points differently (same token count): keep them apart
+      const box = this.model.kind === 'sam1' && p.labels[0] === 2 ? '/box' : '';
+      const key = `${p.coords.length}/${p.mask ? 1 : 0}${box}`;
       groups.set(key, [...(groups.get(key) ?? []), i]);
     });
     try {
@@ -227,6 +271,7 @@ export class SamPredictor {
     labels: tf.Tensor2D,
     options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number } = {},
   ): PredictTensors {
+    checkPromptTensors(coords, labels, options.maskInput, this.maskInputSize);
     const b = coords.shape[0];
     if (b <= DECODER_CHUNK) return this.decode(coords, labels, options);
     // decode in chunks: a batch of 64 prompts would need gigabytes of activations at once
@@ -260,10 +305,12 @@ export class SamPredictor {
     const i = options.imageIndex ?? 0;
     return tf.tidy(() => {
       const pick = (t: tf.Tensor4D) => (t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D));
-      const { sparse, dense } = this.model.promptEncoder.forward({
-        points: coords.shape[1] > 0 ? { coords, labels } : undefined,
-        masks: options.maskInput,
-      });
+      const { sparse, dense } = this.model.promptEncoder.forward(
+        this.model.kind === 'sam1'
+          ? sam1Prompts(coords, labels, options.maskInput)
+          : { points: coords.shape[1] > 0 ? { coords, labels } : undefined, masks: options.maskInput },
+      );
+      const high = features.highResFeats;
       const out = this.model.maskDecoder.forward({
         imageEmbeddings: pick(features.imageEmbed),
         imagePe: this.model.promptEncoder.getDensePe(),
@@ -271,7 +318,7 @@ export class SamPredictor {
         densePromptEmbeddings: dense,
         multimaskOutput: options.multimaskOutput ?? true,
         repeatImage: coords.shape[0] > 1,
-        highResFeatures: [pick(features.highResFeats[0]), pick(features.highResFeats[1])],
+        highResFeatures: high ? [pick(high[0]), pick(high[1])] : undefined,
       });
       return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
     });
@@ -287,15 +334,25 @@ export class SamPredictor {
   ): Promise<PredictResult[]> {
     const b = group.length;
     const s = this.maskInputSize;
-    const out = tf.tidy(() => {
-      const n = group[0].coords.length;
-      const coords = tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]);
-      const labels = tf.tensor2d(group.flatMap((p) => p.labels), [b, n]);
-      const maskInput = group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined;
-      const r = this.predictTensors(coords, labels, { multimaskOutput: multimask, maskInput, imageIndex });
+    const n = group[0].coords.length;
+    const inputs = tf.tidy(() => ({
+      coords: tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]),
+      labels: tf.tensor2d(group.flatMap((p) => p.labels), [b, n]),
+      maskInput: group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined,
+    }));
+    let out: { lowRes: tf.Tensor4D; ious: tf.Tensor2D };
+    try {
+      // the executor's own decoder (ONNX Runtime) when it has one, else the TF.js layers
+      const { features } = this.requireState();
+      // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
+      const ext = this.model.kind === 'sam1' ? undefined : await this.model.executor.decode?.({ features: features as ImageFeatures, imageIndex, ...inputs, multimaskOutput: multimask });
+      const r = ext ?? this.predictTensors(inputs.coords, inputs.labels, { multimaskOutput: multimask, maskInput: inputs.maskInput, imageIndex });
       // planar [B, M, s, s] for host copies
-      return { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]), ious: r.ious };
-    });
+      out = { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]) as tf.Tensor4D, ious: r.ious };
+      tf.dispose([r.lowResMasks, r.objectScoreLogits]);
+    } finally {
+      tf.dispose([inputs.coords, inputs.labels, ...(inputs.maskInput ? [inputs.maskInput] : [])]);
+    }
     try {
       const m = out.lowRes.shape[1];
       const lowResData = (await out.lowRes.data()) as Float32Array;
@@ -307,7 +364,7 @@ export class SamPredictor {
       }
       const full = tf.tidy(() => {
         const planar = tf.tensor3d(concatRows(raw), [b * m, s, s]);
-        const up = upsampleLogits(tf.expandDims(planar, -1) as tf.Tensor4D, h, w); // [b*m, h, w, 1]
+        const up = this.postprocessLogits(tf.expandDims(planar, -1) as tf.Tensor4D, imageIndex); // [b*m, h, w, 1]
         return returnLogits ? up : tf.greater(up, this.maskThreshold);
       });
       const fullData = await full.data();
@@ -334,11 +391,32 @@ export class SamPredictor {
     }
   }
 
+  /**
+   * Low-res logits [N, s, s, 1] of image `imageIndex` -> full-resolution logits
+   * [N, height, width, 1] (SAM 1: through the padded square, as its reference does).
+   */
+  postprocessLogits(lowRes: tf.Tensor4D, imageIndex = 0): tf.Tensor4D {
+    const state = this.requireState();
+    const hw = this.originalSize(imageIndex);
+    if (state.inputHW) return postprocessSam1(lowRes, this.imageSize, state.inputHW[imageIndex], hw);
+    return upsampleLogits(lowRes, hw[0], hw[1]);
+  }
+
+  /** A point of image `imageIndex` (pixels) in model-input pixels. */
+  modelCoords(x: number, y: number, imageIndex = 0): [number, number] {
+    const state = this.requireState();
+    const [h, w] = this.originalSize(imageIndex);
+    if (state.inputHW) return sam1Coords(x, y, [h, w], state.inputHW[imageIndex]);
+    return [(x / w) * this.imageSize, (y / h) * this.imageSize];
+  }
+
   /** Validates a prompt set and maps it to model-input coordinates (box corners first). */
-  private preparePrompt(p: PredictOptions, h: number, w: number, where: string): PreparedPrompt {
-    const S = this.imageSize;
+  private preparePrompt(p: PredictOptions, h: number, w: number, where: string, imageIndex = 0): PreparedPrompt {
     const normalize = p.normalizeCoords ?? true;
-    const toModel = (x: number, y: number) => (normalize ? [(x / w) * S, (y / h) * S] : [x * S, y * S]);
+    const S = this.imageSize;
+    const sam1 = this.model.kind === 'sam1';
+    const toModel = (x: number, y: number) =>
+      normalize || sam1 ? this.modelCoords(normalize ? x : x * w, normalize ? y : y * h, imageIndex) : [x * S, y * S];
     const coords: number[][] = [];
     const labels: number[] = [];
     if (p.box !== undefined && p.box !== null) {
@@ -357,7 +435,7 @@ export class SamPredictor {
         const xy = Array.from(pt);
         check(xy.length === 2, `${where}point ${i} must be [x, y], got ${xy.length} numbers.`);
         check(xy.every(Number.isFinite), `${where}point ${i} is not finite: [${xy}] (points outside the image are allowed, NaN/Infinity are not).`);
-        check(labs[i] === 0 || labs[i] === 1, `${where}label ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
+        check(labs[i] === 0 || labs[i] === 1, `${where}the label of point ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
         coords.push(toModel(xy[0], xy[1]));
         labels.push(labs[i]);
       });
@@ -375,11 +453,26 @@ export class SamPredictor {
       check(n === s * s, `${where}maskInput must have ${s}x${s} = ${s * s} values (low-res logits), got ${n}.`);
       mask =
         p.maskInput instanceof tf.Tensor
-          ? (tf.reshape(tf.cast(p.maskInput, 'float32'), [1, s, s, 1]) as tf.Tensor4D)
+          ? tf.tidy(() => tf.reshape(tf.cast(p.maskInput as tf.Tensor, 'float32'), [1, s, s, 1]) as tf.Tensor4D) // frees the cast
           : tf.tensor4d(Float32Array.from(p.maskInput), [1, s, s, 1]);
     }
     return { coords, labels, mask };
   }
+}
+
+/** predictTensors' shapes, checked before tfjs sees them (its own errors do not say what to pass). */
+function checkPromptTensors(coords: tf.Tensor, labels: tf.Tensor, maskInput: tf.Tensor | undefined, s: number): void {
+  check(coords instanceof tf.Tensor && labels instanceof tf.Tensor, 'predictTensors takes coords [B, N, 2] and labels [B, N] as tensors.');
+  const [b, n] = coords.shape;
+  check(coords.rank === 3 && coords.shape[2] === 2, `predictTensors: coords must be [B, N, 2], got [${coords.shape}].`);
+  check(labels.rank === 2 && labels.shape[0] === b && labels.shape[1] === n, `predictTensors: labels must be [${b}, ${n}] to match coords, got [${labels.shape}].`);
+  check(b > 0, 'predictTensors: the batch is empty (B = 0).');
+  if (maskInput) {
+    check(
+      maskInput.rank === 4 && maskInput.shape[0] === b && maskInput.shape[1] === s && maskInput.shape[2] === s && maskInput.shape[3] === 1,
+      `predictTensors: maskInput must be [${b}, ${s}, ${s}, 1], got [${maskInput.shape}].`,
+    );
+  } else check(n > 0, 'predictTensors: give at least one point per prompt (N > 0) or a maskInput.');
 }
 
 /** Concatenates equally long rows into one array (for one upload). */
@@ -388,4 +481,19 @@ export function concatRows(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.length * n);
   rows.forEach((r, i) => out.set(r, i * n));
   return out;
+}
+
+/**
+ * SAM 1's prompt-encoder call: box corners (labels 2, 3 first, as preparePrompt writes them)
+ * go as a box after the points, and the points get the padding token only without a box.
+ */
+function sam1Prompts(coords: tf.Tensor3D, labels: tf.Tensor2D, masks?: tf.Tensor4D) {
+  const [b, n] = coords.shape;
+  const hasBox = n >= 2 && labels.arraySync()[0][0] === 2;
+  const start = hasBox ? 2 : 0;
+  return {
+    points: n > start ? { coords: tf.slice(coords, [0, start, 0], [b, n - start, 2]), labels: tf.slice(labels, [0, start], [b, n - start]) } : undefined,
+    boxes: hasBox ? (tf.reshape(tf.slice(coords, [0, 0, 0], [b, 2, 2]), [b, 4]) as tf.Tensor2D) : undefined,
+    masks,
+  };
 }

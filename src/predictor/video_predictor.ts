@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
+import type { SamModel } from '../model/sam_model';
 import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
 import type { RgbImage } from './image_input';
 import { resizeAntialiasBilinear, upsampleLogits } from '../ops/transforms';
@@ -45,12 +46,34 @@ export interface PropagateOptions {
   returnLogits?: boolean;
 }
 
+/** A fresh object with no prompts or memories. */
+function newObject(id: number): ObjectState {
+  return { id, points: new Map(), memory: { cond: new Map(), nonCond: new Map() }, temp: { cond: new Map(), nonCond: new Map() }, tracked: new Map() };
+}
+
+function checkObjId(objId: number): void {
+  check(Number.isSafeInteger(objId), `objId must be an integer, got ${objId}.`);
+}
+
+function checkNotPropagating(state: VideoState): void {
+  if (state.propagating) {
+    throw new Sam2Error('STATE', 'propagateInVideo is running on this video state: finish (or break out of) its loop before other calls on the state.');
+  }
+}
+
 export class VideoPredictor {
   private readonly tracker: Tracker;
   /** Cumulative frame-encoding time in ms (tracker stages: `timings`). */
   encodeMs = 0;
 
-  constructor(readonly model: Sam2Model, readonly options: VideoPredictorOptions = {}) {
+  readonly model: Sam2Model;
+
+  /** A CONFIG error for SAM 1 models (they have no memory to track with). */
+  constructor(model: SamModel, readonly options: VideoPredictorOptions = {}) {
+    if (model.kind === 'sam1') {
+      throw new Sam2Error('CONFIG', `VideoPredictor needs a SAM 2 model; ${model.config.name} is SAM 1, which cannot track videos (use SamPredictor per frame, or a SAM 2 checkpoint).`);
+    }
+    this.model = model;
     this.tracker = model.tracker();
   }
 
@@ -105,14 +128,34 @@ export class VideoPredictor {
     return o;
   }
 
+  /**
+   * Calls on one video state run one at a time in call order (they share its memory banks); a
+   * call made while propagateInVideo is iterating the same state is refused with a STATE error.
+   */
+  private serial<T>(state: VideoState, fn: () => Promise<T>): Promise<T> {
+    try {
+      this.checkState(state);
+      checkNotPropagating(state);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return state.queue.run(() => (this.checkState(state), fn()));
+  }
+
   /** Adds clicks and/or a box for one object on one frame; returns every object's mask there. */
-  async addNewPointsOrBox(state: VideoState, prompt: PointsOrBoxPrompt): Promise<VideoFrameResult> {
+  addNewPointsOrBox(state: VideoState, prompt: PointsOrBoxPrompt): Promise<VideoFrameResult> {
+    return this.serial(state, () => this.addNewPointsOrBoxNow(state, prompt));
+  }
+
+  private async addNewPointsOrBoxNow(state: VideoState, prompt: PointsOrBoxPrompt): Promise<VideoFrameResult> {
     this.checkState(state);
     const { frameIdx, objId } = prompt;
     this.checkFrame(state, frameIdx);
     const points = prompt.points ?? [];
     const labels = prompt.labels ?? [];
     check(points.length === labels.length, `${points.length} points but ${labels.length} labels: give one label per point.`);
+    checkObjId(objId);
+    labels.forEach((l, i) => check(l === 0 || l === 1, `the label of point ${i} must be 1 (foreground) or 0 (background), got ${l}.`));
     check(points.length > 0 || prompt.box, 'Give points with labels, or a box.');
     check(!prompt.box || prompt.box.length === 4, 'box must be [x0, y0, x1, y1].');
     const clear = prompt.clearOldPoints ?? true;
@@ -133,10 +176,11 @@ export class VideoPredictor {
       coords.push(toModel(p));
       labs.push(labels[i]);
     });
-    const obj = this.object(state, objId, true);
+    // a new object joins the state only when its first prompt succeeds (a failed call changes nothing)
+    const known = state.objects.find((x) => x.id === objId);
+    const obj = known ?? newObject(objId);
     const old = clear ? undefined : obj.points.get(frameIdx);
     const input = { coords: [...(old?.coords ?? []), ...coords], labels: [...(old?.labels ?? []), ...labs] };
-    obj.points.set(frameIdx, input);
 
     const isInitCondFrame = !obj.tracked.has(frameIdx);
     const reverse = isInitCondFrame ? false : obj.tracked.get(frameIdx)!.reverse;
@@ -154,6 +198,8 @@ export class VideoPredictor {
       reverse,
       runMemEncoder: false,
     });
+    if (!known) state.objects.push(obj);
+    obj.points.set(frameIdx, input);
     disposeOutput(temp.get(frameIdx));
     temp.set(frameIdx, out);
     const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
@@ -191,13 +237,27 @@ export class VideoPredictor {
   /** Tracks every object through the video, yielding each frame's masks. */
   async *propagateInVideo(state: VideoState, options: PropagateOptions = {}): AsyncGenerator<VideoFrameResult> {
     this.checkState(state);
-    await this.preflight(state);
+    checkNotPropagating(state);
+    // options are checked before anything changes (an out-of-range start used to leave encoded memories behind)
+    if (options.startFrameIdx !== undefined) this.checkFrame(state, options.startFrameIdx);
+    const maxNum = options.maxFrameNumToTrack ?? state.numFrames;
+    check(Number.isInteger(maxNum) && maxNum >= 0, `maxFrameNumToTrack must be a non-negative integer, got ${maxNum}.`);
+    state.propagating = true;
+    try {
+      yield* this.propagateNow(state, options, maxNum);
+    } finally {
+      state.propagating = false;
+    }
+  }
+
+  private async *propagateNow(state: VideoState, options: PropagateOptions, maxNum: number): AsyncGenerator<VideoFrameResult> {
+    // waits for calls queued before it; later calls are refused until it ends
+    await state.queue.run(() => this.preflight(state));
     const n = state.numFrames;
     const reverse = options.reverse ?? false;
     const start =
       options.startFrameIdx ?? Math.min(...state.objects.flatMap((o) => [...o.memory.cond.keys()]));
     this.checkFrame(state, start);
-    const maxNum = options.maxFrameNumToTrack ?? n;
     const order: number[] = [];
     if (reverse) {
       const end = Math.max(start - maxNum, 0);
@@ -207,6 +267,7 @@ export class VideoPredictor {
       for (let f = start; f <= end; f++) order.push(f);
     }
     for (const frameIdx of order) {
+      this.checkState(state); // resetState between two frames
       const outs: FrameOutput[] = [];
       for (const obj of state.objects) {
         let out = obj.memory.cond.get(frameIdx);
@@ -268,16 +329,21 @@ export class VideoPredictor {
    * reference, the mask itself becomes the output on that frame (no SAM decoding), and the
    * object pointer comes from the SAM heads prompted with the downsampled mask.
    */
-  async addNewMask(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
+  addNewMask(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
+    return this.serial(state, () => this.addNewMaskNow(state, prompt));
+  }
+
+  private async addNewMaskNow(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
     this.checkState(state);
+    checkObjId(prompt.objId);
     const { frameIdx, objId, mask } = prompt;
     this.checkFrame(state, frameIdx);
     check(
       mask.length === state.width * state.height,
       `mask has ${mask.length} values but the video is ${state.width}x${state.height} (${state.width * state.height}).`,
     );
-    const obj = this.object(state, objId, true);
-    obj.points.delete(frameIdx);
+    const known = state.objects.find((x) => x.id === objId);
+    const obj = known ?? newObject(objId);
     const isInitCondFrame = !obj.tracked.has(frameIdx);
     const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
     const features = await state.frameFeatures(frameIdx, this.encode);
@@ -294,6 +360,8 @@ export class VideoPredictor {
       runMemEncoder: false,
       mask: binary,
     });
+    if (!known) state.objects.push(obj);
+    obj.points.delete(frameIdx);
     disposeOutput(temp.get(frameIdx));
     temp.set(frameIdx, out);
     const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
@@ -301,7 +369,11 @@ export class VideoPredictor {
   }
 
   /** Removes one object's prompts on a frame; a prompted frame that was tracked becomes a tracked frame again. */
-  async clearAllPromptsInFrame(state: VideoState, frameIdx: number, objId: number): Promise<VideoFrameResult> {
+  clearAllPromptsInFrame(state: VideoState, frameIdx: number, objId: number): Promise<VideoFrameResult> {
+    return this.serial(state, () => this.clearAllPromptsInFrameNow(state, frameIdx, objId));
+  }
+
+  private async clearAllPromptsInFrameNow(state: VideoState, frameIdx: number, objId: number): Promise<VideoFrameResult> {
     this.checkState(state);
     this.checkFrame(state, frameIdx);
     const obj = this.object(state, objId, false);
@@ -325,6 +397,8 @@ export class VideoPredictor {
   /** Removes an object and everything tracked for it. */
   removeObject(state: VideoState, objId: number): void {
     this.checkState(state);
+    checkNotPropagating(state);
+    check(!state.queue.busy, 'removeObject: another call on this video state is still running; await it first.', 'STATE');
     const o = this.object(state, objId, false);
     disposeObject(o);
     state.objects.splice(state.objects.indexOf(o), 1);

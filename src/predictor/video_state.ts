@@ -9,6 +9,7 @@ import * as path from 'path';
 import { Sam2Error } from '../errors';
 import type { FrameFeatures, FrameOutput, ObjectMemory } from '../model/tracker';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
+import { SerialQueue } from './serial_queue';
 
 /** Prompts and memory of one tracked object. */
 export interface ObjectState {
@@ -25,6 +26,10 @@ export class VideoState {
   readonly objects: ObjectState[] = [];
   private readonly features = new Map<number, FrameFeatures>();
   disposed = false;
+  /** Calls on this state, one at a time (see VideoPredictor). */
+  readonly queue = new SerialQueue();
+  /** True while a propagateInVideo loop runs on this state. */
+  propagating = false;
 
   constructor(
     readonly frames: (() => Promise<RgbImage>)[],
@@ -115,5 +120,13 @@ export async function openFrames(source: VideoSource): Promise<{ frames: (() => 
   }
   if (!loaders.length) throw new Sam2Error('INPUT', 'The video has no frames.');
   const first = await loaders[0]();
-  return { frames: loaders, width: first.width, height: first.height };
+  // every frame must have the first one's size (masks and prompts are in video pixels)
+  const sized = loaders.map((load, i) => async () => {
+    const img = await load();
+    if (img.width !== first.width || img.height !== first.height) {
+      throw new Sam2Error('INPUT', `Frame ${i} is ${img.width}x${img.height} but the video is ${first.width}x${first.height}: give frames of one size.`);
+    }
+    return img;
+  });
+  return { frames: sized, width: first.width, height: first.height };
 }

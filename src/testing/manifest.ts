@@ -8,10 +8,14 @@ import { formulaWeight } from './formula';
 
 export type Manifest = [string, number[]][];
 
-/** `[key, shape]` in file order for `sam2.1_hiera_tiny|small|base_plus|large`. */
+/**
+ * `[key, shape]` in file order for `sam2.1_hiera_tiny|small|base_plus|large`, or for the SAM 1
+ * checkpoints `sam_vit_b_01ec64|sam_vit_l_0b3195|sam_vit_h_4b8939` (short names `sam_vit_b` etc.).
+ */
 export function loadManifest(name: string): Manifest {
-  const all = JSON.parse(fs.readFileSync(fixturePath('manifests.json'), 'utf8')) as Record<string, Manifest>;
-  const m = all[name];
+  const file = name.startsWith('sam_vit_') ? 'manifests_sam1.json' : 'manifests.json';
+  const all = JSON.parse(fs.readFileSync(fixturePath(file), 'utf8')) as Record<string, Manifest>;
+  const m = all[name] ?? all[Object.keys(all).find((k) => k.startsWith(`${name}_`)) ?? ''];
   if (!m) throw new Error(`no manifest ${name}; have ${Object.keys(all).join(', ')}`);
   return m;
 }

@@ -24,8 +24,11 @@ function crc32(buf: Uint8Array): number {
   return (c ^ -1) >>> 0;
 }
 
-/** Pickle (protocol 2) of {"model": OrderedDict(key -> float32 tensor)} the way torch.save writes it. */
-export function statePickle(tensors: { key: string; shape: number[] }[]): Buffer {
+/**
+ * Pickle (protocol 2) of {"model": OrderedDict(key -> float32 tensor)} the way torch.save writes it;
+ * with `flat`, the bare state dict (with its `_metadata` state, as SAM 1's official files are).
+ */
+export function statePickle(tensors: { key: string; shape: number[] }[], flat = false): Buffer {
   const out: Buffer[] = [];
   const op = (...bytes: number[]) => out.push(Buffer.from(bytes));
   const str = (s: string) => {
@@ -46,8 +49,11 @@ export function statePickle(tensors: { key: string; shape: number[] }[]): Buffer
     xs.forEach(int);
     op(0x74);
   };
-  op(0x80, 2, 0x7d); // PROTO 2, EMPTY_DICT
-  str('model');
+  op(0x80, 2);
+  if (!flat) {
+    op(0x7d); // EMPTY_DICT
+    str('model');
+  }
   global('collections', 'OrderedDict');
   op(0x29, 0x52, 0x28); // EMPTY_TUPLE, REDUCE, MARK
   tensors.forEach((t, i) => {
@@ -68,7 +74,15 @@ export function statePickle(tensors: { key: string; shape: number[] }[]): Buffer
     global('collections', 'OrderedDict');
     op(0x29, 0x52, 0x74, 0x52); // EMPTY_TUPLE, REDUCE, TUPLE, REDUCE
   });
-  op(0x75, 0x73, 0x2e); // SETITEMS, SETITEM, STOP
+  op(0x75); // SETITEMS
+  if (flat) {
+    // the state dict's instance state {'_metadata': OrderedDict()}, then BUILD
+    op(0x7d);
+    str('_metadata');
+    global('collections', 'OrderedDict');
+    op(0x29, 0x52, 0x73, 0x62); // EMPTY_TUPLE, REDUCE, SETITEM, BUILD
+  } else op(0x73); // SETITEM
+  op(0x2e); // STOP
   return Buffer.concat(out);
 }
 
@@ -167,11 +181,11 @@ export function writeZip(file: string, entries: Iterable<[string, Uint8Array]>, 
 export function writeTorchCheckpoint(
   file: string,
   tensors: { key: string; shape: number[]; data: () => Float32Array }[],
-  opts: ZipWriteOptions & { pickle?: Buffer } = {},
+  opts: ZipWriteOptions & { pickle?: Buffer; flat?: boolean } = {},
 ): void {
   const name = 'archive';
   function* entries(): Generator<[string, Uint8Array]> {
-    yield [`${name}/data.pkl`, opts.pickle ?? statePickle(tensors)];
+    yield [`${name}/data.pkl`, opts.pickle ?? statePickle(tensors, opts.flat)];
     for (let i = 0; i < tensors.length; i++) {
       const d = tensors[i].data();
       yield [`${name}/data/${i}`, new Uint8Array(d.buffer, d.byteOffset, d.byteLength)];
@@ -184,5 +198,7 @@ export function writeTorchCheckpoint(
 
 /** A full-size checkpoint of a real model's keys and shapes, every tensor from the weight formula. */
 export function writeFormulaCheckpoint(file: string, model = 'sam2.1_hiera_tiny'): void {
-  writeTorchCheckpoint(file, loadManifest(model).map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })));
+  // SAM 1's official files are a flat state dict (no "model" wrapper)
+  const flat = model.startsWith('sam_vit_');
+  writeTorchCheckpoint(file, loadManifest(model).map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })), { flat });
 }

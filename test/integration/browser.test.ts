@@ -22,7 +22,7 @@ import {
   SamPredictor,
   VideoPredictor,
   type PredictResult,
-  type Sam2Model,
+  type SamModel,
 } from '../../src/index';
 
 const root = path.join(__dirname, '..', '..');
@@ -104,7 +104,7 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-browser-'));
   const weights = path.join(tmp, 'weights');
   let server: Awaited<ReturnType<typeof serveFolders>> | undefined;
-  let wasmModel: Sam2Model | undefined;
+  let wasmModel: SamModel | undefined;
   const started = Date.now();
 
   before(async function () {

@@ -13,6 +13,9 @@ import { Attention } from '../../src/layers/attention';
 import { Conv2d, LayerNorm, Linear, Mlp } from '../../src/layers/common';
 import { CXBlock } from '../../src/layers/cx_block';
 import { MultiScaleBlock } from '../../src/layers/hiera_block';
+import { VitBlock } from '../../src/layers/vit_block';
+import { Sam1ImageEncoder } from '../../src/model/sam1/image_encoder';
+import type { Sam1Config } from '../../src/config_sam1';
 import { RoPEAttention } from '../../src/layers/rope_attention';
 import { TwoWayAttentionBlock, TwoWayTransformer } from '../../src/layers/two_way_transformer';
 import { FpnNeck } from '../../src/model/fpn_neck';
@@ -61,6 +64,15 @@ interface Case {
   kwargs?: tf.serialization.ConfigDict;
 }
 
+const tinySam1: Sam1Config = {
+  kind: 'sam1',
+  name: 'tiny_vit',
+  size: 'vit_b',
+  imageSize: 64,
+  backboneStride: 16,
+  vit: { embedDim: 16, depth: 2, numHeads: 2, globalAttnIndexes: [1], windowSize: 2, patchSize: 16, mlpRatio: 4, outChans: 8, pretrainImgSize: 64 },
+};
+
 const cases: Record<string, Case> = {
   Sam2Linear: { make: () => new Linear('l', 8, 16), inputs: () => [rand([2, 3, 8], 1)] },
   Sam2LayerNorm: { make: () => new LayerNorm('n', 8, 1e-6), inputs: () => [rand([2, 3, 8], 1)] },
@@ -100,6 +112,16 @@ const cases: Record<string, Case> = {
     inputs: () => [96, 192, 384, 768].map((c, i) => rand([1, 32 >> i, 32 >> i, c], i + 1)),
   },
   Sam2Hiera: { make: () => new Hiera(cfg.trunk), formula: true, inputs: () => [rand([1, 128, 128, 3], 1)] },
+  // SAM 1: windows padded (6 -> 8), relative positions stored for the window (2 * 4 - 1)
+  Sam2VitBlock: {
+    make: () => new VitBlock('v', { dim: 16, numHeads: 2, mlpRatio: 4, windowSize: 4, inputSize: 4 }, 7),
+    inputs: () => [rand([1, 6, 6, 16], 1)],
+  },
+  // a tiny ViT (one windowed, one global block) at 64 px: a 4x4 token grid
+  Sam2Sam1ImageEncoder: {
+    make: () => new Sam1ImageEncoder(tinySam1),
+    inputs: () => [rand([1, 64, 64, 3], 1)],
+  },
   Sam2ImageEncoder: { make: () => new ImageEncoder(cfg), formula: true, inputs: () => [rand([1, 128, 128, 3], 1)] },
   // points with boxes (no padding token) and a mask prompt
   Sam2PromptEncoder: {

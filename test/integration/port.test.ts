@@ -10,7 +10,7 @@ import { checkKeys, floatToHalf, portCheckpoint, SHARD_BYTES, type PortedModelJs
 import { readPortedWeights } from '../../src/io/ported';
 import { halfToFloat, type Checkpoint } from '../../src/io/torch_checkpoint';
 import { tfShape, toTfLayout } from '../../src/io/layout';
-import { detectConfig, makeConfig } from '../../src/config';
+import { detectConfig, makeConfig, type Sam2Config } from '../../src/config';
 import { Sam2Model } from '../../src/model/sam2';
 import { Sam2Error } from '../../src/errors';
 import { writeFormulaCheckpoint } from '../helpers/torch_writer';
@@ -47,7 +47,7 @@ describe('porting checkpoints to TF.js weights', () => {
     expect(r.config.name).to.equal('sam2.1_hiera_tiny');
     expect(r.tensors).to.equal(manifest.length);
     const json = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as PortedModelJson;
-    expect(json.sam2Config.trunk.stages).to.deep.equal([1, 2, 7, 2]);
+    expect((json.sam2Config as Sam2Config).trunk.stages).to.deep.equal([1, 2, 7, 2]);
     for (const p of json.weightsManifest[0].paths) expect(fs.statSync(path.join(out, p)).size).to.be.at.most(SHARD_BYTES);
     const { config, weights } = await readPortedWeights(out);
     expect(config.name).to.equal('sam2.1_hiera_tiny');
@@ -58,7 +58,7 @@ describe('porting checkpoints to TF.js weights', () => {
       expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from(want.buffer)), key).to.equal(true);
     }
     // the ported folder loads into the model (every key consumed)
-    await expectNoLeak('image model build + dispose', () => new Sam2Model(config, weights).dispose());
+    await expectNoLeak('image model build + dispose', () => new Sam2Model(config as Sam2Config, weights).dispose());
     weights.dispose();
   });
 

@@ -1,0 +1,64 @@
+/**
+ * The executor interface SamPredictor talks to, and the TF.js executor (the default). The ONNX
+ * Runtime one is in onnx/ort_executor.ts; src/executor.ts has the choice and what is reported.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ExecutorInfo } from '../executor';
+import type { ImageFeatures, ImageEncoder } from './image_encoder';
+
+/** The prompt decoder's outputs, as SamPredictor's TF.js path returns them. */
+export interface DecodedPrompts {
+  /** [B, s, s, M] low-res logits. */
+  lowResMasks: tf.Tensor4D;
+  /** [B, M]. */
+  ious: tf.Tensor2D;
+  /** [B, 1]. */
+  objectScoreLogits: tf.Tensor2D;
+}
+
+export interface DecodeRequest {
+  /** The predictor's cached features (batch of images) and the image to decode on. */
+  features: ImageFeatures;
+  imageIndex: number;
+  /** [B, N, 2] model-input pixels and [B, N] labels (box corners as labels 2/3). */
+  coords: tf.Tensor3D;
+  labels: tf.Tensor2D;
+  maskInput?: tf.Tensor4D;
+  multimaskOutput: boolean;
+}
+
+export interface Sam2Executor {
+  readonly info: ExecutorInfo;
+  /** Image features of a preprocessed batch [B, S, S, 3] (new tensors: the caller disposes them). */
+  imageFeatures(x: tf.Tensor4D): Promise<ImageFeatures>;
+  /**
+   * Decodes prompt sets; `undefined` when this executor leaves the request to the TF.js decoder
+   * (the TF.js executor always does). New tensors: the caller disposes them.
+   */
+  decode?(request: DecodeRequest): Promise<DecodedPrompts | undefined>;
+  /** Frees what the executor holds (sessions, cached features). */
+  dispose(): void;
+}
+
+/** The default executor: the TF.js layers themselves. */
+export class TfjsExecutor implements Sam2Executor {
+  constructor(
+    private readonly model: { imageEncoder: ImageEncoder },
+    private readonly fallback?: string[],
+  ) {}
+
+  /** Reads the tf.js backend when asked: a model may be built before the backend is chosen. */
+  get info(): ExecutorInfo {
+    return {
+      executor: 'tfjs',
+      provider: tf.getBackend() ?? 'unset',
+      fallback: this.fallback?.length ? this.fallback : undefined,
+    };
+  }
+
+  async imageFeatures(x: tf.Tensor4D): Promise<ImageFeatures> {
+    return this.model.imageEncoder.imageFeatures(x);
+  }
+
+  dispose(): void {}
+}

@@ -1,0 +1,215 @@
+/**
+ * The ONNX Runtime executor: the image encoder and the prompt decoder run as ONNX graphs built
+ * from our own layers (src/onnx/models.ts). Encoder outputs become tf tensors once (what
+ * SamPredictor caches) and stay on the host as ONNX Runtime inputs, so each prompt costs one
+ * decoder run and no feature copies.
+ */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs';
+import type * as Ort from 'onnxruntime-node';
+import { Sam2Error } from '../errors';
+import { tryLoadOnnxRuntime, type ExecutionProvider, type ExecutorInfo } from '../executor';
+import type { DecodeRequest, DecodedPrompts, Sam2Executor } from '../model/executor';
+import type { ImageFeatures } from '../model/image_encoder';
+import type { Sam2Model } from '../model/sam2';
+import type { OnnxGraphs } from './graphs';
+
+export interface OrtExecutorOptions {
+  /** 'cpu' (default) or 'cuda' (falls back to cpu with a reason when it does not load). */
+  executionProvider?: ExecutionProvider;
+  /** Intra-op threads (default: os.availableParallelism()). */
+  threads?: number;
+}
+
+/** Prompt sets per decoder run (as SamPredictor's TF.js path). */
+const DECODER_CHUNK = 16;
+
+type Feeds = Record<'image_embed' | 'high_res_feats_0' | 'high_res_feats_1', Ort.Tensor>;
+
+export class OrtExecutor implements Sam2Executor {
+  /** ONNX Runtime inputs of features this executor computed or has seen, per image. */
+  private readonly feeds = new WeakMap<tf.Tensor, Map<number, Feeds>>();
+  private noMask?: Ort.Tensor;
+
+  private constructor(
+    private readonly model: Sam2Model,
+    private readonly ort: typeof Ort,
+    private encoder: Ort.InferenceSession | undefined,
+    private decoder: Ort.InferenceSession | undefined,
+    readonly info: ExecutorInfo,
+    /** Where the graphs came from, for `info`. */
+    readonly graphs: Pick<OnnxGraphs, 'dir' | 'cached'>,
+  ) {}
+
+  /** Creates sessions for both graphs; CUDA when asked and it loads, else CPU with a reason. */
+  static async create(model: Sam2Model, graphs: OnnxGraphs, options: OrtExecutorOptions = {}): Promise<OrtExecutor> {
+    const { ort: loaded, reason } = tryLoadOnnxRuntime();
+    if (!loaded) throw new Sam2Error('BACKEND', `Cannot use ONNX Runtime: ${reason}.`);
+    const ort = loaded as typeof Ort;
+    const threads = options.threads ?? os.availableParallelism?.() ?? os.cpus().length;
+    const fallback: string[] = [];
+    const sessions = async (provider: ExecutionProvider) => {
+      const opts: Ort.InferenceSession.SessionOptions = {
+        executionProviders: [provider],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      };
+      return Promise.all([
+        ort.InferenceSession.create(graphs.imageEncoder, opts),
+        ort.InferenceSession.create(graphs.promptMaskDecoder, opts),
+      ]);
+    };
+    let provider: ExecutionProvider = options.executionProvider ?? 'cpu';
+    let pair: Ort.InferenceSession[];
+    try {
+      pair = await sessions(provider);
+    } catch (e) {
+      if (provider === 'cpu')
+        throw new Sam2Error(
+          'BACKEND',
+          `ONNX Runtime could not load the graphs: ${(e as Error).message.split('\n')[0]}`,
+        );
+      fallback.push(`${provider}: ${(e as Error).message.split('\n')[0]}`);
+      provider = 'cpu';
+      pair = await sessions(provider);
+    }
+    const info: ExecutorInfo = {
+      executor: 'onnxruntime',
+      provider,
+      threads,
+      version: ort.env.versions?.node ?? ort.env.versions?.common,
+      fallback: fallback.length ? fallback : undefined,
+    };
+    return new OrtExecutor(model, ort, pair[0], pair[1], info, { dir: graphs.dir, cached: graphs.cached });
+  }
+
+  private sessions(): [Ort.InferenceSession, Ort.InferenceSession] {
+    if (!this.encoder || !this.decoder)
+      throw new Sam2Error('STATE', 'This ONNX Runtime executor was disposed (its model was disposed).');
+    return [this.encoder, this.decoder];
+  }
+
+  async imageFeatures(x: tf.Tensor4D): Promise<ImageFeatures> {
+    const [encoder] = this.sessions();
+    const [b, s, , c] = x.shape;
+    const data = (await x.data()) as Float32Array;
+    const perImage: Feeds[] = [];
+    for (let i = 0; i < b; i++) {
+      const image = new this.ort.Tensor('float32', data.slice(i * s * s * c, (i + 1) * s * s * c), [1, s, s, c]);
+      perImage.push((await encoder.run({ image })) as unknown as Feeds);
+    }
+    const toTf = (name: keyof Feeds) =>
+      tf.tidy(() => {
+        const parts = perImage.map((f) =>
+          tf.tensor4d(f[name].data as Float32Array, f[name].dims as [number, number, number, number]),
+        );
+        return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
+      });
+    const features: ImageFeatures = {
+      imageEmbed: toTf('image_embed'),
+      highResFeats: [toTf('high_res_feats_0'), toTf('high_res_feats_1')],
+    };
+    this.feeds.set(features.imageEmbed, new Map(perImage.map((f, i) => [i, f])));
+    return features;
+  }
+
+  /** Decoder inputs of image `i` of `f`: kept from the encode, or copied from tf once (e.g. setImageFeatures). */
+  private featureFeeds(f: ImageFeatures, i: number): Feeds {
+    let per = this.feeds.get(f.imageEmbed);
+    if (!per) this.feeds.set(f.imageEmbed, (per = new Map()));
+    let feeds = per.get(i);
+    if (!feeds) {
+      const one = (t: tf.Tensor4D) => {
+        const x = t.shape[0] === 1 ? t : tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]);
+        const data = x.dataSync() as Float32Array;
+        if (x !== t) x.dispose();
+        return new this.ort.Tensor('float32', Float32Array.from(data), [1, ...t.shape.slice(1)]);
+      };
+      feeds = {
+        image_embed: one(f.imageEmbed),
+        high_res_feats_0: one(f.highResFeats[0]),
+        high_res_feats_1: one(f.highResFeats[1]),
+      };
+      per.set(i, feeds);
+    }
+    return feeds;
+  }
+
+  async decode(req: DecodeRequest): Promise<DecodedPrompts | undefined> {
+    const [b, n] = req.coords.shape;
+    if (n === 0) return undefined; // mask-only prompts have no padding token: the TF.js decoder handles them
+    if (b <= DECODER_CHUNK) return this.decodeChunk(req);
+    // bounded activations, as SamPredictor's TF.js path (a batch of 64 needs gigabytes at once)
+    const parts: DecodedPrompts[] = [];
+    try {
+      for (let i = 0; i < b; i += DECODER_CHUNK) {
+        const k = Math.min(DECODER_CHUNK, b - i);
+        const sub = tf.tidy(() => ({
+          coords: tf.slice(req.coords, [i, 0, 0], [k, -1, -1]),
+          labels: tf.slice(req.labels, [i, 0], [k, -1]),
+          maskInput: req.maskInput && tf.slice(req.maskInput, [i, 0, 0, 0], [k, -1, -1, -1]),
+        }));
+        try {
+          parts.push((await this.decodeChunk({ ...req, ...sub }))!);
+        } finally {
+          tf.dispose([sub.coords, sub.labels, ...(sub.maskInput ? [sub.maskInput] : [])]);
+        }
+      }
+      return tf.tidy(() => ({
+        lowResMasks: tf.concat(parts.map((p) => p.lowResMasks)) as tf.Tensor4D,
+        ious: tf.concat(parts.map((p) => p.ious)) as tf.Tensor2D,
+        objectScoreLogits: tf.concat(parts.map((p) => p.objectScoreLogits)) as tf.Tensor2D,
+      }));
+    } finally {
+      for (const p of parts) tf.dispose([p.lowResMasks, p.ious, p.objectScoreLogits]);
+    }
+  }
+
+  private async decodeChunk(req: DecodeRequest): Promise<DecodedPrompts> {
+    const [b, n] = req.coords.shape;
+    const [, decoder] = this.sessions();
+    const m = this.model.promptEncoder.maskInputSize;
+    const T = this.ort.Tensor;
+    const labels = req.labels.dtype === 'float32' ? req.labels : tf.cast(req.labels, 'float32');
+    const labelData = Float32Array.from((await labels.data()) as Float32Array);
+    if (labels !== req.labels) labels.dispose();
+    let mask: Ort.Tensor;
+    if (req.maskInput) {
+      mask = new T(
+        'float32',
+        Float32Array.from((await req.maskInput.data()) as Float32Array),
+        req.maskInput.shape as number[],
+      );
+    } else {
+      mask = this.noMask ??= new T('float32', new Float32Array(m * m), [1, m, m, 1]);
+    }
+    const out = await decoder.run({
+      ...this.featureFeeds(req.features, req.imageIndex),
+      point_coords: new T('float32', Float32Array.from((await req.coords.data()) as Float32Array), [b, n, 2]),
+      point_labels: new T('float32', labelData, [b, n]),
+      mask_input: mask,
+      has_mask_input: new T('float32', Float32Array.of(req.maskInput ? 1 : 0), [1]),
+    });
+    return tf.tidy(() => {
+      const low = out.low_res_masks;
+      const masks = tf.tensor4d(low.data as Float32Array, low.dims as [number, number, number, number]);
+      const ious = tf.tensor2d(out.iou_predictions.data as Float32Array, [b, 4]);
+      const objectScoreLogits = tf.tensor2d(out.object_score_logits.data as Float32Array, [b, 1]);
+      // the same selection as MaskDecoder.forward
+      const [, h, w] = masks.shape;
+      let sel: [tf.Tensor4D, tf.Tensor2D];
+      if (req.multimaskOutput) sel = [tf.slice(masks, [0, 0, 0, 1], [b, h, w, 3]), tf.slice(ious, [0, 1], [b, 3])];
+      else if (this.model.config.dynamicMultimaskViaStability)
+        sel = this.model.maskDecoder.dynamicMultimaskViaStability(masks, ious);
+      else sel = [tf.slice(masks, [0, 0, 0, 0], [b, h, w, 1]), tf.slice(ious, [0, 0], [b, 1])];
+      return { lowResMasks: sel[0], ious: sel[1], objectScoreLogits };
+    });
+  }
+
+  dispose(): void {
+    void this.encoder?.release();
+    void this.decoder?.release();
+    this.encoder = this.decoder = undefined;
+  }
+}
