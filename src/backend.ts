@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { backendInfo as coreBackendInfo, initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from './backend_core';
 import { executorInfo } from './executor';
+import { setWasmBackend } from './wasm_threads';
 
 export {
   BACKEND_ENV,
@@ -157,8 +158,8 @@ function candidate(choice: Exclude<BackendChoice, 'auto'>): Candidate {
           // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when chosen
           const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
           wasm.setWasmPaths(wasmDir());
-          await use('wasm');
-          return { ...describe('wasm'), tfBackend: 'wasm' };
+          const wasmThreads = await setWasmBackend(wasm); // threaded build when it can, see wasm_threads.ts
+          return { ...describe('wasm'), tfBackend: 'wasm', wasmThreads };
         },
       };
     case 'cpu':

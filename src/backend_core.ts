@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ExecutorInfo } from './executor';
+import type { WasmThreads } from './wasm_threads';
 import { Sam2Error } from './errors';
 
 /** tf.js backend names sam2-tfjs can run on. */
@@ -39,6 +40,8 @@ export interface BackendInfo {
   tfjsVersion: string;
   /** The executor (tfjs or onnxruntime, provider, threads) of the last model loadSam2 loaded (Node). */
   executor?: ExecutorInfo;
+  /** wasm in Node: threads XNNPACK runs on and, when 1, why (SAM2_TFJS_THREADS, one core, a failure). */
+  wasmThreads?: WasmThreads;
 }
 
 /** How a platform activates one candidate. */
@@ -154,6 +157,13 @@ export async function initBackendOn(
       tfjsVersion: tf.version.tfjs,
       ...platform.describe(active),
     };
+    if (active === 'cpu') {
+      // also what tf.js picks by itself when a tensor is made before any backend is chosen
+      current.notes = [
+        ...current.notes,
+        'kept the cpu backend that was already active (set with tf.setBackend, or picked by tf.js for a tensor made before loading); it is ~30x slower than wasm: pass backend "wasm" (or "auto" before making tensors) to change it.',
+      ];
+    }
     return current;
   }
   pending = select(platform, wanted, smoke);

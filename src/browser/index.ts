@@ -29,6 +29,19 @@ export {
   type SizeName,
 } from '../config';
 export { Sam2Model, VIDEO_KEY } from '../model/sam2';
+export { Sam1Model } from '../model/sam1/sam1';
+export type { SamModel, ModelKind } from '../model/sam_model';
+export {
+  makeSam1Config,
+  sam1ConfigFromName,
+  detectSam1Config,
+  isSam1Config,
+  SAM1_MODEL_NAMES,
+  type Sam1Config,
+  type Sam1SizeName,
+  type VitConfig,
+} from '../config_sam1';
+export { executorInfo, EXECUTOR_ENV, type ExecutorChoice, type ExecutorInfo } from '../executor';
 export { loadSam2, type LoadSam2Options } from '../load';
 export type { ImageFeatures, BackboneOutput } from '../model/image_encoder';
 export type { PointPrompt } from '../model/prompt_encoder';

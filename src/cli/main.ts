@@ -167,6 +167,8 @@ const COMMANDS: Record<string, Command> = {
       console.log(`device: ${info.device}`);
       console.log(`gpu: ${info.gpu ? 'yes' : 'no'}`);
       console.log(`tfjs: ${info.tfjsVersion}`);
+      const t = info.wasmThreads;
+      if (t) console.log(`wasm threads: ${t.threads}${t.reason ? ` (${t.reason})` : ''}`);
       console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);

@@ -6,16 +6,50 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
 import { Linear } from './common';
 
+/** [heads, 1, C] with 1 where channel c belongs to head h (c / d === h), else 0. */
+function headMask(heads: number, c: number): tf.Tensor3D {
+  const d = c / heads;
+  return tf.tensor3d(Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0)), [heads, 1, c]);
+}
+
 /**
- * Scaled dot-product attention of q [B, Nq, C] over k, v [B, Nk, C] with `heads` heads.
- * With one head and batch 1 it stays on rank-2 matMuls (the fast wasm path).
+ * Scaled dot-product attention of q [Bq, Nq, C] over k, v [Bk, Nk, C] with `heads` heads; a
+ * batch of 1 broadcasts over the other's batch. The decoder's attentions have 5-8 prompt tokens
+ * on one side: there the heads are laid out block-diagonally (each head's rows keep only its own
+ * channels, the others are 0), so all heads are one rank-2 matMul on the fast wasm path instead
+ * of a batched matMul per head (the slow path) and 4-D transposes: the same products and sums
+ * (adding exact zeros), ~8x the MACs of a few million. With the per-image precompute
+ * (MaskDecoder.precomputeImage) one click went 1.1-2x faster (alternating runs, loaded machine).
  */
 export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number): tf.Tensor3D {
   return tf.tidy(() => {
-    const [b, nq, c] = q.shape;
-    const nk = k.shape[1];
+    const [bq, nq, c] = q.shape;
+    const [bk, nk] = k.shape;
+    const b = Math.max(bq, bk);
     const d = c / heads;
     const scale = 1 / Math.sqrt(d);
+    if (heads > 1 && bk === 1 && bq * heads * nq <= 1024) {
+      // few queries (prompt tokens) over one set of keys: block-diagonal queries
+      const mask = headMask(heads, c);
+      const qb = tf.reshape(tf.mul(tf.expandDims(tf.mul(q, scale), 1), mask), [bq * heads * nq, c]) as tf.Tensor2D; // [bq, heads, nq, C]
+      // scores [bq*heads*nq, nk]: transposing the smaller of the key matrix and the scores
+      const k2 = tf.reshape(k, [nk, c]) as tf.Tensor2D;
+      const scores = qb.shape[0] < c ? tf.transpose(tf.matMul(k2, tf.transpose(qb))) : tf.matMul(qb, tf.transpose(k2));
+      const p = tf.softmax(scores as tf.Tensor2D);
+      const o = tf.reshape(tf.matMul(p, tf.reshape(v, [nk, c]) as tf.Tensor2D), [bq, heads, nq, c]);
+      return tf.sum(tf.mul(o, mask), 1) as tf.Tensor3D; // each channel from its own head
+    }
+    if (heads > 1 && b === 1 && heads * nk <= 256) {
+      // many queries (image tokens) over few keys: block-diagonal keys and values
+      const mask = headMask(heads, c);
+      const kb = tf.reshape(tf.mul(tf.reshape(k, [1, nk, c]), mask), [heads * nk, c]);
+      const vb = tf.reshape(tf.mul(tf.reshape(v, [1, nk, c]), mask), [heads * nk, c]) as tf.Tensor2D;
+      const s = tf.matMul(tf.mul(tf.reshape(q, [nq, c]), scale) as tf.Tensor2D, tf.transpose(kb) as tf.Tensor2D); // [nq, heads * nk]
+      const p = tf.reshape(tf.softmax(tf.reshape(s, [nq, heads, nk])), [nq, heads * nk]) as tf.Tensor2D;
+      return tf.reshape(tf.matMul(p, vb), [1, nq, c]) as tf.Tensor3D;
+    }
+    const full = (x: tf.Tensor3D) => (x.shape[0] === b ? x : (tf.add(x, tf.zeros([b, 1, 1])) as tf.Tensor3D)); // Tile is slow on wasm
+    [q, k, v] = [full(q), full(k), full(v)];
     if (b === 1 && heads === 1) {
       const p = tf.softmax(tf.matMul(tf.mul(q.reshape([nq, c]), scale) as tf.Tensor2D, tf.transpose(k.reshape([nk, c]))));
       return tf.matMul(p, v.reshape([nk, c])).reshape([1, nq, c]);
@@ -28,6 +62,13 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
     const o = tf.matMul(p, split(v, nk));
     return tf.transpose(o.reshape([b, heads, nq, d]), [0, 2, 1, 3]).reshape([b, nq, c]) as tf.Tensor3D;
   });
+}
+
+/** Projections an Attention can be given instead of computing them (same for every prompt). */
+export interface Projected {
+  q?: tf.Tensor3D;
+  k?: tf.Tensor3D;
+  v?: tf.Tensor3D;
 }
 
 export class Attention extends Sam2Layer {
@@ -53,13 +94,16 @@ export class Attention extends Sam2Layer {
     this.outProj = this.child(new Linear(`${key}.out_proj`, internal, embeddingDim));
   }
 
-  /** q [B, Nq, C], k/v [B, Nk, Ckv] -> [B, Nq, C]. */
-  forward(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor3D {
+  /**
+   * q [B, Nq, C], k/v [B, Nk, Ckv] -> [B, Nq, C]. `projected` supplies projections computed
+   * earlier (their input is then not read: pass it as null).
+   */
+  forward(q: tf.Tensor3D | null, k: tf.Tensor3D | null, v: tf.Tensor3D | null, projected: Projected = {}): tf.Tensor3D {
     return tf.tidy(() => {
       const out = multiHeadAttention(
-        this.qProj.forward(q) as tf.Tensor3D,
-        this.kProj.forward(k) as tf.Tensor3D,
-        this.vProj.forward(v) as tf.Tensor3D,
+        projected.q ?? (this.qProj.forward(q as tf.Tensor3D) as tf.Tensor3D),
+        projected.k ?? (this.kProj.forward(k as tf.Tensor3D) as tf.Tensor3D),
+        projected.v ?? (this.vProj.forward(v as tf.Tensor3D) as tf.Tensor3D),
         this.numHeads,
       );
       return this.outProj.forward(out) as tf.Tensor3D;

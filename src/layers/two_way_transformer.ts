@@ -8,6 +8,20 @@ import { Sam2Layer, shapeList, tensorList, type Shape } from './base';
 import { LayerNorm, Mlp } from './common';
 import { Attention } from './attention';
 
+/**
+ * The image-side projections of the first block, which depend only on the image tokens (the
+ * image embedding plus the no-mask embedding) and their encoding: the same for every prompt
+ * without a mask input, so SamPredictor computes them once per image. Each [1, Ni, 128].
+ */
+export interface ImageSideProjections {
+  /** cross_attn_token_to_image k_proj(image + pe). */
+  tokenToImageK: tf.Tensor3D;
+  /** cross_attn_token_to_image v_proj(image). */
+  tokenToImageV: tf.Tensor3D;
+  /** cross_attn_image_to_token q_proj(image + pe). */
+  imageToTokenQ: tf.Tensor3D;
+}
+
 export class TwoWayAttentionBlock extends Sam2Layer {
   static className = 'Sam2TwoWayAttentionBlock';
   readonly selfAttn: Attention;
@@ -27,8 +41,23 @@ export class TwoWayAttentionBlock extends Sam2Layer {
     this.norms = [1, 2, 3, 4].map((i) => this.child(new LayerNorm(`${key}.norm${i}`, dim)));
   }
 
-  /** queries [B, Nt, C] and keys (image tokens) [B, Ni, C]; returns the updated pair. */
-  forward(queries: tf.Tensor3D, keys: tf.Tensor3D, queryPe: tf.Tensor3D, keyPe: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {
+  /** The first block's projections that read only the image tokens and their encoding. */
+  projectImageSide(keys: tf.Tensor3D, keyPe: tf.Tensor3D): ImageSideProjections {
+    return tf.tidy(() => {
+      const kp = tf.add(keys, keyPe) as tf.Tensor3D;
+      return {
+        tokenToImageK: this.crossAttnTokenToImage.kProj.forward(kp) as tf.Tensor3D,
+        tokenToImageV: this.crossAttnTokenToImage.vProj.forward(keys) as tf.Tensor3D,
+        imageToTokenQ: this.crossAttnImageToToken.qProj.forward(kp) as tf.Tensor3D,
+      };
+    });
+  }
+
+  /**
+   * queries [B, Nt, C] and keys (image tokens) [1 or B, Ni, C]; returns the updated pair.
+   * `pre` (from projectImageSide on these keys) skips the image-side projections.
+   */
+  forward(queries: tf.Tensor3D, keys: tf.Tensor3D, queryPe: tf.Tensor3D, keyPe: tf.Tensor3D, pre?: ImageSideProjections): [tf.Tensor3D, tf.Tensor3D] {
     return tf.tidy(() => {
       const [n1, n2, n3, n4] = this.norms;
       let q: tf.Tensor3D;
@@ -39,11 +68,13 @@ export class TwoWayAttentionBlock extends Sam2Layer {
         q = tf.add(queries, this.selfAttn.forward(qp, qp, queries)) as tf.Tensor3D;
       }
       q = n1.forward(q) as tf.Tensor3D;
-      const kp = tf.add(keys, keyPe) as tf.Tensor3D;
-      q = n2.forward(tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys))) as tf.Tensor3D;
+      const kp = pre ? null : (tf.add(keys, keyPe) as tf.Tensor3D);
+      const t2i = pre ? { k: pre.tokenToImageK, v: pre.tokenToImageV } : {};
+      q = n2.forward(tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys, t2i))) as tf.Tensor3D;
       q = n3.forward(tf.add(q, this.mlp.forward(q))) as tf.Tensor3D;
       const qp = tf.add(q, queryPe) as tf.Tensor3D;
-      const k = n4.forward(tf.add(keys, this.crossAttnImageToToken.forward(kp, qp, q))) as tf.Tensor3D;
+      const i2t = pre ? { q: pre.imageToTokenQ } : {};
+      const k = n4.forward(tf.add(keys, this.crossAttnImageToToken.forward(kp, qp, q, i2t))) as tf.Tensor3D;
       return [q, k];
     });
   }
@@ -79,14 +110,15 @@ export class TwoWayTransformer extends Sam2Layer {
   }
 
   /**
-   * image [B, Ni, C] tokens with their encoding imagePe [1 or B, Ni, C]; point tokens [B, Nt, C].
-   * Returns [queries [B, Nt, C], image tokens [B, Ni, C]].
+   * image [1 or B, Ni, C] tokens with their encoding imagePe [1 or B, Ni, C]; point tokens
+   * [B, Nt, C]. Returns [queries [B, Nt, C], image tokens [B, Ni, C]]. `pre`: the first block's
+   * projectImageSide(image, imagePe), computed earlier.
    */
-  forward(image: tf.Tensor3D, imagePe: tf.Tensor3D, points: tf.Tensor3D): [tf.Tensor3D, tf.Tensor3D] {
+  forward(image: tf.Tensor3D, imagePe: tf.Tensor3D, points: tf.Tensor3D, pre?: ImageSideProjections): [tf.Tensor3D, tf.Tensor3D] {
     return tf.tidy(() => {
       let queries = points;
       let keys = image;
-      for (const layer of this.layers) [queries, keys] = layer.forward(queries, keys, points, imagePe);
+      this.layers.forEach((layer, i) => ([queries, keys] = layer.forward(queries, keys, points, imagePe, i === 0 ? pre : undefined)));
       const q = tf.add(queries, points) as tf.Tensor3D;
       const k = tf.add(keys, imagePe) as tf.Tensor3D;
       queries = tf.add(queries, this.finalAttnTokenToImage.forward(q, k, keys)) as tf.Tensor3D;

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { LayerNorm, Mlp, gelu } from '../layers/common';
-import { TwoWayTransformer } from '../layers/two_way_transformer';
+import { TwoWayTransformer, type ImageSideProjections } from '../layers/two_way_transformer';
 import type { Sam2Config } from '../config';
 
 const NUM_MASK_TOKENS = 4;
@@ -55,6 +55,17 @@ export interface MaskDecoderInput {
    * absent for SAM 1.
    */
   highResFeatures?: [tf.Tensor4D, tf.Tensor4D];
+}
+
+/**
+ * What every prompt without a mask input shares on one image (MaskDecoder.precomputeImage):
+ * the image tokens with the no-mask embedding added, and the first transformer block's
+ * projections of them (3 of the decoder's ~12 image-side 4096x256 matMuls per prompt).
+ */
+export interface DecoderImageCache {
+  /** [1, h*w, 256] image embedding + dense (no-mask) prompt embedding. */
+  src: tf.Tensor3D;
+  block0: ImageSideProjections;
 }
 
 export type MaskDecoderOutput = {
@@ -154,25 +165,38 @@ export class MaskDecoder extends Sam2Layer {
     });
   }
 
-  /** All four masks and scores before the multimask selection. */
-  predictMasks(input: MaskDecoderInput) {
+  /**
+   * The work every prompt without a mask input shares on one image: imageEmbedding [1, h, w,
+   * 256], imagePe from PromptEncoder.getDensePe(), denseNoMask the prompt encoder's dense
+   * embedding without a mask [1, h, w, 256]. The caller disposes the result (disposeImageCache).
+   */
+  precomputeImage(imageEmbedding: tf.Tensor4D, imagePe: tf.Tensor4D, denseNoMask: tf.Tensor4D): DecoderImageCache {
+    const [, h, w, d] = imageEmbedding.shape;
+    const src = tf.tidy(() => tf.reshape(tf.add(imageEmbedding, denseNoMask), [1, h * w, d]) as tf.Tensor3D);
+    const pe = tf.reshape(imagePe, [1, h * w, d]) as tf.Tensor3D;
+    const block0 = this.transformer.layers[0].projectImageSide(src, pe);
+    pe.dispose();
+    return { src, block0 };
+  }
+
+  /**
+   * The masks of the mask tokens `tokens` (all four by default) and every score, before the
+   * multimask selection. Picking tokens before the last matMul avoids slicing the inner axis of
+   * the [B, 4h, 4w, 4] logits, which is slow on wasm.
+   */
+  predictMasks(input: MaskDecoderInput, cache?: DecoderImageCache, tokens: { first: number; count: number } = { first: 0, count: NUM_MASK_TOKENS }) {
     return tf.tidy(() => {
       const { sparsePromptEmbeddings: sparse } = input;
       const b = sparse.shape[0];
       const d = 256;
-      const tokens = tf.concat(
+      const allTokens = tf.concat(
         [tf.tile(tf.expandDims(this.outputTokens as tf.Tensor2D, 0), [b, 1, 1]), sparse],
         1,
       ) as tf.Tensor3D;
-      // one image for many prompt sets: broadcasting adds repeat it (Tile is slow on wasm)
-      let src = tf.add(input.imageEmbeddings, input.densePromptEmbeddings) as tf.Tensor4D;
-      if (src.shape[0] !== b) src = tf.add(src, tf.zeros([b, 1, 1, 1])) as tf.Tensor4D;
-      const [, h, w] = src.shape;
-      const [hs, keys] = this.transformer.forward(
-        tf.reshape(src, [b, h * w, d]) as tf.Tensor3D,
-        tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D,
-        tokens,
-      );
+      // one image for many prompt sets stays batch 1: the transformer broadcasts it
+      const [, h, w] = input.imageEmbeddings.shape;
+      const src = cache?.src ?? (tf.reshape(tf.add(input.imageEmbeddings, input.densePromptEmbeddings), [-1, h * w, d]) as tf.Tensor3D);
+      const [hs, keys] = this.transformer.forward(src, tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D, allTokens, cache?.block0);
       const high = input.highResFeatures;
       const up = this.upscale!;
       const x1 = this.upsample2x(tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D, up.w1, up.b1);
@@ -182,12 +206,13 @@ export class MaskDecoder extends Sam2Layer {
       // output tokens: [object score (SAM 2 only), IoU, 4 masks]
       const iouAt = this.objScoreHead ? 1 : 0;
       const maskTokensOut = tf.slice(hs, [0, iouAt + 1, 0], [b, NUM_MASK_TOKENS, d]);
+      const picked = this.hypernetworks.slice(tokens.first, tokens.first + tokens.count);
       const hyper = tf.stack(
-        this.hypernetworks.map((mlp, i) => mlp.forward(tf.squeeze(tf.slice(maskTokensOut, [0, i, 0], [b, 1, d]), [1]))),
+        picked.map((mlp, j) => mlp.forward(tf.squeeze(tf.slice(maskTokensOut, [0, tokens.first + j, 0], [b, 1, d]), [1]))),
         2,
-      ) as tf.Tensor3D; // [b, 32, 4]
+      ) as tf.Tensor3D; // [b, 32, count]
       const [, uh, uw, uc] = upscaled.shape;
-      const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [b, uh, uw, NUM_MASK_TOKENS]) as tf.Tensor4D;
+      const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [b, uh, uw, tokens.count]) as tf.Tensor4D;
       const iouPred = this.iouHead.forward(tf.squeeze(tf.slice(hs, [0, iouAt, 0], [b, 1, d]), [1])) as tf.Tensor2D;
       const objectScoreLogits = this.objScoreHead
         ? (this.objScoreHead.forward(tf.squeeze(tf.slice(hs, [0, 0, 0], [b, 1, d]), [1])) as tf.Tensor2D)
@@ -196,21 +221,26 @@ export class MaskDecoder extends Sam2Layer {
     });
   }
 
-  /** Like the reference MaskDecoder.forward, with its multimask and dynamic-stability selection. */
-  forward(input: MaskDecoderInput): MaskDecoderOutput {
+  /**
+   * Like the reference MaskDecoder.forward, with its multimask and dynamic-stability selection.
+   * `cache` (precomputeImage of this image) replaces the image embedding and the dense prompt
+   * embedding, which must then be the no-mask one.
+   */
+  forward(input: MaskDecoderInput, cache?: DecoderImageCache): MaskDecoderOutput {
     return tf.tidy(() => {
-      const all = this.predictMasks(input);
+      const dynamic = !input.multimaskOutput && this.config.dynamicMultimaskViaStability;
+      const tokens = input.multimaskOutput ? { first: 1, count: 3 } : dynamic ? { first: 0, count: NUM_MASK_TOKENS } : { first: 0, count: 1 };
+      const all = this.predictMasks(input, cache, tokens);
       const b = all.masks.shape[0];
-      const [, h, w] = all.masks.shape;
       let masks: tf.Tensor4D;
       let iouPred: tf.Tensor2D;
       if (input.multimaskOutput) {
-        masks = tf.slice(all.masks, [0, 0, 0, 1], [b, h, w, 3]);
+        masks = all.masks;
         iouPred = tf.slice(all.iouPred, [0, 1], [b, 3]);
-      } else if (this.config.dynamicMultimaskViaStability) {
+      } else if (dynamic) {
         [masks, iouPred] = this.dynamicMultimaskViaStability(all.masks, all.iouPred);
       } else {
-        masks = tf.slice(all.masks, [0, 0, 0, 0], [b, h, w, 1]);
+        masks = all.masks;
         iouPred = tf.slice(all.iouPred, [0, 0], [b, 1]);
       }
       const samTokensOut = input.multimaskOutput
@@ -281,3 +311,7 @@ export class MaskDecoder extends Sam2Layer {
   }
 }
 tf.serialization.registerClass(MaskDecoder);
+
+export function disposeImageCache(cache: DecoderImageCache | undefined): void {
+  if (cache) tf.dispose([cache.src, ...Object.values(cache.block0)]);
+}

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
+import { backendInfo } from '../backend';
 import type { GridRows } from '../layers/rope_attention';
 import { MemoryAttention, type PointerTokens, type SpatialMemory } from './memory_attention';
 import type { FromWorker, ToWorker } from './memory_attention_worker';
@@ -16,10 +17,15 @@ import type { FromWorker, ToWorker } from './memory_attention_worker';
 /** Set to 0 to keep memory attention on one thread. */
 export const WORKERS_ENV = 'SAM2_TFJS_WORKERS';
 
-/** Whether a worker thread can help: the wasm backend, more than one core, not disabled. */
+/**
+ * Whether a worker thread can help: the wasm backend on one thread, more than one core, not
+ * disabled. With the threaded wasm build (src/wasm_threads.ts) memory attention already runs
+ * 2.2x faster on both cores; adding the worker makes 3 busy threads on 2 cores, which is slower.
+ */
 export function parallelMemoryAttentionAvailable(): boolean {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return tf.getBackend() === 'wasm' && cores > 1 && process.env[WORKERS_ENV] !== '0';
+  const threaded = (backendInfo()?.wasmThreads?.threads ?? 1) > 1;
+  return tf.getBackend() === 'wasm' && !threaded && cores > 1 && process.env[WORKERS_ENV] !== '0';
 }
 
 /** Starts the worker; under tsx (tests, examples run from source) the worker loads tsx too. */

@@ -104,6 +104,19 @@ export interface TrackStepInput {
   numFrames: number;
   reverse: boolean;
   runMemEncoder: boolean;
+  /** Work shared by the objects tracked on this frame (the caller frees it: disposeFrameShared). */
+  shared?: FrameShared;
+}
+
+/** What every object tracked on one frame computes alike, filled by the first of them. */
+export interface FrameShared {
+  /** Memory attention's layer-0 self-attention on the frame's features. */
+  firstSelf?: tf.Tensor2D;
+}
+
+export function disposeFrameShared(shared: FrameShared): void {
+  shared.firstSelf?.dispose();
+  shared.firstSelf = undefined;
 }
 
 /** Cumulative wall time of the tracker's stages, in ms. */
@@ -205,7 +218,7 @@ export class Tracker {
     const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({ features: out.maskmemFeatures!, keysT: out.memoryKeysT!, tpos: bank.tpos[i] }));
     const pointers: PointerTokens | undefined = bank.pointers.length ? { tokens: bank.pointers[0], pos: bank.pointers[1] } : undefined;
     try {
-      const out = await this.attend(bank.curr, bank.currPos, spatial, pointers);
+      const out = await this.attend(bank.curr, bank.currPos, spatial, pointers, input.shared);
       const pix = tf.reshape(out, [1, s, s, -1]) as tf.Tensor4D;
       out.dispose();
       return pix;
@@ -219,7 +232,7 @@ export class Tracker {
    * Small inputs stay on this thread: below ~4M attention scores, copying to the worker costs
    * more than it saves (128 px frames ran 10% slower with it, 512 px ran 1.4x faster).
    */
-  private async attend(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): Promise<tf.Tensor2D> {
+  private async attend(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens, shared?: FrameShared): Promise<tf.Tensor2D> {
     const numKeys = spatial.reduce((k, m) => k + m.features.shape[0], pointers?.tokens.shape[0] ?? 0);
     // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
     const worthIt = curr.shape[0] * numKeys >= Number(process.env.SAM2_TFJS_WORKER_MIN_SCORES || 2 ** 22);
@@ -233,7 +246,8 @@ export class Tracker {
         this.parallel = null;
       }
     }
-    return this.memoryAttention.forwardBank(curr, currPos, spatial, pointers);
+    const first = shared ? (shared.firstSelf ??= this.memoryAttention.firstSelfBlock(curr, currPos)) : undefined;
+    return this.memoryAttention.forwardBank(curr, currPos, spatial, pointers, first);
   }
 
   /** Stops the memory-attention worker thread, if one was started. */
@@ -249,8 +263,8 @@ export class Tracker {
     const numPts = input.points ? input.points.labels.length : 0;
     const multimask = numPts <= 1; // multimask_output_in_sam/for_tracking, 0..1 points
     let t = Date.now();
+    // no host read to end the timing: the wasm and cpu backends run each op when it is called
     const pix = await this.conditionedFeatures(input);
-    await pix.data();
     this.timings.memoryAttention += Date.now() - t;
     t = Date.now();
     const heads = tf.tidy(() => {

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { SamModel } from '../model/sam_model';
+import { disposeImageCache, type DecoderImageCache } from '../model/mask_decoder';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SerialQueue } from './serial_queue';
 import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
@@ -63,11 +64,16 @@ export type PredictTensors = {
 /** Prompt sets decoded at once: bounds activation memory (each needs ~70 MB at 1024 px). */
 const DECODER_CHUNK = 16;
 
+/** Full-resolution masks upsampled at once in predictBatch: bounds memory (1800x1200: 8.6 MB each). */
+const UPSAMPLE_CHUNK = 8;
+
 /** Cached image features: SAM 1 has no high-resolution levels. */
 type CachedFeatures = Pick<ImageFeatures, 'imageEmbed'> & Partial<Pick<ImageFeatures, 'highResFeats'>>;
 
 interface ImageState {
   features: CachedFeatures;
+  /** Per image: the decoder work every prompt without a mask input shares. */
+  decoderCache: DecoderImageCache[];
   /** [height, width] of each image of the batch. */
   origHW: [number, number][];
   /** SAM 1: [height, width] of each image resized into the model input, before padding. */
@@ -142,14 +148,39 @@ export class SamPredictor {
       );
       try {
         // SAM 1 runs on its TF.js layers only (no executor)
-        const features = this.model.kind === 'sam1' ? this.model.imageEncoder.imageFeatures(x) : await this.model.executor.imageFeatures(x);
+        const features: CachedFeatures =
+          this.model.kind === 'sam1' ? this.model.imageEncoder.imageFeatures(x) : await this.model.executor.imageFeatures(x);
+        let decoderCache: DecoderImageCache[];
+        try {
+          decoderCache = this.precompute(features);
+        } catch (e) {
+          tf.dispose([features.imageEmbed, ...(features.highResFeats ?? [])]);
+          throw e;
+        }
         // replaced only on success: a failed setImage leaves the previous image set
         this.resetPredictor();
-        this.state = { features, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
+        this.state = { features, decoderCache, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
       } finally {
         x.dispose();
       }
     });
+  }
+
+  /** MaskDecoder.precomputeImage for each image of the batch. */
+  private precompute(features: CachedFeatures): DecoderImageCache[] {
+    const pe = this.model.promptEncoder;
+    const { sparse, dense } = pe.forward({});
+    sparse.dispose();
+    try {
+      return Array.from({ length: features.imageEmbed.shape[0] }, (_, i) => {
+        const e = features.imageEmbed.shape[0] === 1 ? features.imageEmbed : (tf.slice(features.imageEmbed, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
+        const cache = this.model.maskDecoder.precomputeImage(e, pe.getDensePe(), dense);
+        if (e !== features.imageEmbed) e.dispose();
+        return cache;
+      });
+    } finally {
+      dense.dispose();
+    }
   }
 
   /**
@@ -170,11 +201,13 @@ export class SamPredictor {
       'setImageFeatures: SAM 2 models need highResFeats (the two high-resolution levels).',
     );
     this.resetPredictor();
+    const own: CachedFeatures = {
+      imageEmbed: features.imageEmbed.clone(),
+      highResFeats: this.model.kind === 'sam1' || !high ? undefined : [high[0].clone(), high[1].clone()],
+    };
     this.state = {
-      features: {
-        imageEmbed: features.imageEmbed.clone(),
-        highResFeats: this.model.kind === 'sam1' || !high ? undefined : [high[0].clone(), high[1].clone()],
-      },
+      features: own,
+      decoderCache: this.precompute(own),
       origHW: hw.map(([h, w]) => [h, w]),
       inputHW: this.model.kind === 'sam1' ? hw.map(([h, w]) => getPreprocessShape(h, w, this.imageSize)) : undefined,
     };
@@ -196,6 +229,7 @@ export class SamPredictor {
   resetPredictor(): void {
     if (this.state) {
       tf.dispose([this.state.features.imageEmbed, ...(this.state.features.highResFeats ?? [])]);
+      this.state.decoderCache.forEach(disposeImageCache);
       this.state = undefined;
     }
   }
@@ -301,7 +335,7 @@ export class SamPredictor {
     labels: tf.Tensor2D,
     options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number },
   ): PredictTensors {
-    const { features } = this.requireState();
+    const { features, decoderCache } = this.requireState();
     const i = options.imageIndex ?? 0;
     return tf.tidy(() => {
       const pick = (t: tf.Tensor4D) => (t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D));
@@ -319,7 +353,7 @@ export class SamPredictor {
         multimaskOutput: options.multimaskOutput ?? true,
         repeatImage: coords.shape[0] > 1,
         highResFeatures: high ? [pick(high[0]), pick(high[1])] : undefined,
-      });
+      }, options.maskInput ? undefined : decoderCache[i]);
       return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
     });
   }
@@ -347,46 +381,50 @@ export class SamPredictor {
       // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
       const ext = this.model.kind === 'sam1' ? undefined : await this.model.executor.decode?.({ features: features as ImageFeatures, imageIndex, ...inputs, multimaskOutput: multimask });
       const r = ext ?? this.predictTensors(inputs.coords, inputs.labels, { multimaskOutput: multimask, maskInput: inputs.maskInput, imageIndex });
-      // planar [B, M, s, s] for host copies
-      out = { lowRes: tf.transpose(r.lowResMasks, [0, 3, 1, 2]) as tf.Tensor4D, ious: r.ious };
+      // planar [B*M, s, s, 1] for host copies and the upsampling
+      const [, , , mm] = r.lowResMasks.shape;
+      out = { lowRes: tf.tidy(() => tf.reshape(tf.transpose(r.lowResMasks, [0, 3, 1, 2]), [b * mm, s, s, 1]) as tf.Tensor4D), ious: r.ious };
       tf.dispose([r.lowResMasks, r.objectScoreLogits]);
     } finally {
       tf.dispose([inputs.coords, inputs.labels, ...(inputs.maskInput ? [inputs.maskInput] : [])]);
     }
+    const m = out.lowRes.shape[0] / b;
+    let lowRes = out.lowRes;
     try {
-      const m = out.lowRes.shape[1];
-      const lowResData = (await out.lowRes.data()) as Float32Array;
-      const iouData = (await out.ious.data()) as Float32Array;
-      const raw: Float32Array[] = [];
-      for (let k = 0; k < b * m; k++) raw.push(lowResData.slice(k * s * s, (k + 1) * s * s));
+      const [lowResData, iouData] = (await Promise.all([out.lowRes.data(), out.ious.data()])) as Float32Array[];
       if (this.maxHoleArea > 0 || this.maxSprinkleArea > 0) {
+        const raw: Float32Array[] = [];
+        for (let k = 0; k < b * m; k++) raw.push(lowResData.slice(k * s * s, (k + 1) * s * s));
         removeHolesAndSprinkles(raw, s, s, this.maxHoleArea, this.maxSprinkleArea, this.maskThreshold);
+        lowRes = tf.tensor4d(concatRows(raw), [b * m, s, s, 1]);
       }
-      const full = tf.tidy(() => {
-        const planar = tf.tensor3d(concatRows(raw), [b * m, s, s]);
-        const up = this.postprocessLogits(tf.expandDims(planar, -1) as tf.Tensor4D, imageIndex); // [b*m, h, w, 1]
-        return returnLogits ? up : tf.greater(up, this.maskThreshold);
-      });
-      const fullData = await full.data();
-      full.dispose();
+      // full resolution in chunks, on the device until the host copy
+      const full: (Uint8Array | Float32Array)[] = [];
+      for (let k = 0; k < b * m; k += UPSAMPLE_CHUNK) {
+        const c = Math.min(UPSAMPLE_CHUNK, b * m - k);
+        const t = tf.tidy(() => {
+          const up = this.postprocessLogits(c === b * m ? lowRes : (tf.slice(lowRes, [k, 0, 0, 0], [c, -1, -1, -1]) as tf.Tensor4D), imageIndex);
+          return returnLogits ? up : tf.greater(up, this.maskThreshold);
+        });
+        const data = (await t.data()) as Uint8Array | Float32Array;
+        t.dispose();
+        for (let j = 0; j < c; j++) full.push(data.slice(j * h * w, (j + 1) * h * w)); // copies: the chunk's buffer is freed
+      }
       const results: PredictResult[] = [];
       for (let i = 0; i < b; i++) {
         const idx = Array.from({ length: m }, (_, j) => i * m + j);
-        const masks = idx.map((k) => {
-          const slice = fullData.subarray(k * h * w, (k + 1) * h * w);
-          return returnLogits ? Uint8Array.from(slice as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : (slice as Uint8Array).slice();
-        });
         results.push({
-          masks,
+          masks: idx.map((k) => (returnLogits ? Uint8Array.from(full[k] as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : (full[k] as Uint8Array))),
           scores: iouData.slice(i * m, (i + 1) * m),
           lowResLogits: idx.map((k) => lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(32, Math.max(-32, v)))),
-          logits: returnLogits ? idx.map((k) => (fullData as Float32Array).slice(k * h * w, (k + 1) * h * w)) : undefined,
+          logits: returnLogits ? idx.map((k) => full[k] as Float32Array) : undefined,
           width: w,
           height: h,
         });
       }
       return results;
     } finally {
+      if (lowRes !== out.lowRes) lowRes.dispose();
       tf.dispose([out.lowRes, out.ious]);
     }
   }

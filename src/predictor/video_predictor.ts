@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import type { SamModel } from '../model/sam_model';
-import { NO_OBJ_SCORE, type FrameFeatures, type FrameOutput, type Tracker } from '../model/tracker';
+import { NO_OBJ_SCORE, disposeFrameShared, type FrameFeatures, type FrameOutput, type FrameShared, type Tracker } from '../model/tracker';
 import type { RgbImage } from './image_input';
 import { resizeAntialiasBilinear, upsampleLogits } from '../ops/transforms';
 import { preprocessVideoFrame } from './video_frames';
@@ -92,8 +92,8 @@ export class VideoPredictor {
     const t = Date.now();
     const x = preprocessVideoFrame(img, this.model.config.imageSize);
     try {
+      // no host read to end the timing: the wasm and cpu backends run each op when it is called
       const { backboneFpn, visionPosEnc } = this.model.imageEncoder.forwardImage(x);
-      backboneFpn[2].dataSync(); // finish the work so the timing is the encoder's
       return { highRes: [backboneFpn[0], backboneFpn[1]], top: backboneFpn[2], topPos: visionPosEnc[2] };
     } finally {
       x.dispose();
@@ -269,24 +269,30 @@ export class VideoPredictor {
     for (const frameIdx of order) {
       this.checkState(state); // resetState between two frames
       const outs: FrameOutput[] = [];
-      for (const obj of state.objects) {
-        let out = obj.memory.cond.get(frameIdx);
-        if (!out) {
-          const features = await state.frameFeatures(frameIdx, this.encode);
-          out = await this.tracker.step({
-            frameIdx,
-            isInitCondFrame: false,
-            features,
-            memory: obj.memory,
-            numFrames: n,
-            reverse,
-            runMemEncoder: true,
-          });
-          disposeOutput(obj.memory.nonCond.get(frameIdx));
-          obj.memory.nonCond.set(frameIdx, out);
+      const shared: FrameShared = {};
+      try {
+        for (const obj of state.objects) {
+          let out = obj.memory.cond.get(frameIdx);
+          if (!out) {
+            const features = await state.frameFeatures(frameIdx, this.encode);
+            out = await this.tracker.step({
+              frameIdx,
+              isInitCondFrame: false,
+              features,
+              memory: obj.memory,
+              numFrames: n,
+              reverse,
+              runMemEncoder: true,
+              shared,
+            });
+            disposeOutput(obj.memory.nonCond.get(frameIdx));
+            obj.memory.nonCond.set(frameIdx, out);
+          }
+          obj.tracked.set(frameIdx, { reverse });
+          outs.push(out);
         }
-        obj.tracked.set(frameIdx, { reverse });
-        outs.push(out);
+      } finally {
+        disposeFrameShared(shared);
       }
       this.forgetUnreachable(state, frameIdx, reverse);
       yield await this.videoResult(state, frameIdx, outs, options.returnLogits ?? false);

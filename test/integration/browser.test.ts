@@ -27,6 +27,8 @@ import {
 
 const root = path.join(__dirname, '..', '..');
 const SMALL = 256;
+/** SAM2_BROWSER_BACKENDS=webgl (or webgpu) runs one backend's cases only. */
+const BROWSER_BACKENDS = (process.env.SAM2_BROWSER_BACKENDS ?? 'webgl,webgpu').split(',') as ('webgl' | 'webgpu')[];
 const truck = loadCase('image_truck');
 const prompts = truck.prompts as {
   id: string;
@@ -183,14 +185,16 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
     expect(fs.existsSync(path.join(root, 'dist', 'cjs', 'browser', 'index.d.ts'))).to.equal(true);
     const node = Object.keys(require('../../src/index'));
     const browser = Object.keys(require('../../src/browser/index'));
-    const nodeOnly = ['portCheckpoint', 'readCheckpoint', 'downloadCheckpoint', 'checkpointUrl', 'DOWNLOAD_BASE_ENV'];
+    const nodeOnly = ['portCheckpoint', 'readCheckpoint', 'downloadCheckpoint', 'checkpointUrl', 'DOWNLOAD_BASE_ENV', 'DOWNLOADABLE_MODELS'];
+    // batch runs over files and the BullMQ queue need Node (file system, Redis)
+    nodeOnly.push('generateForFiles', 'enqueueFiles', 'runWorker', 'DEFAULT_QUEUE_NAME');
     expect(
       node.filter((n) => !browser.includes(n) && !nodeOnly.includes(n)),
       'missing from src/browser/index.ts',
     ).to.deep.equal([]);
   });
 
-  for (const backend of ['webgl', 'webgpu'] as const) {
+  for (const backend of BROWSER_BACKENDS) {
     describe(`on ${backend}`, () => {
       let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
       let page: Page;

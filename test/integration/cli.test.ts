@@ -82,6 +82,7 @@ describe('command line (sam2-tfjs)', () => {
     const r = run('info');
     expect(r.code).to.equal(0);
     expect(r.out).to.match(/backend: wasm \(wasm\)/);
+    expect(r.out).to.match(/wasm threads: \d+/);
     expect(r.out).to.match(/tfjs-node-gpu \(CUDA\): (not )?installed/);
   });
 

@@ -86,6 +86,42 @@ describe('SamPredictor: decoder parity on the fixture features (image_truck)', (
       predictor.predictBatch([{ box: [425, 600, 700, 875] }, { box: [75, 275, 1725, 850] }, { pointCoords: [[1, 2]], pointLabels: [0] }]),
     );
   });
+
+  it('gives the same logits with and without the per-image decoder precompute', async () => {
+    const model = tinyImageModel();
+    const f = truckFixtureFeatures();
+    // 1 click, then 3 boxes in one batch (as corner points with labels 2, 3)
+    for (const [coords, labels] of [
+      [[[[300, 320]]], [[1]]],
+      [[[[240, 512], [400, 700]], [[40, 230], [980, 720]], [[500, 500], [600, 600]]], [[2, 3], [2, 3], [2, 3]]],
+    ] as [number[][][], number[][]][]) {
+      const c = tf.tensor3d(coords);
+      const l = tf.tensor2d(labels);
+      const withCache = predictor.predictTensors(c, l);
+      const without = tf.tidy(() => {
+        const { sparse, dense } = model.promptEncoder.forward({ points: { coords: c, labels: l } });
+        const out = model.maskDecoder.forward({
+          imageEmbeddings: f.imageEmbed,
+          imagePe: model.promptEncoder.getDensePe(),
+          sparsePromptEmbeddings: sparse,
+          densePromptEmbeddings: dense,
+          multimaskOutput: true,
+          repeatImage: coords.length > 1,
+          highResFeatures: f.highResFeats,
+        });
+        return [out.masks, out.iouPred];
+      });
+      const [a, b] = [await withCache.lowResMasks.data(), await without[0].data()];
+      if (coords.length === 1) {
+        expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), 'one prompt: bit-identical').to.equal(true);
+      } else {
+        // without the cache the batch's image tokens are per prompt (a batched attention path)
+        expectClose('batched low-res logits', a as Float32Array, b as Float32Array, 1e-4);
+      }
+      expectClose('ious', (await withCache.ious.data()) as Float32Array, (await without[1].data()) as Float32Array, 1e-5);
+      tf.dispose([c, l, withCache.lowResMasks, withCache.ious, withCache.objectScoreLogits, ...without]);
+    }
+  });
 });
 
 describe('SamPredictor: end to end from images/truck.png and truck.jpg', () => {
