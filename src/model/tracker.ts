@@ -235,7 +235,8 @@ export class Tracker {
   private async attend(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens, shared?: FrameShared): Promise<tf.Tensor2D> {
     const numKeys = spatial.reduce((k, m) => k + m.features.shape[0], pointers?.tokens.shape[0] ?? 0);
     // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
-    const worthIt = curr.shape[0] * numKeys >= Number(process.env.SAM2_TFJS_WORKER_MIN_SCORES || 2 ** 22);
+    const minScores = typeof process === 'undefined' ? undefined : process.env?.SAM2_TFJS_WORKER_MIN_SCORES; // no process in browsers
+    const worthIt = curr.shape[0] * numKeys >= Number(minScores || 2 ** 22);
     if (this.parallel === undefined && worthIt) this.parallel = parallelMemoryAttentionAvailable() ? new ParallelMemoryAttention(this.memoryAttention) : null;
     if (this.parallel && worthIt) {
       try {

@@ -40,6 +40,9 @@ function picture(W: number, H: number, cx: number, cy: number) {
   return { data, width: W, height: H };
 }
 
+/** What SamPredictor keeps per image: 3 feature maps + the decoder's per-image precompute (src and 3 first-block projections). */
+const CACHED_PER_IMAGE = 3 + 4;
+
 describe('reliability: images, concurrency and validation (formula weights at 128 px)', () => {
   let model: Sam2Model;
   before(() => {
@@ -86,7 +89,7 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     await p.setImage(t);
     await p.setImage(t);
     const withImage = tf.memory().numTensors;
-    expect(withImage).to.equal(base + 1 + 3); // the caller's tensor + cached features
+    expect(withImage).to.equal(base + 1 + CACHED_PER_IMAGE); // the caller's tensor + one image's cache
     const r = await p.predict({ pointCoords: [[10, 10]], pointLabels: [1] });
     const mask = tf.tensor(r.lowResLogits[0]);
     await p.predict({ pointCoords: [[10, 10]], pointLabels: [1], maskInput: mask });
@@ -116,7 +119,7 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     ]);
     expect([r1.width, r1.height]).to.deep.equal([24, 20]);
     expect(r2.map((r) => r.width)).to.deep.equal([40, 40]);
-    expect(tf.memory().numTensors).to.equal(base + 3); // one image's features
+    expect(tf.memory().numTensors).to.equal(base + CACHED_PER_IMAGE); // one image's cache
     // a failed setImage leaves the previous image set
     await rejects(p.setImage(Buffer.from('not an image')), 'IMAGE', /Cannot decode image bytes/);
     expect((await p.predict({ pointCoords: [[5, 5]], pointLabels: [1] })).width).to.equal(40);
