@@ -1,6 +1,7 @@
 // Builds the CommonJS output with tsc, then writes a thin ESM entry that re-exports it.
 // One compiled copy serves both `require` (tslab notebooks) and `import`, so the two
-// module systems never hold two different tf.js instances.
+// module systems never hold two different tf.js instances. Then the self-contained browser
+// bundle (scripts/build_browser.js).
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -34,3 +35,9 @@ for (const entry of ['index', 'internals']) {
   counts.push(`${entry} ${names.length}`);
 }
 console.log(`build: dist/cjs + dist/esm (exports: ${counts.join(', ')})`);
+require('./build_browser')
+  .buildBrowser()
+  .catch((e) => {
+    console.error(`build: browser bundle failed: ${e.message.split('\n')[0]}`);
+    process.exit(1);
+  });

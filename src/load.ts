@@ -66,7 +66,8 @@ export async function createExecutor(
   weightsDir: string | undefined,
   options: ExecutorOptions = {},
 ): Promise<Sam2Executor> {
-  const choice = options.executor ?? parseExecutorChoice(process.env[EXECUTOR_ENV]) ?? 'tfjs';
+  const env = typeof process === 'undefined' ? undefined : process.env?.[EXECUTOR_ENV]; // no process in browsers
+  const choice = options.executor ?? parseExecutorChoice(env) ?? 'tfjs';
   parseExecutorChoice(choice);
   const resolved = resolveExecutorChoice(choice);
   let executor: Sam2Executor;

@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { spawnSync } from 'child_process';
-import { initBackend, type BackendChoice } from '../backend';
+import { backendInfo, initBackend, type BackendChoice } from '../backend';
+import { serveExample } from './serve_example';
 import { Sam2Error } from '../errors';
 import { downloadCheckpoint, isCompleteCheckpoint, weightsDir, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
 import { portCheckpoint } from '../io/port';
@@ -85,7 +86,14 @@ function modelLoader(o: Options) {
     imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
     executor: parseExecutorChoice(o.executor as string | undefined),
   };
-  return async () => loadSam2(await modelDir(model), options);
+  return async () => {
+    const loaded = await loadSam2(await modelDir(model), options);
+    // the library does not print: say here when the GPU is not used or a backend was skipped
+    const info = backendInfo();
+    for (const n of info?.notes ?? []) console.error(`sam2-tfjs: ${n}`);
+    if (info && options.backend && info.skipped.length) console.error(`sam2-tfjs: using ${info.tfBackend}; skipped ${info.skipped.join('; ')}`);
+    return loaded;
+  };
 }
 
 /**
@@ -142,8 +150,8 @@ const batchHelpers: CliHelpers = { num, usageError: (m) => new UsageError(m), mo
 const COMMANDS: Record<string, Command> = {
   info: {
     usage:
-      'sam2-tfjs info [--backend auto|node-gpu|node|wasm|cpu] [--executor tfjs|onnxruntime|auto]\n' +
-      '  Shows the tf.js backend in use, its version, whether tfjs-node(-gpu) and onnxruntime-node were found, and the executor.',
+      'sam2-tfjs info [--backend auto|tensorflow|node-gpu|node|wasm|cpu|webgpu|webgl] [--executor tfjs|onnxruntime|auto]\n' +
+      '  Shows the tf.js backend in use, whether it runs on a GPU, its version, whether tfjs-node(-gpu) and onnxruntime-node were found, and the executor.',
     options: { backend: { type: 'string' }, executor: { type: 'string' } },
     async run(_p, o) {
       const info = await initBackend(o.backend as BackendChoice | undefined);
@@ -155,13 +163,16 @@ const COMMANDS: Record<string, Command> = {
           return 'not installed';
         }
       };
-      console.log(`backend: ${info.tfBackend} (${info.choice})`);
+      console.log(`backend: ${info.tfBackend} (${info.choice}${info.userSet ? ', set before' : ''})`);
+      console.log(`device: ${info.device}`);
+      console.log(`gpu: ${info.gpu ? 'yes' : 'no'}`);
       console.log(`tfjs: ${info.tfjsVersion}`);
       const t = info.wasmThreads;
       if (t) console.log(`wasm threads: ${t.threads}${t.reason ? ` (${t.reason})` : ''}`);
       console.log(`@tensorflow/tfjs-node-gpu (CUDA): ${found('@tensorflow/tfjs-node-gpu')}`);
       console.log(`@tensorflow/tfjs-node: ${found('@tensorflow/tfjs-node')}`);
       for (const s of info.skipped) console.log(`skipped ${s}`);
+      for (const n of info.notes) console.log(`note: ${n}`);
       console.log(`onnxruntime-node: ${found('onnxruntime-node')}`);
       const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
       const ex = resolveExecutorChoice(choice);
@@ -378,6 +389,23 @@ const COMMANDS: Record<string, Command> = {
         video.dispose();
         m.dispose();
       }
+    },
+  },
+  'serve-example': {
+    usage:
+      'sam2-tfjs serve-example --model <dir|name> [--image photo.jpg] [--port 8080] [--host 127.0.0.1]\n' +
+      '  Serves the browser example (click to segment, drag a box, automatic masks) with the browser bundle and the model.',
+    options: { model: { type: 'string' }, image: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
+    async run(_p, o) {
+      if (!o.model) throw new UsageError('--model is required: a folder written by `sam2-tfjs port`, or a model name');
+      const { url } = await serveExample({
+        weightsDir: await modelDir(String(o.model)),
+        image: o.image as string | undefined,
+        port: o.port !== undefined ? num(o.port, '--port') : undefined,
+        host: o.host as string | undefined,
+      });
+      console.log(`open ${url} (Ctrl+C stops the server)`);
+      await new Promise(() => undefined); // serve until the process is stopped
     },
   },
 };

@@ -14,7 +14,8 @@ import expectedKeysSam1 from './expected_keys_sam1.json';
 import { tfShape, toTfLayout } from './layout';
 import { readCheckpoint, type Checkpoint } from './torch_checkpoint';
 
-export const MODEL_JSON = 'model.json';
+export { MODEL_JSON } from './format';
+import { MODEL_JSON } from './format';
 export const SHARD_BYTES = 4 * 1024 * 1024;
 
 export interface PortOptions {

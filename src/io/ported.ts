@@ -6,18 +6,21 @@ import { Sam2Error } from '../errors';
 import { validateConfig, type Sam2Config } from '../config';
 import { isSam1Config, validateSam1Config, type Sam1Config } from '../config_sam1';
 import { Weights } from '../weights';
-import { MODEL_JSON, type PortedModelJson } from './port';
+import { MODEL_JSON } from './format';
+import type { PortedModelJson } from './port';
 
 export interface ReadPortedOptions {
   /** Override the input resolution (a multiple of 32). */
   imageSize?: number;
 }
 
-const isUrl = (s: string) => /^https?:\/\//.test(s);
+// In a browser every location is a URL; relative ones resolve against the page.
+const pageUrl = (globalThis as { location?: { href: string } }).location?.href;
+const isUrl = (s: string) => /^https?:\/\//.test(s) || (pageUrl !== undefined && typeof window !== 'undefined');
 
 async function readBytes(base: string, name: string): Promise<Uint8Array> {
   if (isUrl(base)) {
-    const url = new URL(name, base.endsWith('/') ? base : `${base}/`).toString();
+    const url = new URL(name, new URL(base.endsWith('/') ? base : `${base}/`, pageUrl)).toString();
     let res: Response;
     try {
       res = await fetch(url);
@@ -64,9 +67,11 @@ export async function readPortedWeights(
   dirOrUrl: string,
   options: ReadPortedOptions = {},
 ): Promise<{ config: Sam2Config | Sam1Config; weights: Weights }> {
+  // the model.json path or URL itself names its folder
+  if (/(^|[\\/])model\.json$/.test(dirOrUrl)) dirOrUrl = dirOrUrl.slice(0, -MODEL_JSON.length) || '.';
   let manifest: PortedModelJson;
   try {
-    manifest = JSON.parse(Buffer.from(await readBytes(dirOrUrl, MODEL_JSON)).toString('utf8'));
+    manifest = JSON.parse(new TextDecoder().decode(await readBytes(dirOrUrl, MODEL_JSON)));
   } catch (e) {
     if (e instanceof Sam2Error) throw e;
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not valid JSON: port the checkpoint again.`);

@@ -4,6 +4,8 @@ import type { RgbImage } from '../ops/transforms';
 import * as fs from 'fs';
 import { Jimp } from 'jimp';
 import { Sam2Error } from '../errors';
+import { domImageToRgb, isDomImage, type DomImage } from './dom_image';
+import { rawToRgb, tensorToRgb, toRgb } from './image_pixels';
 
 /** Raw pixels: `channels` interleaved bytes per pixel (3 = RGB, 4 = RGBA), row-major. */
 export interface RawImage {
@@ -19,33 +21,14 @@ export interface BitmapLike {
 }
 
 /**
- * An image as a file path, PNG/JPEG bytes (JPEGs up to 100 MP), a jimp image, raw RGB/RGBA
- * bytes, or an int32/uint8/float32 HWC tensor with values in 0..255 (a float tensor in 0..1 is
- * refused: multiply it by 255).
+ * An image as a file path (a URL in browsers), PNG/JPEG bytes (JPEGs up to 100 MP), a jimp image, raw RGB/RGBA bytes
+ * (`ImageData` included), an int32/uint8/float32 HWC tensor with values in 0..255 (a float tensor in 0..1 is refused:
+ * multiply it by 255), or in
+ * browsers an HTMLImageElement, HTMLCanvasElement, HTMLVideoElement, ImageBitmap or OffscreenCanvas.
  */
-export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D;
+export type ImageInput = string | Buffer | Uint8Array | BitmapLike | RawImage | tf.Tensor3D | DomImage;
 
 export type { RgbImage } from '../ops/transforms';
-
-function toRgb(src: ArrayLike<number>, width: number, height: number, channels: number): RgbImage {
-  if (!isSize(width) || !isSize(height)) throw new Sam2Error('INPUT', `The image is empty or has a bad size (${width}x${height}).`);
-  if (channels !== 3 && channels !== 4) throw new Sam2Error('INPUT', `Raw images have 3 (RGB) or 4 (RGBA) channels, got ${channels}.`);
-  const n = width * height;
-  if (src.length !== n * channels) {
-    throw new Sam2Error(
-      'INPUT',
-      `Raw image of ${width}x${height} with ${channels} channels needs ${n * channels} bytes, got ${src.length}.`,
-    );
-  }
-  if (channels === 3) return { data: Uint8Array.from(src), width, height };
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    data[3 * i] = src[4 * i];
-    data[3 * i + 1] = src[4 * i + 1];
-    data[3 * i + 2] = src[4 * i + 2];
-  }
-  return { data, width, height };
-}
 
 /** Largest JPEG decoded, in megapixels (jpeg-js's own resolution limit). */
 export const MAX_JPEG_MEGAPIXELS = 100;
@@ -97,30 +80,6 @@ async function decodeBytes(bytes: Buffer, what: string): Promise<RgbImage> {
   return toRgb(img.bitmap.data, img.bitmap.width, img.bitmap.height, 4);
 }
 
-const isSize = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
-
-/**
- * An image tensor's pixels as 0..255 values (rounded, clipped). Float tensors are read as 0..255
- * like the reference's uint8 arrays; one whose values all lie in 0..1 is refused rather than
- * silently read as a black image.
- */
-async function tensorPixels(image: tf.Tensor3D): Promise<Float32Array> {
-  if (image.dtype === 'float32') {
-    const max = tf.tidy(() => tf.max(image));
-    const m = (await max.data())[0];
-    max.dispose();
-    if (m <= 1 && m > 0) {
-      throw new Sam2Error('INPUT', `The float image tensor's values are all in 0..1 (max ${m}): image tensors hold 0..255, multiply it by 255 (tf.mul(image, 255)).`);
-    }
-  }
-  const t = tf.tidy(() => tf.clipByValue(tf.round(tf.cast(image, 'float32')), 0, 255));
-  try {
-    return (await t.data()) as Float32Array;
-  } finally {
-    t.dispose(); // the whole image: ~25 MiB at 1800x1200
-  }
-}
-
 /** Decodes any accepted image form to packed RGB bytes. */
 export async function readImage(image: ImageInput): Promise<RgbImage> {
   if (typeof image === 'string') {
@@ -135,24 +94,10 @@ export async function readImage(image: ImageInput): Promise<RgbImage> {
   if (image === null || typeof image !== 'object') {
     throw new Sam2Error('INPUT', `Unsupported image ${image === null ? 'null' : typeof image}: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.`);
   }
-  if (image instanceof tf.Tensor) {
-    if (image.rank !== 3 || (image.shape[2] !== 3 && image.shape[2] !== 4)) {
-      throw new Sam2Error('INPUT', `Image tensors must be HWC with 3 or 4 channels, got shape [${image.shape}].`);
-    }
-    const [h, w, c] = image.shape;
-    if (h === 0 || w === 0) throw new Sam2Error('INPUT', `The image tensor is empty ([${image.shape}]).`);
-    const values = await tensorPixels(image);
-    return toRgb(values, w, h, c);
-  }
+  if (image instanceof tf.Tensor) return tensorToRgb(image);
+  if (isDomImage(image)) return domImageToRgb(image);
   if (Buffer.isBuffer(image) || image instanceof Uint8Array) return decodeBytes(Buffer.from(image), 'image bytes');
   if ('bitmap' in image) return toRgb(image.bitmap.data, image.bitmap.width, image.bitmap.height, 4);
-  if ('data' in image && 'width' in image && 'height' in image) {
-    if (!isSize(image.width) || !isSize(image.height)) {
-      throw new Sam2Error('INPUT', `Raw image width and height must be positive integers, got ${image.width}x${image.height}.`);
-    }
-    if (!image.data || typeof (image.data as ArrayLike<number>).length !== 'number') throw new Sam2Error('INPUT', 'Raw image data must be a Uint8Array (or Buffer) of pixels.');
-    const channels = image.channels ?? (image.data.length === image.width * image.height * 3 ? 3 : 4);
-    return toRgb(image.data, image.width, image.height, channels);
-  }
+  if ('data' in image && 'width' in image && 'height' in image) return rawToRgb(image);
   throw new Sam2Error('INPUT', 'Unsupported image: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.');
 }

@@ -1,27 +1,9 @@
 /** Turning masks into pictures: mask PNGs and coloured overlays with prompt markers (jimp). */
 import { Jimp } from 'jimp';
-import { check } from '../errors';
 import type { RgbImage } from '../predictor/image_input';
+import { checkMask, overlayImageData, type OverlayOptions } from './pixels';
 
-/** A distinct colour per mask index (RGB). */
-export function maskColor(i: number): [number, number, number] {
-  const palette: [number, number, number][] = [
-    [30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0], [186, 85, 211],
-    [0, 206, 209], [255, 140, 0], [199, 21, 133], [127, 255, 0], [70, 130, 180],
-  ];
-  return palette[i % palette.length];
-}
-
-function checkMask(mask: ArrayLike<number>, width: number, height: number, where: string) {
-  check(
-    Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0,
-    `${where}: width and height must be positive integers, got ${width}x${height}.`,
-  );
-  check(
-    mask?.length === width * height,
-    `${where}: a mask must hold width*height = ${width * height} values (row-major), got ${mask?.length}; pass the masks at the image's size.`,
-  );
-}
+export { maskColor, maskToImageData, overlayImageData, type OverlayOptions, type RgbaImage } from './pixels';
 
 /** PNG bytes of a 0/1 mask (white inside, black outside). */
 export async function maskToPng(mask: ArrayLike<number>, width: number, height: number): Promise<Buffer> {
@@ -35,67 +17,17 @@ export async function maskToPng(mask: ArrayLike<number>, width: number, height: 
   return img.getBuffer('image/png');
 }
 
-export interface OverlayOptions {
-  /** Opacity of the mask colours (default 0.5). */
-  alpha?: number;
-  /** Points [x, y] with labels (1 green, 0 red). */
-  points?: { xy: [number, number]; label: number }[];
-  /** Boxes [x0, y0, x1, y1], drawn in yellow. */
-  boxes?: [number, number, number, number][];
-}
-
 /**
  * Blends each mask in its colour over the image, darkens mask outlines, and draws prompt
  * markers. Returns PNG bytes.
  */
-export async function overlayPng(image: RgbImage, masks: ArrayLike<number>[], opts: OverlayOptions = {}): Promise<Buffer> {
-  const { width: w, height: h } = image;
-  check(image.data?.length === w * h * 3, `overlayPng: the image must be RGB bytes of length width*height*3 = ${w * h * 3}, got ${image.data?.length}.`);
-  masks.forEach((m, k) => checkMask(m, w, h, `overlayPng mask ${k}`));
-  const alpha = opts.alpha ?? 0.5;
-  const out = new Jimp({ width: w, height: h, color: 0x000000ff });
-  const d = out.bitmap.data;
-  for (let i = 0; i < w * h; i++) {
-    d[4 * i] = image.data[3 * i];
-    d[4 * i + 1] = image.data[3 * i + 1];
-    d[4 * i + 2] = image.data[3 * i + 2];
-  }
-  const set = (x: number, y: number, c: [number, number, number]) => {
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    const o = 4 * (y * w + x);
-    [d[o], d[o + 1], d[o + 2]] = c;
-  };
-  masks.forEach((m, k) => {
-    const c = maskColor(k);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) {
-        const i = y * w + x;
-        if (!m[i]) continue;
-        const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
-        const a = edge ? 0.9 : alpha;
-        for (let ch = 0; ch < 3; ch++) d[4 * i + ch] = Math.round(d[4 * i + ch] * (1 - a) + c[ch] * a);
-      }
-  });
-  const r = Math.max(3, Math.round(Math.min(w, h) / 100));
-  for (const p of opts.points ?? []) {
-    const c: [number, number, number] = p.label === 1 ? [0, 220, 0] : [230, 0, 0];
-    for (let dy = -r; dy <= r; dy++)
-      for (let dx = -r; dx <= r; dx++) {
-        const rr = dx * dx + dy * dy;
-        if (rr <= r * r) set(Math.round(p.xy[0]) + dx, Math.round(p.xy[1]) + dy, rr >= (r - 1) * (r - 1) ? [255, 255, 255] : c);
-      }
-  }
-  for (const [x0, y0, x1, y1] of opts.boxes ?? []) {
-    for (let t = 0; t < 2; t++) {
-      for (let x = Math.round(x0); x <= Math.round(x1); x++) {
-        set(x, Math.round(y0) + t, [255, 215, 0]);
-        set(x, Math.round(y1) - t, [255, 215, 0]);
-      }
-      for (let y = Math.round(y0); y <= Math.round(y1); y++) {
-        set(Math.round(x0) + t, y, [255, 215, 0]);
-        set(Math.round(x1) - t, y, [255, 215, 0]);
-      }
-    }
-  }
+export async function overlayPng(
+  image: RgbImage,
+  masks: ArrayLike<number>[],
+  opts: OverlayOptions = {},
+): Promise<Buffer> {
+  const px = overlayImageData(image, masks, opts, 'overlayPng');
+  const out = new Jimp({ width: px.width, height: px.height, color: 0x000000ff });
+  out.bitmap.data.set(px.data);
   return out.getBuffer('image/png');
 }

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { Jimp } from 'jimp';
-import { maskColor, maskToPng, overlayPng } from '../../src/viz/masks';
+import { maskColor, maskToImageData, maskToPng, overlayImageData, overlayPng } from '../../src/viz/masks';
+import { maskToPng as browserMaskToPng, overlayPng as browserOverlayPng } from '../../src/browser/masks';
+import { encodePng } from '../../src/viz/png';
 import { expectSam2Error } from '../helpers';
 
 /** RGB of pixel (x, y) of decoded PNG bytes. */
@@ -81,5 +83,41 @@ describe('visualisation (viz/masks)', () => {
     await expectSam2Error(maskToPng(new Uint8Array(10), 4, 3), 'INPUT', /width\*height = 12 .*got 10/);
     await expectSam2Error(overlayPng(grey(4, 3), [new Uint8Array(11)]), 'INPUT', /overlayPng mask 0/);
     await expectSam2Error(overlayPng({ width: 4, height: 3, data: new Uint8Array(12) }, []), 'INPUT', /RGB bytes of length width\*height\*3 = 36/);
+  });
+
+  describe('without jimp (the browser build\'s helpers)', () => {
+    it('encodePng writes PNGs any reader decodes, compressed or with stored blocks', async () => {
+      const w = 300;
+      const h = 250; // > 64 KiB of rows: several stored blocks
+      const rgba = new Uint8Array(w * h * 4).map((_, i) => (i * 37 + (i >> 10)) % 256);
+      const saved = globalThis.CompressionStream;
+      for (const compress of [true, false]) {
+        if (!compress) (globalThis as { CompressionStream?: unknown }).CompressionStream = undefined;
+        try {
+          const img = await Jimp.read(Buffer.from(await encodePng(rgba, w, h, 4)));
+          expect([img.bitmap.width, img.bitmap.height]).to.deep.equal([w, h]);
+          expect(Buffer.compare(img.bitmap.data, Buffer.from(rgba)), `compress=${compress}`).to.equal(0);
+        } finally {
+          globalThis.CompressionStream = saved;
+        }
+      }
+    });
+
+    it('browser maskToPng / overlayPng give the same pixels as the jimp ones; overlayImageData gives RGBA', async () => {
+      const w = 40;
+      const h = 30;
+      const masks = [rect(w, h, 5, 5, 20, 20), rect(w, h, 15, 10, 35, 25)];
+      const opts = { points: [{ xy: [8, 8] as [number, number], label: 1 }], boxes: [[2, 2, 30, 28] as [number, number, number, number]] };
+      const a = await Jimp.read(Buffer.from(await browserOverlayPng(grey(w, h), masks, opts)));
+      const b = await Jimp.read(await overlayPng(grey(w, h), masks, opts));
+      expect(Buffer.compare(a.bitmap.data, b.bitmap.data)).to.equal(0);
+      const m = await Jimp.read(Buffer.from(await browserMaskToPng(masks[0], w, h)));
+      const n = await Jimp.read(await maskToPng(masks[0], w, h));
+      expect(Buffer.compare(m.bitmap.data, n.bitmap.data)).to.equal(0);
+      const px = overlayImageData(grey(w, h), masks, opts);
+      expect([px.width, px.height, px.data.length]).to.deep.equal([w, h, w * h * 4]);
+      expect(Buffer.compare(Buffer.from(px.data), b.bitmap.data)).to.equal(0);
+      expect(Array.from(maskToImageData(masks[0], w, h).data.subarray(0, 4))).to.deep.equal([0, 0, 0, 255]);
+    });
   });
 });
