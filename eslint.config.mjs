@@ -17,10 +17,14 @@ const above = {
 const patternsFor = (names) => [
   {
     group: names.flatMap((n) => [`**/${n}`, `**/${n}/**`, `**/${n}.js`]),
-    message: 'Imports run one way (errors/config/weights/backend/ops -> layers -> model -> predictor -> io -> load/viz -> cli): move the shared piece down a floor instead.',
+    message:
+      'Imports run one way (errors/config/weights/backend/ops -> layers -> model -> predictor -> io -> load/viz -> cli): move the shared piece down a floor instead.',
   },
 ];
-const floor = (files, names) => ({ files, rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: patternsFor(names) }] } });
+const floor = (files, names) => ({
+  files,
+  rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: patternsFor(names) }] },
+});
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'weights/**', 'examples/notebooks/**', '**/*.js', '**/*.mjs'] },
@@ -43,7 +47,18 @@ export default tseslint.config(
   },
   // Tests load modules lazily on purpose (e.g. the built CommonJS entry).
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
-  floor(['src/errors.ts', 'src/config.ts', 'src/config_sam1.ts', 'src/weights.ts', 'src/backend.ts', 'src/executor.ts', 'src/ops/**'], above.ground),
+  floor(
+    [
+      'src/errors.ts',
+      'src/config.ts',
+      'src/config_sam1.ts',
+      'src/weights.ts',
+      'src/backend.ts',
+      'src/executor.ts',
+      'src/ops/**',
+    ],
+    above.ground,
+  ),
   floor(['src/layers/**'], above.layers),
   floor(['src/model/**'], above.model),
   floor(['src/predictor/**'], above.predictor),

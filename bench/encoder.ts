@@ -78,9 +78,13 @@ async function profile(enc: ImageEncoder, x: tf.Tensor4D): Promise<void> {
     byKernel.set(k.name, e);
     total += ms;
   }
-  console.log(`\nkernels (one profiled encode, ${(total / 1000).toFixed(2)} s of kernel time, tensor peak ${(info.peakBytes / GB).toFixed(2)} GiB):`);
+  console.log(
+    `\nkernels (one profiled encode, ${(total / 1000).toFixed(2)} s of kernel time, tensor peak ${(info.peakBytes / GB).toFixed(2)} GiB):`,
+  );
   for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
-    console.log(`  ${name.padEnd(24)} ${(e.ms / 1000).toFixed(2).padStart(6)} s ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  (${e.n} calls)`);
+    console.log(
+      `  ${name.padEnd(24)} ${(e.ms / 1000).toFixed(2).padStart(6)} s ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  (${e.n} calls)`,
+    );
   }
 
   // Per block: runs the trunk's own blocks one by one (the same steps as Hiera.forward).
@@ -117,7 +121,9 @@ async function main() {
   const s = config.imageSize;
   const x = tf.randomNormal([1, s, s, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const baseline = tf.memory().numTensors;
-  console.log(`backend ${info.tfBackend} (tfjs ${info.tfjsVersion}), SAM 2.1 Hiera-T image encoder at ${s}x${s}, ${runs} runs after 1 warm-up`);
+  console.log(
+    `backend ${info.tfBackend} (tfjs ${info.tfjsVersion}), SAM 2.1 Hiera-T image encoder at ${s}x${s}, ${runs} runs after 1 warm-up`,
+  );
 
   let t0 = performance.now();
   await encode(enc, x);

@@ -25,7 +25,14 @@ import type { SpatialMemory } from '../src/model/memory_attention';
 import { fixturePath } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 
-const STAGES = ['set_image', 'predict_click_median', 'predict_batch', 'memory_attention', 'per_frame', 'generate'] as const;
+const STAGES = [
+  'set_image',
+  'predict_click_median',
+  'predict_batch',
+  'memory_attention',
+  'per_frame',
+  'generate',
+] as const;
 type Stage = (typeof STAGES)[number];
 
 function median(xs: number[]): number {
@@ -49,11 +56,19 @@ const round = (s: number) => Math.round(s * 1000) / 1000;
 async function main() {
   process.env.SAM2_TFJS_QUIET = '1';
   const asked = process.argv.slice(2);
-  for (const a of asked) if (!(STAGES as readonly string[]).includes(a)) throw new Error(`unknown stage ${a}; stages: ${STAGES.join(', ')}`);
+  for (const a of asked)
+    if (!(STAGES as readonly string[]).includes(a)) throw new Error(`unknown stage ${a}; stages: ${STAGES.join(', ')}`);
   const want = (s: Stage) => asked.length === 0 || asked.includes(s);
   const info = await initBackend();
-  const common = { backend: info.tfBackend, threads: info.wasmThreads?.threads ?? null, threadsNote: info.wasmThreads?.reason, tfjs: info.tfjsVersion, model: 'sam2.1_hiera_tiny (formula weights)' };
-  const print = (stage: Stage, fields: Record<string, unknown>) => console.log(JSON.stringify({ stage, ...fields, ...common }));
+  const common = {
+    backend: info.tfBackend,
+    threads: info.wasmThreads?.threads ?? null,
+    threadsNote: info.wasmThreads?.reason,
+    tfjs: info.tfjsVersion,
+    model: 'sam2.1_hiera_tiny (formula weights)',
+  };
+  const print = (stage: Stage, fields: Record<string, unknown>) =>
+    console.log(JSON.stringify({ stage, ...fields, ...common }));
   const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
   const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
   weights.dispose();
@@ -72,7 +87,10 @@ async function main() {
       print('predict_click_median', { seconds: round(median(t)), runs: t.map(round), output: '3 masks 1800x1200' });
     }
     if (want('predict_batch')) {
-      const prompts = Array.from({ length: 64 }, (_, i) => ({ pointCoords: [[(i % 8) * 225 + 100, Math.floor(i / 8) * 150 + 75]], pointLabels: [1] }));
+      const prompts = Array.from({ length: 64 }, (_, i) => ({
+        pointCoords: [[(i % 8) * 225 + 100, Math.floor(i / 8) * 150 + 75]],
+        pointLabels: [1],
+      }));
       const t = await times(() => predictor.predictBatch(prompts, { multimaskOutput: true }), 1, 0);
       print('predict_batch', { seconds: round(t[0]), prompts: 64 });
     }
@@ -92,14 +110,23 @@ async function main() {
       pos.dispose();
       return { features, keysT, tpos: tf.randomNormal([1, m], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
     });
-    const pointers = { tokens: tf.randomNormal([64, m], 0, 1, 'float32', 3) as tf.Tensor2D, pos: tf.randomNormal([64, m], 0, 1, 'float32', 4) as tf.Tensor2D };
+    const pointers = {
+      tokens: tf.randomNormal([64, m], 0, 1, 'float32', 3) as tf.Tensor2D,
+      pos: tf.randomNormal([64, m], 0, 1, 'float32', 4) as tf.Tensor2D,
+    };
     const t = await times(async () => {
       const out = att.forwardBank(curr, currPos, spatial, pointers);
       await out.data();
       out.dispose();
     }, 2);
     print('memory_attention', { seconds: round(median(t)), runs: t.map(round), memories: 7, pointers: 16 });
-    tf.dispose([curr, currPos, pointers.tokens, pointers.pos, ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT])]);
+    tf.dispose([
+      curr,
+      currPos,
+      pointers.tokens,
+      pointers.pos,
+      ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT]),
+    ]);
   }
 
   if (want('per_frame')) {
@@ -125,7 +152,15 @@ async function main() {
     const anns = await gen.generate(fixturePath('amg_truck/input.png'));
     const s = (performance.now() - t0) / 1000;
     const t = gen.lastTimings;
-    print('generate', { seconds: round(s), encode: round(t.encode / 1000), decode: round(t.decode / 1000), postprocess: round(t.postprocess / 1000), masks: anns.length, points: '16x16', image: 'amg_truck/input.png 450x300' });
+    print('generate', {
+      seconds: round(s),
+      encode: round(t.encode / 1000),
+      decode: round(t.decode / 1000),
+      postprocess: round(t.postprocess / 1000),
+      masks: anns.length,
+      points: '16x16',
+      image: 'amg_truck/input.png 450x300',
+    });
     gen.dispose();
   }
   model.dispose();

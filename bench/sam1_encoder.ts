@@ -26,7 +26,9 @@ async function main() {
   const model = new Sam1Model(makeSam1Config(size, px), weights);
   weights.dispose();
   const x = tf.randomNormal([1, px, px, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-  console.log(`SAM 1 ${size} encoder at ${px} px on ${info.tfBackend}, ${(model.countParams() / 1e6).toFixed(0)}M params`);
+  console.log(
+    `SAM 1 ${size} encoder at ${px} px on ${info.tfBackend}, ${(model.countParams() / 1e6).toFixed(0)}M params`,
+  );
   for (let r = 0; r < runs; r++) {
     const cpu0 = process.cpuUsage();
     const t0 = Date.now();

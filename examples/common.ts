@@ -27,7 +27,11 @@ export async function getModel(weightsDir = process.argv[3] ?? 'weights/sam2.1_h
     process.exit(1);
   }
   const model = await loadSam2(weightsDir);
-  if (model.kind === 'sam1') throw new Sam2Error('CONFIG', `${weightsDir} holds SAM 1 (${model.config.name}); these examples use SAM 2 weights.`);
+  if (model.kind === 'sam1')
+    throw new Sam2Error(
+      'CONFIG',
+      `${weightsDir} holds SAM 1 (${model.config.name}); these examples use SAM 2 weights.`,
+    );
   return model;
 }
 

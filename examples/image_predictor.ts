@@ -27,7 +27,10 @@ async function main() {
   const one = await predictor.predict({ pointCoords: [click], pointLabels: [1] });
   console.log(`one click: ${Date.now() - t} ms, scores ${Array.from(one.scores).map((s) => s.toFixed(3))}`);
   for (let i = 0; i < one.masks.length; i++) {
-    fs.writeFileSync(path.join(OUT_DIR, `click_mask${i}.png`), await overlayPng(image, [one.masks[i]], { points: [{ xy: click, label: 1 }] }));
+    fs.writeFileSync(
+      path.join(OUT_DIR, `click_mask${i}.png`),
+      await overlayPng(image, [one.masks[i]], { points: [{ xy: click, label: 1 }] }),
+    );
   }
   const best = one.scores.indexOf(Math.max(...one.scores));
   const two = await predictor.predict({
@@ -38,11 +41,29 @@ async function main() {
   });
   fs.writeFileSync(path.join(OUT_DIR, 'two_clicks.png'), await overlayPng(image, two.masks));
   const box: [number, number, number, number] = [w * 0.24, h * 0.5, w * 0.39, h * 0.73];
-  const boxed = await predictor.predict({ box, pointCoords: [[w * 0.32, h * 0.62]], pointLabels: [0], multimaskOutput: false });
-  fs.writeFileSync(path.join(OUT_DIR, 'box_negative_click.png'), await overlayPng(image, boxed.masks, { boxes: [box], points: [{ xy: [w * 0.32, h * 0.62], label: 0 }] }));
+  const boxed = await predictor.predict({
+    box,
+    pointCoords: [[w * 0.32, h * 0.62]],
+    pointLabels: [0],
+    multimaskOutput: false,
+  });
+  fs.writeFileSync(
+    path.join(OUT_DIR, 'box_negative_click.png'),
+    await overlayPng(image, boxed.masks, { boxes: [box], points: [{ xy: [w * 0.32, h * 0.62], label: 0 }] }),
+  );
   const boxes: [number, number, number, number][] = [box, [w * 0.76, h * 0.46, w * 0.92, h * 0.67]];
-  const many = await predictor.predictBatch(boxes.map((b) => ({ box: b })), { multimaskOutput: false });
-  fs.writeFileSync(path.join(OUT_DIR, 'boxes.png'), await overlayPng(image, many.map((r) => r.masks[0]), { boxes }));
+  const many = await predictor.predictBatch(
+    boxes.map((b) => ({ box: b })),
+    { multimaskOutput: false },
+  );
+  fs.writeFileSync(
+    path.join(OUT_DIR, 'boxes.png'),
+    await overlayPng(
+      image,
+      many.map((r) => r.masks[0]),
+      { boxes },
+    ),
+  );
   console.log(`wrote ${fs.readdirSync(OUT_DIR).length} PNGs to ${OUT_DIR}`);
   predictor.dispose();
   model.dispose();

@@ -24,7 +24,10 @@ async function main() {
   const t = Date.now();
   for await (const r of video.propagateInVideo(state, { maxFrameNumToTrack: maxFrames - 1 })) {
     const image = await state.frames[r.frameIdx]();
-    fs.writeFileSync(path.join(OUT_DIR, `video_${String(r.frameIdx).padStart(5, '0')}.png`), await overlayPng(image, r.masks));
+    fs.writeFileSync(
+      path.join(OUT_DIR, `video_${String(r.frameIdx).padStart(5, '0')}.png`),
+      await overlayPng(image, r.masks),
+    );
     console.log(`frame ${r.frameIdx}: ${r.objIds.length} objects`);
   }
   console.log(`tracked in ${((Date.now() - t) / 1000).toFixed(1)} s`, video.timings);

@@ -7,17 +7,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
-import { backendInfo as coreBackendInfo, initBackendOn, type BackendChoice, type BackendInfo, type Candidate, type Platform } from './backend_core';
+import {
+  backendInfo as coreBackendInfo,
+  initBackendOn,
+  type BackendChoice,
+  type BackendInfo,
+  type Candidate,
+  type Platform,
+} from './backend_core';
 import { executorInfo } from './executor';
 import { setWasmBackend } from './wasm_threads';
 
-export {
-  BACKEND_ENV,
-  smokeTest,
-  type BackendChoice,
-  type BackendInfo,
-  type BackendName,
-} from './backend_core';
+export { BACKEND_ENV, smokeTest, type BackendChoice, type BackendInfo, type BackendName } from './backend_core';
 import { BACKEND_ENV } from './backend_core';
 
 const NODE_GPU = '@tensorflow/tfjs-node-gpu';

@@ -66,7 +66,15 @@ export function makeSam1Config(size: Sam1SizeName, imageSize = 1024): Sam1Config
     size,
     imageSize,
     backboneStride: 16,
-    vit: { ...VITS[size], globalAttnIndexes: [...VITS[size].globalAttnIndexes], windowSize: 14, patchSize: 16, mlpRatio: 4, outChans: 256, pretrainImgSize: 1024 },
+    vit: {
+      ...VITS[size],
+      globalAttnIndexes: [...VITS[size].globalAttnIndexes],
+      windowSize: 14,
+      patchSize: 16,
+      mlpRatio: 4,
+      outChans: 256,
+      pretrainImgSize: 1024,
+    },
   };
   validateSam1Config(config);
   return config;

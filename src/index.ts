@@ -6,7 +6,14 @@
  * @packageDocumentation
  */
 export { Sam2Error, type Sam2ErrorCode } from './errors';
-export { initBackend, backendInfo, BACKEND_ENV, type BackendChoice, type BackendInfo, type BackendName } from './backend';
+export {
+  initBackend,
+  backendInfo,
+  BACKEND_ENV,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+} from './backend';
 export {
   makeConfig,
   configFromName,
@@ -63,10 +70,32 @@ export {
   type GenerateTimings,
   type GenerateStats,
 } from './predictor/automatic_mask_generator';
-export { maskToRle, rleToMask, areaFromRle, cocoEncodeRle, cocoDecodeRle, type UncompressedRle, type CocoRle } from './predictor/amg/rle';
+export {
+  maskToRle,
+  rleToMask,
+  areaFromRle,
+  cocoEncodeRle,
+  cocoDecodeRle,
+  type UncompressedRle,
+  type CocoRle,
+} from './predictor/amg/rle';
 export { batchedNms } from './predictor/amg/nms';
-export { maskToPng, overlayPng, maskToImageData, overlayImageData, maskColor, type OverlayOptions, type RgbaImage } from './viz/masks';
-export { downloadCheckpoint, checkpointUrl, DOWNLOAD_BASE_ENV, DOWNLOADABLE_MODELS, type DownloadOptions } from './io/download';
+export {
+  maskToPng,
+  overlayPng,
+  maskToImageData,
+  overlayImageData,
+  maskColor,
+  type OverlayOptions,
+  type RgbaImage,
+} from './viz/masks';
+export {
+  downloadCheckpoint,
+  checkpointUrl,
+  DOWNLOAD_BASE_ENV,
+  DOWNLOADABLE_MODELS,
+  type DownloadOptions,
+} from './io/download';
 export { generateForFiles, type GenerateForFilesOptions } from './batch/generate';
 export {
   enqueueFiles,

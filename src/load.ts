@@ -40,7 +40,10 @@ export async function loadSam2(dirOrUrl: string, options: LoadSam2Options = {}):
     if (isSam1Config(config)) {
       // SAM 1 runs on TF.js only (the ONNX graphs are built from the SAM 2 layers)
       if ((options.executor ?? 'tfjs') !== 'tfjs') {
-        throw new Sam2Error('CONFIG', `${config.name} (SAM 1) runs on the TF.js executor only; drop the executor option.`);
+        throw new Sam2Error(
+          'CONFIG',
+          `${config.name} (SAM 1) runs on the TF.js executor only; drop the executor option.`,
+        );
       }
       return new Sam1Model(config, weights);
     }

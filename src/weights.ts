@@ -22,10 +22,7 @@ export class Weights {
     const t = this.map.get(key);
     if (!t) throw new Sam2Error('WEIGHTS', `Missing weight "${key}": the weights do not match the model config.`);
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
-      throw new Sam2Error(
-        'WEIGHTS',
-        `Weight "${key}" has shape [${t.shape}] but the model config expects [${shape}].`,
-      );
+      throw new Sam2Error('WEIGHTS', `Weight "${key}" has shape [${t.shape}] but the model config expects [${shape}].`);
     }
     return t;
   }

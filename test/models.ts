@@ -66,7 +66,9 @@ export const truckEncoding = (): TruckEncoding =>
 export const truckFixtureFeatures = (): ImageFeatures =>
   once('truckFixtureFeatures', () => {
     const load = (name: string, c: number, s: number) =>
-      tf.keep(tf.transpose(tf.tensor4d(caseTensor('image_truck', name).data, [1, c, s, s]), [0, 2, 3, 1]) as tf.Tensor4D);
+      tf.keep(
+        tf.transpose(tf.tensor4d(caseTensor('image_truck', name).data, [1, c, s, s]), [0, 2, 3, 1]) as tf.Tensor4D,
+      );
     return {
       imageEmbed: load('image_embed', 256, 64),
       highResFeats: [load('high_res_feats0', 32, 256), load('high_res_feats1', 64, 128)],
@@ -74,5 +76,4 @@ export const truckFixtureFeatures = (): ImageFeatures =>
   });
 
 /** A Sam2Model with SAM 2.1 Hiera-T formula weights. */
-export const tinyImageModel = (): Sam2Model =>
-  once('tinyImageModel', () => new Sam2Model(tinyConfig(), tinyWeights()));
+export const tinyImageModel = (): Sam2Model => once('tinyImageModel', () => new Sam2Model(tinyConfig(), tinyWeights()));

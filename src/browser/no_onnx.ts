@@ -5,7 +5,10 @@
 import { Sam2Error } from '../errors';
 
 function unavailable(): never {
-  throw new Sam2Error('BACKEND', 'The ONNX Runtime executor needs Node.js (onnxruntime-node): use executor "tfjs" in browsers.');
+  throw new Sam2Error(
+    'BACKEND',
+    'The ONNX Runtime executor needs Node.js (onnxruntime-node): use executor "tfjs" in browsers.',
+  );
 }
 
 export const onnxGraphsFor = unavailable;

@@ -10,7 +10,12 @@ import { spawnSync } from 'child_process';
 import { backendInfo, initBackend, type BackendChoice } from '../backend';
 import { serveExample } from './serve_example';
 import { Sam2Error } from '../errors';
-import { downloadCheckpoint, isCompleteCheckpoint, weightsDir, DOWNLOADABLE_MODELS as MODEL_NAMES } from '../io/download';
+import {
+  downloadCheckpoint,
+  isCompleteCheckpoint,
+  weightsDir,
+  DOWNLOADABLE_MODELS as MODEL_NAMES,
+} from '../io/download';
 import { portCheckpoint } from '../io/port';
 import { loadSam2 } from '../load';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice, type ExecutorChoice } from '../executor';
@@ -48,9 +53,13 @@ function num(v: unknown, what: string): number {
 /** "x,y[,label]" -> point and label (default 1); `flag` names the option in errors. */
 function parsePoint(s: string, flag = '--point', whole = s): { xy: [number, number]; label: number } {
   const parts = s.split(',').map((v) => num(v, `${flag} ${whole}: each value`));
-  if (parts.length < 2 || parts.length > 3) throw new UsageError(`${flag} takes ${flag === '--point' ? 'x,y[,label]' : 'frame:obj:x,y[,label]'}, got "${whole}"`);
+  if (parts.length < 2 || parts.length > 3)
+    throw new UsageError(
+      `${flag} takes ${flag === '--point' ? 'x,y[,label]' : 'frame:obj:x,y[,label]'}, got "${whole}"`,
+    );
   const label = parts[2] ?? 1;
-  if (label !== 0 && label !== 1) throw new UsageError(`${flag} ${whole}: the label must be 1 (foreground) or 0 (background), got ${label}`);
+  if (label !== 0 && label !== 1)
+    throw new UsageError(`${flag} ${whole}: the label must be 1 (foreground) or 0 (background), got ${label}`);
   return { xy: [parts[0], parts[1]], label };
 }
 
@@ -79,7 +88,10 @@ function version(): string {
 
 /** Checks the model options up front (before any slow work) and returns a loader. */
 function modelLoader(o: Options) {
-  if (!o.model) throw new UsageError(`--model is required: a folder written by \`sam2-tfjs port\`, or a model name (${MODEL_NAMES.join(', ')})`);
+  if (!o.model)
+    throw new UsageError(
+      `--model is required: a folder written by \`sam2-tfjs port\`, or a model name (${MODEL_NAMES.join(', ')})`,
+    );
   const model = String(o.model);
   const options = {
     backend: o.backend as BackendChoice | undefined,
@@ -91,7 +103,8 @@ function modelLoader(o: Options) {
     // the library does not print: say here when the GPU is not used or a backend was skipped
     const info = backendInfo();
     for (const n of info?.notes ?? []) console.error(`sam2-tfjs: ${n}`);
-    if (info && options.backend && info.skipped.length) console.error(`sam2-tfjs: using ${info.tfBackend}; skipped ${info.skipped.join('; ')}`);
+    if (info && options.backend && info.skipped.length)
+      console.error(`sam2-tfjs: using ${info.tfBackend}; skipped ${info.skipped.join('; ')}`);
     return loaded;
   };
 }
@@ -101,13 +114,17 @@ function modelLoader(o: Options) {
  * weights/<name>, downloaded and ported on first use.
  */
 async function modelDir(model: string): Promise<string> {
-  if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model)) return model;
+  if (fs.existsSync(model) || /^https?:\/\//.test(model) || !(MODEL_NAMES as readonly string[]).includes(model))
+    return model;
   const dir = path.join(weightsDir(), model);
   if (!fs.existsSync(path.join(dir, 'model.json'))) {
     const pt = path.join(weightsDir(), `${model}.pt`);
     // a complete .pt already there (e.g. downloaded by hand) is ported without downloading
     if (isCompleteCheckpoint(pt)) console.error(`${dir} has no weights yet: porting ${pt} once`);
-    else console.error(`${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`);
+    else
+      console.error(
+        `${dir} has no weights yet: downloading ${model} once (or run \`sam2-tfjs download ${model}\` yourself)`,
+      );
     // stdout stays for the command's own output (--json)
     await downloadAndPort(model, pt, dir, {}, console.error);
   }
@@ -124,10 +141,11 @@ async function downloadAndPort(
 ) {
   const progress = bar(`downloading ${name} (MiB)`);
   if (isCompleteCheckpoint(file)) log(`using ${file} (already downloaded)`);
-  else await downloadCheckpoint(name, file, {
-    baseUrl: o.baseUrl,
-    onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
-  }).then(() => log(`downloaded ${file}`));
+  else
+    await downloadCheckpoint(name, file, {
+      baseUrl: o.baseUrl,
+      onProgress: (r, t) => t && progress(Math.round(r / 2 ** 20), Math.round(t / 2 ** 20)),
+    }).then(() => log(`downloaded ${file}`));
   if (o.noPort) return;
   const r = portCheckpoint(file, out, { float16: o.float16 });
   log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
@@ -141,7 +159,9 @@ function bar(label: string) {
     last = done;
     const w = 30;
     const f = Math.round((done / Math.max(1, total)) * w);
-    process.stderr.write(`\r${label} [${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}${done >= total ? '\n' : ''}`);
+    process.stderr.write(
+      `\r${label} [${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}${done >= total ? '\n' : ''}`,
+    );
   };
 }
 
@@ -174,7 +194,8 @@ const COMMANDS: Record<string, Command> = {
       for (const s of info.skipped) console.log(`skipped ${s}`);
       for (const n of info.notes) console.log(`note: ${n}`);
       console.log(`onnxruntime-node: ${found('onnxruntime-node')}`);
-      const choice: ExecutorChoice = parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
+      const choice: ExecutorChoice =
+        parseExecutorChoice((o.executor as string | undefined) ?? process.env[EXECUTOR_ENV]) ?? 'tfjs';
       const ex = resolveExecutorChoice(choice);
       console.log(`executor: ${ex.executor} (${choice})${ex.reason ? `; ${ex.reason}` : ''}`);
     },
@@ -194,7 +215,9 @@ const COMMANDS: Record<string, Command> = {
         imageSize: o['image-size'] !== undefined ? num(o['image-size'], '--image-size') : undefined,
         backend: o.backend as BackendChoice | undefined,
       });
-      console.log(`exported ${r.manifest.model} at ${r.manifest.imageSize} px (opset ${r.manifest.opset}${r.cached ? ', cached graphs' : ''}):`);
+      console.log(
+        `exported ${r.manifest.model} at ${r.manifest.imageSize} px (opset ${r.manifest.opset}${r.cached ? ', cached graphs' : ''}):`,
+      );
       for (const f of r.files) console.log(`  ${f}`);
     },
   },
@@ -202,7 +225,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'sam2-tfjs download <model> [--out dir] [--checkpoint file.pt] [--no-port] [--float16] [--base-url url]\n' +
       `  Downloads an official checkpoint (${MODEL_NAMES.join(', ')})\n` +
-      '  with resume, then ports it to weights/<model> (base URL: --base-url, $SAM2_TFJS_DOWNLOAD_BASE or Meta\'s).',
+      "  with resume, then ports it to weights/<model> (base URL: --base-url, $SAM2_TFJS_DOWNLOAD_BASE or Meta's).",
     options: {
       out: { type: 'string' },
       checkpoint: { type: 'string' },
@@ -220,13 +243,18 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   port: {
-    usage: 'sam2-tfjs port <file.pt|file.safetensors> [--out dir] [--float16]\n  Converts an official SAM 2 / 2.1 checkpoint to TF.js weights (default: weights/<model name>).',
+    usage:
+      'sam2-tfjs port <file.pt|file.safetensors> [--out dir] [--float16]\n  Converts an official SAM 2 / 2.1 checkpoint to TF.js weights (default: weights/<model name>).',
     options: { out: { type: 'string' }, float16: { type: 'boolean' } },
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('port takes exactly one checkpoint file');
-      const out = o.out ? String(o.out) : path.join('weights', path.basename(p[0]).replace(/\.(pt|pth|safetensors)$/, ''));
+      const out = o.out
+        ? String(o.out)
+        : path.join('weights', path.basename(p[0]).replace(/\.(pt|pth|safetensors)$/, ''));
       const r = portCheckpoint(p[0], out, { float16: !!o.float16 });
-      console.log(`ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`);
+      console.log(
+        `ported ${r.config.name}: ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB -> ${r.outDir}`,
+      );
     },
   },
   segment: {
@@ -248,7 +276,11 @@ const COMMANDS: Record<string, Command> = {
       if (!o.out) throw new UsageError('--out mask.png is required');
       const loadModel = modelLoader(o);
       const points = ((o.point as string[] | undefined) ?? []).map((s) => parsePoint(s));
-      const box = o.box ? String(o.box).split(',').map((v) => num(v, '--box')) : undefined;
+      const box = o.box
+        ? String(o.box)
+            .split(',')
+            .map((v) => num(v, '--box'))
+        : undefined;
       if (box && box.length !== 4) throw new UsageError('--box takes x0,y0,x1,y1');
       if (!points.length && !box) throw new UsageError('give at least one --point or a --box');
       outputDir(String(o.out));
@@ -275,7 +307,10 @@ const COMMANDS: Record<string, Command> = {
         if (o.overlay) {
           fs.writeFileSync(
             String(o.overlay),
-            await overlayPng(image, [r.masks[order[0]]], { points, boxes: box ? [box as [number, number, number, number]] : [] }),
+            await overlayPng(image, [r.masks[order[0]]], {
+              points,
+              boxes: box ? [box as [number, number, number, number]] : [],
+            }),
           );
         }
         const scores = order.map((i) => Number(r.scores[i].toFixed(4)));
@@ -349,7 +384,12 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'sam2-tfjs track <frames-dir|video.mp4> --model <dir|name> --prompt frame:obj:x,y[,label] ... --out dir/ [--reverse] [--backend b] [--image-size n]\n' +
       '  Tracks the prompted objects through the video; writes per-frame mask PNGs (one per object) and overlays.',
-    options: { ...MODEL_OPTIONS, prompt: { type: 'string', multiple: true }, out: { type: 'string' }, reverse: { type: 'boolean' } },
+    options: {
+      ...MODEL_OPTIONS,
+      prompt: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      reverse: { type: 'boolean' },
+    },
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('track takes one frames directory (or .mp4 with ffmpeg installed)');
       if (!o.out) throw new UsageError('--out dir/ is required');
@@ -370,7 +410,13 @@ const COMMANDS: Record<string, Command> = {
       const state = await video.initState(framesDir);
       try {
         for (const q of prompts) {
-          await video.addNewPointsOrBox(state, { frameIdx: q.frameIdx, objId: q.objId, points: [q.xy], labels: [q.label], clearOldPoints: false });
+          await video.addNewPointsOrBox(state, {
+            frameIdx: q.frameIdx,
+            objId: q.objId,
+            points: [q.xy],
+            labels: [q.label],
+            clearOldPoints: false,
+          });
         }
         const progress = bar('tracking frames');
         let done = 0;
@@ -378,7 +424,10 @@ const COMMANDS: Record<string, Command> = {
           const image = await state.frames[r.frameIdx]();
           const name = String(r.frameIdx).padStart(5, '0');
           for (const [i, id] of r.objIds.entries()) {
-            fs.writeFileSync(path.join(out, `${name}_obj${id}.png`), await maskToPng(r.masks[i], state.width, state.height));
+            fs.writeFileSync(
+              path.join(out, `${name}_obj${id}.png`),
+              await maskToPng(r.masks[i], state.width, state.height),
+            );
           }
           fs.writeFileSync(path.join(out, `${name}_overlay.png`), await overlayPng(image, r.masks));
           progress(++done, state.numFrames);
@@ -395,7 +444,12 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'sam2-tfjs serve-example --model <dir|name> [--image photo.jpg] [--port 8080] [--host 127.0.0.1]\n' +
       '  Serves the browser example (click to segment, drag a box, automatic masks) with the browser bundle and the model.',
-    options: { model: { type: 'string' }, image: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
+    options: {
+      model: { type: 'string' },
+      image: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+    },
     async run(_p, o) {
       if (!o.model) throw new UsageError('--model is required: a folder written by `sam2-tfjs port`, or a model name');
       const { url } = await serveExample({
@@ -427,7 +481,17 @@ function splitVideo(file: string, out: string): string {
   const dir = path.join(out, 'frames');
   const existed = fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-i', file, '-q:v', '2', '-start_number', '0', path.join(dir, '%05d.jpg')]);
+  const r = spawnSync('ffmpeg', [
+    '-loglevel',
+    'error',
+    '-i',
+    file,
+    '-q:v',
+    '2',
+    '-start_number',
+    '0',
+    path.join(dir, '%05d.jpg'),
+  ]);
   if (r.error || r.status !== 0) {
     if (!existed) fs.rmSync(dir, { recursive: true, force: true });
     if (r.error) throw new UsageError(NO_FFMPEG);
@@ -450,7 +514,11 @@ function noMasksReason(gen: AutomaticMaskGenerator): string {
 }
 
 function help(): string {
-  return ['usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details; sam2-tfjs --version)', '', ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0])].join('\n');
+  return [
+    'usage: sam2-tfjs <command> [options]   (sam2-tfjs <command> --help for details; sam2-tfjs --version)',
+    '',
+    ...Object.values(COMMANDS).map((c) => c.usage.split('\n')[0]),
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -109,7 +109,14 @@ export async function downloadCheckpoint(model: string, file: string, options: D
   }
 }
 
-async function transfer(url: string, model: string, file: string, part: string, have: number, options: DownloadOptions): Promise<string> {
+async function transfer(
+  url: string,
+  model: string,
+  file: string,
+  part: string,
+  have: number,
+  options: DownloadOptions,
+): Promise<string> {
   // One controller for the whole transfer: a short deadline for the answer (fail fast offline),
   // then a stall watchdog re-armed by every chunk, so a long download is never cut by a timer.
   const abort = new AbortController();
@@ -141,10 +148,12 @@ async function transfer(url: string, model: string, file: string, part: string, 
     if (!m || Number(m[1]) !== have || (len !== null && Number(len) !== Number(m[2]) - have)) {
       await res.body?.cancel();
       fs.rmSync(part);
-      throw dropPart(new Sam2Error(
-        'NETWORK',
-        `The server answered the resume of ${url} inconsistently (Content-Range "${res.headers.get('content-range')}", Content-Length ${len}, expected bytes from ${have}); the partial file was removed, run the same command again.`,
-      ));
+      throw dropPart(
+        new Sam2Error(
+          'NETWORK',
+          `The server answered the resume of ${url} inconsistently (Content-Range "${res.headers.get('content-range')}", Content-Length ${len}, expected bytes from ${have}); the partial file was removed, run the same command again.`,
+        ),
+      );
     }
     total = Number(m[2]);
   } else {
@@ -166,19 +175,25 @@ async function transfer(url: string, model: string, file: string, part: string, 
     }
   } catch (e) {
     const why = abort.signal.aborted ? (abort.signal.reason as Error).message : (e as Error).message;
-    throw new Sam2Error('NETWORK', `Download of ${url} was interrupted at ${received} bytes (${why}); run the same command again to resume.`);
+    throw new Sam2Error(
+      'NETWORK',
+      `Download of ${url} was interrupted at ${received} bytes (${why}); run the same command again to resume.`,
+    );
   } finally {
     clearTimeout(timer);
     fs.closeSync(fd);
   }
   if (total !== undefined && received !== total) {
     if (received > total) fs.rmSync(part);
-    throw dropPart(new Sam2Error(
-      'NETWORK',
-      received < total
-        ? `Download of ${url} stopped at ${received} of ${total} bytes; run the same command again to resume.`
-        : `Download of ${url} has ${received} bytes but the server announced ${total}; the partial file was removed, try again.`,
-    ), received > total);
+    throw dropPart(
+      new Sam2Error(
+        'NETWORK',
+        received < total
+          ? `Download of ${url} stopped at ${received} of ${total} bytes; run the same command again to resume.`
+          : `Download of ${url} has ${received} bytes but the server announced ${total}; the partial file was removed, try again.`,
+      ),
+      received > total,
+    );
   }
   fs.renameSync(part, file);
   return file;

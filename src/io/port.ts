@@ -54,7 +54,8 @@ export interface PortedModelJson {
 
 /** The keys and PyTorch shapes an official checkpoint of this variant holds. */
 export function expectedKeyShapes(config: Sam2Config | Sam1Config): Map<string, number[]> {
-  if (isSam1Config(config)) return new Map((expectedKeysSam1 as unknown as Record<string, [string, number[]][]>)[config.size]);
+  if (isSam1Config(config))
+    return new Map((expectedKeysSam1 as unknown as Record<string, [string, number[]][]>)[config.size]);
   const list = (expectedKeys as Record<SizeName, [string, number[]][]>)[config.size];
   const v21Only = (k: string) => k.startsWith('obj_ptr_tpos_proj.') || k === 'no_obj_embed_spatial';
   return new Map(list.filter(([k]) => config.generation === 'sam2.1' || !v21Only(k)));
@@ -171,7 +172,10 @@ function ttyProgress(label: string) {
  */
 export function portCheckpoint(input: string, outDir: string, options: PortOptions = {}): PortResult {
   if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) {
-    throw new Sam2Error('INPUT', `${outDir} is a file, not a folder: give --out a folder (it will hold model.json and the weight shards).`);
+    throw new Sam2Error(
+      'INPUT',
+      `${outDir} is a file, not a folder: give --out a folder (it will hold model.json and the weight shards).`,
+    );
   }
   const ckpt = readCheckpoint(input);
   // written to a private staging folder, then moved in (model.json last): two ports of the same
@@ -186,7 +190,10 @@ export function portCheckpoint(input: string, outDir: string, options: PortOptio
       fs.mkdirSync(outDir, { recursive: true });
       stage = fs.mkdtempSync(path.join(outDir, '.port-'));
     } catch (e) {
-      throw new Sam2Error('INPUT', `Cannot create ${outDir} (${(e as NodeJS.ErrnoException).code ?? e}): give --out a writable folder.`);
+      throw new Sam2Error(
+        'INPUT',
+        `Cannot create ${outDir} (${(e as NodeJS.ErrnoException).code ?? e}): give --out a writable folder.`,
+      );
     }
     const keys = [...expectedKeyShapes(config).keys()];
     const progress = options.onProgress ?? ttyProgress(`porting ${path.basename(input)}`);

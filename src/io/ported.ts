@@ -27,7 +27,10 @@ async function readBytes(base: string, name: string): Promise<Uint8Array> {
     } catch (e) {
       // a server that is down or unreachable: say so, not "not valid JSON"
       const why = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new Sam2Error('NETWORK', `Cannot fetch ${url} (${why?.code ?? why?.message ?? (e as Error).message}): check the URL and that the server is up.`);
+      throw new Sam2Error(
+        'NETWORK',
+        `Cannot fetch ${url} (${why?.code ?? why?.message ?? (e as Error).message}): check the URL and that the server is up.`,
+      );
     }
     if (!res.ok) throw new Sam2Error('WEIGHTS', `Cannot fetch ${url}: HTTP ${res.status}.`);
     return new Uint8Array(await res.arrayBuffer());
@@ -48,15 +51,22 @@ function checkManifest(manifest: PortedModelJson, where: string): void {
   const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const ok = manifest.weightsManifest.every(
     (g) =>
-      g && Array.isArray(g.paths) && Array.isArray(g.weights) &&
+      g &&
+      Array.isArray(g.paths) &&
+      Array.isArray(g.weights) &&
       g.paths.every((p) => typeof p === 'string' && /^[\w.-]+$/.test(p) && !p.startsWith('.')) &&
       g.weights.every(
         (w) =>
-          w && typeof w.name === 'string' && w.dtype === 'float32' && Array.isArray(w.shape) && w.shape.every(isCount) &&
+          w &&
+          typeof w.name === 'string' &&
+          w.dtype === 'float32' &&
+          Array.isArray(w.shape) &&
+          w.shape.every(isCount) &&
           (w.quantization === undefined || (w.quantization && w.quantization.dtype === 'float16')),
       ),
   );
-  if (!ok) throw new Sam2Error('WEIGHTS', `${where}/${MODEL_JSON} has a corrupt weights manifest: port the checkpoint again.`);
+  if (!ok)
+    throw new Sam2Error('WEIGHTS', `${where}/${MODEL_JSON} has a corrupt weights manifest: port the checkpoint again.`);
 }
 
 /**
@@ -76,7 +86,12 @@ export async function readPortedWeights(
     if (e instanceof Sam2Error) throw e;
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not valid JSON: port the checkpoint again.`);
   }
-  if (!manifest || manifest.format !== 'sam2-tfjs-weights' || !manifest.sam2Config || !Array.isArray(manifest.weightsManifest)) {
+  if (
+    !manifest ||
+    manifest.format !== 'sam2-tfjs-weights' ||
+    !manifest.sam2Config ||
+    !Array.isArray(manifest.weightsManifest)
+  ) {
     throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} is not a sam2-tfjs weights manifest.`);
   }
   checkManifest(manifest, dirOrUrl);
@@ -86,7 +101,10 @@ export async function readPortedWeights(
     else validateConfig(config);
   } catch (e) {
     if (e instanceof Sam2Error) throw e;
-    throw new Sam2Error('WEIGHTS', `${dirOrUrl}/${MODEL_JSON} has a corrupt sam2Config (${(e as Error).message}): port the checkpoint again.`);
+    throw new Sam2Error(
+      'WEIGHTS',
+      `${dirOrUrl}/${MODEL_JSON} has a corrupt sam2Config (${(e as Error).message}): port the checkpoint again.`,
+    );
   }
   const entries: [string, tf.Tensor][] = [];
   try {
@@ -99,7 +117,10 @@ export async function readPortedWeights(
         0,
       );
       if (total !== expected) {
-        throw new Sam2Error('WEIGHTS', `${dirOrUrl}: shards hold ${total} bytes but the manifest needs ${expected}: the folder is incomplete or corrupt; port again.`);
+        throw new Sam2Error(
+          'WEIGHTS',
+          `${dirOrUrl}: shards hold ${total} bytes but the manifest needs ${expected}: the folder is incomplete or corrupt; port again.`,
+        );
       }
       const buf = new Uint8Array(total);
       let off = 0;

@@ -8,10 +8,20 @@ import { Sam2Error } from '../errors';
 import { unpickle, type TensorRef } from './pickle';
 import { ZipReader, fileSource, type ByteSource } from './zip';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 const ELEMENT_SIZE: Record<DType, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 export interface TensorInfo {
@@ -44,24 +54,38 @@ export function halfToFloat(h: number): number {
 /** Reads element i of little-endian bytes of the given dtype as a number. */
 function reader(dtype: DType, buf: Buffer): (i: number) => number {
   switch (dtype) {
-    case 'float32': return (i) => buf.readFloatLE(4 * i);
-    case 'float64': return (i) => buf.readDoubleLE(8 * i);
-    case 'float16': return (i) => halfToFloat(buf.readUInt16LE(2 * i));
+    case 'float32':
+      return (i) => buf.readFloatLE(4 * i);
+    case 'float64':
+      return (i) => buf.readDoubleLE(8 * i);
+    case 'float16':
+      return (i) => halfToFloat(buf.readUInt16LE(2 * i));
     case 'bfloat16': {
       const tmp = Buffer.alloc(4);
-      return (i) => (tmp.writeUInt32LE(buf.readUInt16LE(2 * i) << 16 >>> 0, 0), tmp.readFloatLE(0));
+      return (i) => (tmp.writeUInt32LE((buf.readUInt16LE(2 * i) << 16) >>> 0, 0), tmp.readFloatLE(0));
     }
-    case 'int64': return (i) => Number(buf.readBigInt64LE(8 * i));
-    case 'int32': return (i) => buf.readInt32LE(4 * i);
-    case 'int16': return (i) => buf.readInt16LE(2 * i);
-    case 'int8': return (i) => buf.readInt8(i);
+    case 'int64':
+      return (i) => Number(buf.readBigInt64LE(8 * i));
+    case 'int32':
+      return (i) => buf.readInt32LE(4 * i);
+    case 'int16':
+      return (i) => buf.readInt16LE(2 * i);
+    case 'int8':
+      return (i) => buf.readInt8(i);
     case 'uint8':
-    case 'bool': return (i) => buf[i];
+    case 'bool':
+      return (i) => buf[i];
   }
 }
 
 /** Gathers a strided view into C order. `read(j)` reads storage element j relative to `base`. */
-function gather(shape: number[], stride: number[], base: number, read: (j: number) => number, out: { [i: number]: number; length: number }) {
+function gather(
+  shape: number[],
+  stride: number[],
+  base: number,
+  read: (j: number) => number,
+  out: { [i: number]: number; length: number },
+) {
   const n = out.length;
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
@@ -84,7 +108,10 @@ export class TorchCheckpoint implements Checkpoint {
   private readonly prefix: string;
   private readonly tensors = new Map<string, TensorRef>();
 
-  constructor(readonly path: string, source?: ByteSource) {
+  constructor(
+    readonly path: string,
+    source?: ByteSource,
+  ) {
     const src = source ?? fileSource(path);
     const head = src.read(0, 4);
     if (head.length < 4 || head.readUInt32LE(0) !== 0x04034b50) {
@@ -124,16 +151,20 @@ export class TorchCheckpoint implements Checkpoint {
     const t = this.tensors.get(key);
     if (!t) throw new Sam2Error('CHECKPOINT', `${this.path} has no tensor "${key}".`);
     if (this.checked.has(key)) return t;
-    const bad = (why: string) => new Sam2Error('CHECKPOINT', `${this.path}: tensor "${key}" is corrupt (${why}). Download the checkpoint again.`);
+    const bad = (why: string) =>
+      new Sam2Error('CHECKPOINT', `${this.path}: tensor "${key}" is corrupt (${why}). Download the checkpoint again.`);
     const st = t.storage;
     const size = ELEMENT_SIZE[st.dtype as DType];
     if (!size) throw bad(`unknown storage type ${st.dtype}`);
     const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-    if (!Array.isArray(t.shape) || !Array.isArray(t.stride) || t.shape.length !== t.stride.length) throw bad('shape and stride disagree');
-    if (!t.shape.every(isCount) || !t.stride.every(isCount) || !isCount(t.offset) || !isCount(st.numel)) throw bad('negative or non-integer shape, stride or offset');
+    if (!Array.isArray(t.shape) || !Array.isArray(t.stride) || t.shape.length !== t.stride.length)
+      throw bad('shape and stride disagree');
+    if (!t.shape.every(isCount) || !t.stride.every(isCount) || !isCount(t.offset) || !isCount(st.numel))
+      throw bad('negative or non-integer shape, stride or offset');
     const entry = this.zip.entries.get(`${this.prefix}data/${st.key}`);
     if (!entry) throw bad(`its storage data/${st.key} is missing`);
-    if (st.numel * size > entry.size) throw bad(`its storage needs ${st.numel * size} bytes, the archive holds ${entry.size}`);
+    if (st.numel * size > entry.size)
+      throw bad(`its storage needs ${st.numel * size} bytes, the archive holds ${entry.size}`);
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (numel > 0) {
       let last = t.offset;
@@ -161,7 +192,12 @@ export class TorchCheckpoint implements Checkpoint {
     // the storage span this view touches
     let last = t.offset;
     t.shape.forEach((d, i) => (last += (d - 1) * t.stride[i]));
-    const bytes = this.zip.readRange(`${this.prefix}data/${t.storage.key}`, t.offset * size, (last - t.offset + 1) * size, `tensor "${key}"`);
+    const bytes = this.zip.readRange(
+      `${this.prefix}data/${t.storage.key}`,
+      t.offset * size,
+      (last - t.offset + 1) * size,
+      `tensor "${key}"`,
+    );
     gather(t.shape, t.stride, 0, reader(dtype, bytes), out);
     return out;
   }
@@ -188,7 +224,16 @@ export class TorchCheckpoint implements Checkpoint {
 }
 
 const SAFETENSORS_DTYPES: Record<string, DType> = {
-  F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F64: 'float64',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 
 /** A .safetensors file: an 8-byte header length, a JSON header, then raw little-endian data. */
@@ -197,7 +242,10 @@ export class SafetensorsCheckpoint implements Checkpoint {
   private readonly header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   private readonly dataStart: number;
 
-  constructor(readonly path: string, source?: ByteSource) {
+  constructor(
+    readonly path: string,
+    source?: ByteSource,
+  ) {
     this.src = source ?? fileSource(path);
     const lenBuf = this.src.read(0, 8);
     const len = lenBuf.length === 8 ? Number(lenBuf.readBigUInt64LE(0)) : -1;
@@ -211,7 +259,10 @@ export class SafetensorsCheckpoint implements Checkpoint {
       checkSafetensorsHeader(this.header);
     } catch (e) {
       this.src.close();
-      throw new Sam2Error('CHECKPOINT', `${path} has a corrupt .safetensors header${e instanceof Sam2Error ? ` (${e.message})` : ''}. Download it again.`);
+      throw new Sam2Error(
+        'CHECKPOINT',
+        `${path} has a corrupt .safetensors header${e instanceof Sam2Error ? ` (${e.message})` : ''}. Download it again.`,
+      );
     }
     delete (this.header as Record<string, unknown>).__metadata__;
   }
@@ -263,20 +314,30 @@ export class SafetensorsCheckpoint implements Checkpoint {
 
 /** Checks every header entry (dtype, shape, offsets inside the data) so reads never meet a malformed one. */
 function checkSafetensorsHeader(header: unknown): void {
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new Sam2Error('CHECKPOINT', 'not a JSON object');
+  if (!header || typeof header !== 'object' || Array.isArray(header))
+    throw new Sam2Error('CHECKPOINT', 'not a JSON object');
   for (const [key, h] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') continue;
     const e = h as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
     const ok =
-      e && typeof e === 'object' && typeof e.dtype === 'string' && SAFETENSORS_DTYPES[e.dtype] &&
-      Array.isArray(e.shape) && e.shape.every(isCount) &&
-      Array.isArray(e.data_offsets) && e.data_offsets.length === 2 && e.data_offsets.every(isCount);
+      e &&
+      typeof e === 'object' &&
+      typeof e.dtype === 'string' &&
+      SAFETENSORS_DTYPES[e.dtype] &&
+      Array.isArray(e.shape) &&
+      e.shape.every(isCount) &&
+      Array.isArray(e.data_offsets) &&
+      e.data_offsets.length === 2 &&
+      e.data_offsets.every(isCount);
     if (!ok) throw new Sam2Error('CHECKPOINT', `bad entry for "${key}"`);
     const [b, end] = e.data_offsets as [number, number];
     const numel = (e.shape as number[]).reduce((a, x) => a * x, 1);
     if (b > end || end - b !== numel * ELEMENT_SIZE[SAFETENSORS_DTYPES[e.dtype as string]]) {
-      throw new Sam2Error('CHECKPOINT', `"${key}" has data offsets [${b}, ${end}] that do not fit its shape or the file`);
+      throw new Sam2Error(
+        'CHECKPOINT',
+        `"${key}" has data offsets [${b}, ${end}] that do not fit its shape or the file`,
+      );
     }
   }
 }

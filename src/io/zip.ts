@@ -80,7 +80,10 @@ function corrupt(what: string, why: string): Sam2Error {
 export class ZipReader {
   readonly entries = new Map<string, ZipEntry>();
 
-  constructor(readonly source: ByteSource, readonly what = 'checkpoint') {
+  constructor(
+    readonly source: ByteSource,
+    readonly what = 'checkpoint',
+  ) {
     const size = source.size;
     const tailLen = Math.min(size, 65557);
     const tail = source.read(size - tailLen, tailLen);
@@ -149,7 +152,8 @@ export class ZipReader {
     const h = this.source.read(entry.localHeaderOffset, 30);
     if (h.length < 30 || h.readUInt32LE(0) !== LOCAL) throw corrupt(this.what, `bad local header for ${entry.name}`);
     const offset = entry.localHeaderOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
-    if (offset + entry.compressedSize > this.source.size) throw corrupt(this.what, `${entry.name} runs past the end of the file`);
+    if (offset + entry.compressedSize > this.source.size)
+      throw corrupt(this.what, `${entry.name} runs past the end of the file`);
     return offset;
   }
 
@@ -169,8 +173,13 @@ export class ZipReader {
       } catch (e) {
         throw corrupt(this.what, `${label} does not inflate: ${(e as Error).message}`);
       }
-    } else throw new Sam2Error('CHECKPOINT', `${this.what}: entry ${name} uses unsupported zip compression method ${entry.method}.`);
-    if (data.length !== entry.size) throw corrupt(this.what, `${label} has ${data.length} bytes, the zip directory says ${entry.size}`);
+    } else
+      throw new Sam2Error(
+        'CHECKPOINT',
+        `${this.what}: entry ${name} uses unsupported zip compression method ${entry.method}.`,
+      );
+    if (data.length !== entry.size)
+      throw corrupt(this.what, `${label} has ${data.length} bytes, the zip directory says ${entry.size}`);
     this.checkCrc(entry, crc32(data), label);
     return data;
   }
@@ -188,7 +197,8 @@ export class ZipReader {
       else {
         // a view on part of a storage: check the whole entry once, in bounded chunks
         let c = 0;
-        for (let o = 0; o < entry.size; o += CRC_CHUNK) c = crc32(this.source.read(start + o, Math.min(CRC_CHUNK, entry.size - o)), c);
+        for (let o = 0; o < entry.size; o += CRC_CHUNK)
+          c = crc32(this.source.read(start + o, Math.min(CRC_CHUNK, entry.size - o)), c);
         this.checkCrc(entry, c, label);
       }
     }

@@ -9,7 +9,10 @@ import { Linear } from './common';
 /** [heads, 1, C] with 1 where channel c belongs to head h (c / d === h), else 0. */
 function headMask(heads: number, c: number): tf.Tensor3D {
   const d = c / heads;
-  return tf.tensor3d(Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0)), [heads, 1, c]);
+  return tf.tensor3d(
+    Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0)),
+    [heads, 1, c],
+  );
 }
 
 /**
@@ -51,7 +54,9 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
     const full = (x: tf.Tensor3D) => (x.shape[0] === b ? x : (tf.add(x, tf.zeros([b, 1, 1])) as tf.Tensor3D)); // Tile is slow on wasm
     [q, k, v] = [full(q), full(k), full(v)];
     if (b === 1 && heads === 1) {
-      const p = tf.softmax(tf.matMul(tf.mul(q.reshape([nq, c]), scale) as tf.Tensor2D, tf.transpose(k.reshape([nk, c]))));
+      const p = tf.softmax(
+        tf.matMul(tf.mul(q.reshape([nq, c]), scale) as tf.Tensor2D, tf.transpose(k.reshape([nk, c]))),
+      );
       return tf.matMul(p, v.reshape([nk, c])).reshape([1, nq, c]);
     }
     const split = (x: tf.Tensor3D, n: number) =>

@@ -18,7 +18,12 @@ export class Linear extends Sam2Layer {
   static className = 'Sam2Linear';
   readonly weight: tf.LayerVariable;
   readonly bias?: tf.LayerVariable;
-  constructor(readonly key: string, readonly inDim: number, readonly outDim: number, bias = true) {
+  constructor(
+    readonly key: string,
+    readonly inDim: number,
+    readonly outDim: number,
+    bias = true,
+  ) {
     super();
     this.remember<typeof Linear>(key, inDim, outDim, bias);
     this.weight = this.param(`${key}.weight`, [inDim, outDim]);
@@ -29,7 +34,7 @@ export class Linear extends Sam2Layer {
   forward(x: tf.Tensor, activation?: 'relu'): tf.Tensor {
     return tf.tidy(() => {
       const shape = x.shape;
-      const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, this.inDim]) as tf.Tensor2D;
+      const x2 = x.rank === 2 ? (x as tf.Tensor2D) : (tf.reshape(x, [-1, this.inDim]) as tf.Tensor2D);
       // tf.fused.matMul keeps the bias add (and relu) inside one wasm kernel
       const y = tf.fused.matMul({
         a: x2,
@@ -56,7 +61,11 @@ export class LayerNorm extends Sam2Layer {
   static className = 'Sam2LayerNorm';
   readonly weight: tf.LayerVariable;
   readonly bias: tf.LayerVariable;
-  constructor(readonly key: string, readonly dim: number, readonly eps = 1e-5) {
+  constructor(
+    readonly key: string,
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
     super();
     this.remember<typeof LayerNorm>(key, dim, eps);
     this.weight = this.param(`${key}.weight`, [dim]);
@@ -98,7 +107,12 @@ export class Conv2d extends Sam2Layer {
   readonly bias?: tf.LayerVariable;
   readonly stride: number;
   readonly padding: number;
-  constructor(readonly key: string, readonly inDim: number, readonly outDim: number, opts: Conv2dOptions) {
+  constructor(
+    readonly key: string,
+    readonly inDim: number,
+    readonly outDim: number,
+    opts: Conv2dOptions,
+  ) {
     super();
     this.remember<typeof Conv2d>(key, inDim, outDim, opts);
     this.stride = opts.stride ?? 1;
@@ -111,7 +125,14 @@ export class Conv2d extends Sam2Layer {
     return tf.tidy(() => {
       const p = this.padding;
       const pad: [[number, number], [number, number], [number, number], [number, number]] | 'valid' =
-        p > 0 ? [[0, 0], [p, p], [p, p], [0, 0]] : 'valid';
+        p > 0
+          ? [
+              [0, 0],
+              [p, p],
+              [p, p],
+              [0, 0],
+            ]
+          : 'valid';
       return tf.fused.conv2d({
         x,
         filter: this.weight.read() as tf.Tensor4D,

@@ -15,7 +15,11 @@ export class CXBlock extends Sam2Layer {
   private readonly dwBias: tf.LayerVariable;
   private readonly gamma: tf.LayerVariable;
 
-  constructor(key: string, readonly dim: number, readonly kernel = 7) {
+  constructor(
+    key: string,
+    readonly dim: number,
+    readonly kernel = 7,
+  ) {
     super();
     this.remember<typeof CXBlock>(key, dim, kernel);
     this.dwWeight = this.param(`${key}.dwconv.weight`, [kernel, kernel, dim, 1]);
@@ -30,7 +34,17 @@ export class CXBlock extends Sam2Layer {
     return tf.tidy(() => {
       const p = (this.kernel - 1) / 2;
       const y = tf.add(
-        tf.depthwiseConv2d(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), this.dwWeight.read() as tf.Tensor4D, 1, 'valid'),
+        tf.depthwiseConv2d(
+          tf.pad(x, [
+            [0, 0],
+            [p, p],
+            [p, p],
+            [0, 0],
+          ]),
+          this.dwWeight.read() as tf.Tensor4D,
+          1,
+          'valid',
+        ),
         this.dwBias.read(),
       );
       const h = this.pwconv2.forward(gelu(this.pwconv1.forward(this.norm.forward(y))));

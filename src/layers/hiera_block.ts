@@ -40,7 +40,15 @@ export function windowPartition(x: tf.Tensor4D, ws: number): tf.Tensor4D {
     const [b, h, w, c] = x.shape;
     const ph = (ws - (h % ws)) % ws;
     const pw = (ws - (w % ws)) % ws;
-    const padded = ph || pw ? tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]]) : x;
+    const padded =
+      ph || pw
+        ? tf.pad(x, [
+            [0, 0],
+            [0, ph],
+            [0, pw],
+            [0, 0],
+          ])
+        : x;
     const hp = h + ph;
     const wp = w + pw;
     // 4-D transposes only: fold (ws, C) together so the window shuffle is a single swap
@@ -82,7 +90,10 @@ export class MultiScaleBlock extends Sam2Layer {
   private readonly projBias: tf.LayerVariable;
   private heads: HeadWeights[] = [];
 
-  constructor(readonly key: string, readonly opts: MultiScaleBlockOptions) {
+  constructor(
+    readonly key: string,
+    readonly opts: MultiScaleBlockOptions,
+  ) {
     super();
     this.remember<typeof MultiScaleBlock>(key, opts);
     const { dim, dimOut, mlpRatio } = opts;
@@ -143,7 +154,11 @@ export class MultiScaleBlock extends Sam2Layer {
       let out: tf.Tensor2D | undefined;
       for (const hw of this.heads) {
         let q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq }) as tf.Tensor2D;
-        if (pool) q = tf.reshape(tf.maxPool(tf.reshape(q, [g, h, w, d]) as tf.Tensor4D, 2, 2, 'valid'), [g * nq, d]) as tf.Tensor2D;
+        if (pool)
+          q = tf.reshape(tf.maxPool(tf.reshape(q, [g, h, w, d]) as tf.Tensor4D, 2, 2, 'valid'), [
+            g * nq,
+            d,
+          ]) as tf.Tensor2D;
         const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
         const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
         let o: tf.Tensor2D;

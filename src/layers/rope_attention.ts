@@ -11,7 +11,12 @@ import { Linear } from './common';
 const f = Math.fround;
 
 /** cos/sin tables [h*w, dim] (each pair's angle repeated on both its channels), row-major grid. */
-export function axialRopeTables(dim: number, w: number, h: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
+export function axialRopeTables(
+  dim: number,
+  w: number,
+  h: number,
+  theta = 10000,
+): { cos: Float32Array; sin: Float32Array } {
   const quarter = dim / 4;
   const freqs = new Float32Array(quarter);
   for (let k = 0; k < quarter; k++) freqs[k] = f(1 / f(Math.pow(theta, f((4 * k) / dim))));
@@ -55,9 +60,21 @@ export class RoPEAttention extends Sam2Layer {
   readonly kProj: Linear;
   readonly vProj: Linear;
   readonly outProj: Linear;
-  private tables?: { side: number; cos: tf.Tensor2D; sin: tf.Tensor2D; cosT: tf.Tensor2D; sinT: tf.Tensor2D; swap: tf.Tensor2D };
+  private tables?: {
+    side: number;
+    cos: tf.Tensor2D;
+    sin: tf.Tensor2D;
+    cosT: tf.Tensor2D;
+    sinT: tf.Tensor2D;
+    swap: tf.Tensor2D;
+  };
 
-  constructor(key: string, readonly dim: number, kvInDim = dim, readonly theta = 10000) {
+  constructor(
+    key: string,
+    readonly dim: number,
+    kvInDim = dim,
+    readonly theta = 10000,
+  ) {
     super();
     this.remember<typeof RoPEAttention>(key, dim, kvInDim, theta);
     this.qProj = this.child(new Linear(`${key}.q_proj`, dim, dim));
@@ -82,7 +99,14 @@ export class RoPEAttention extends Sam2Layer {
       const { cos, sin } = axialRopeTables(this.dim, side, side, this.theta);
       const c = tf.tensor2d(cos, [n, this.dim]);
       const sn = tf.tensor2d(sin, [n, this.dim]);
-      this.tables = { side, cos: c, sin: sn, cosT: tf.transpose(c), sinT: tf.transpose(sn), swap: swapMatrix(this.dim) };
+      this.tables = {
+        side,
+        cos: c,
+        sin: sn,
+        cosT: tf.transpose(c),
+        sinT: tf.transpose(sn),
+        swap: swapMatrix(this.dim),
+      };
       // built inside callers' tidy scopes: keep them past it
       for (const t of [c, sn, this.tables.cosT, this.tables.sinT, this.tables.swap]) tf.keep(t);
     }
@@ -105,7 +129,10 @@ export class RoPEAttention extends Sam2Layer {
       }
       const r = x.shape[0] / n;
       const xs = tf.reshape(x, [r, n, this.dim]);
-      return tf.reshape(tf.add(tf.mul(xs, t.cos), tf.mul(tf.reshape(swapped, [r, n, this.dim]), t.sin)), [r * n, this.dim]) as tf.Tensor2D;
+      return tf.reshape(tf.add(tf.mul(xs, t.cos), tf.mul(tf.reshape(swapped, [r, n, this.dim]), t.sin)), [
+        r * n,
+        this.dim,
+      ]) as tf.Tensor2D;
     });
   }
 
@@ -125,7 +152,10 @@ export class RoPEAttention extends Sam2Layer {
       const tables = this.rope(n);
       const c = tf.matMul(t, this.kProj.weight.read() as tf.Tensor2D); // [1, dim]
       const column = (v: tf.Tensor) => tf.reshape(v, [this.dim, 1]);
-      return tf.add(tf.mul(tables.cosT, column(c)), tf.mul(tables.sinT, column(tf.matMul(c, tables.swap)))) as tf.Tensor2D;
+      return tf.add(
+        tf.mul(tables.cosT, column(c)),
+        tf.mul(tables.sinT, column(tf.matMul(c, tables.swap))),
+      ) as tf.Tensor2D;
     });
   }
 
@@ -145,7 +175,10 @@ export class RoPEAttention extends Sam2Layer {
     return tf.tidy(() => {
       const nq = q.shape[0];
       const qp = this.qProj.forward(q) as tf.Tensor2D;
-      const qr = tf.mul(rows ? this.rotate(qp, rows.gridSize, rows.start) : this.rotate(qp, nq), 1 / Math.sqrt(this.dim)) as tf.Tensor2D;
+      const qr = tf.mul(
+        rows ? this.rotate(qp, rows.gridSize, rows.start) : this.rotate(qp, nq),
+        1 / Math.sqrt(this.dim),
+      ) as tf.Tensor2D;
       const chunk = Math.max(256, Math.floor(2 ** 25 / keysT.shape[1]));
       const parts: tf.Tensor2D[] = [];
       for (let i = 0; i < nq; i += chunk) {

@@ -31,7 +31,14 @@ export class TwoWayAttentionBlock extends Sam2Layer {
   readonly norms: LayerNorm[];
 
   /** `mlpLayerNames`: keys of the MLP's two linears (SAM 1: lin1, lin2; default layers.0/1). */
-  constructor(key: string, dim: number, heads: number, mlpDim: number, readonly skipFirstLayerPe: boolean, mlpLayerNames?: string[]) {
+  constructor(
+    key: string,
+    dim: number,
+    heads: number,
+    mlpDim: number,
+    readonly skipFirstLayerPe: boolean,
+    mlpLayerNames?: string[],
+  ) {
     super();
     this.remember<typeof TwoWayAttentionBlock>(key, dim, heads, mlpDim, skipFirstLayerPe, mlpLayerNames);
     this.selfAttn = this.child(new Attention(`${key}.self_attn`, dim, heads));
@@ -57,7 +64,13 @@ export class TwoWayAttentionBlock extends Sam2Layer {
    * queries [B, Nt, C] and keys (image tokens) [1 or B, Ni, C]; returns the updated pair.
    * `pre` (from projectImageSide on these keys) skips the image-side projections.
    */
-  forward(queries: tf.Tensor3D, keys: tf.Tensor3D, queryPe: tf.Tensor3D, keyPe: tf.Tensor3D, pre?: ImageSideProjections): [tf.Tensor3D, tf.Tensor3D] {
+  forward(
+    queries: tf.Tensor3D,
+    keys: tf.Tensor3D,
+    queryPe: tf.Tensor3D,
+    keyPe: tf.Tensor3D,
+    pre?: ImageSideProjections,
+  ): [tf.Tensor3D, tf.Tensor3D] {
     return tf.tidy(() => {
       const [n1, n2, n3, n4] = this.norms;
       let q: tf.Tensor3D;
@@ -70,7 +83,9 @@ export class TwoWayAttentionBlock extends Sam2Layer {
       q = n1.forward(q) as tf.Tensor3D;
       const kp = pre ? null : (tf.add(keys, keyPe) as tf.Tensor3D);
       const t2i = pre ? { k: pre.tokenToImageK, v: pre.tokenToImageV } : {};
-      q = n2.forward(tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys, t2i))) as tf.Tensor3D;
+      q = n2.forward(
+        tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys, t2i)),
+      ) as tf.Tensor3D;
       q = n3.forward(tf.add(q, this.mlp.forward(q))) as tf.Tensor3D;
       const qp = tf.add(q, queryPe) as tf.Tensor3D;
       const i2t = pre ? { q: pre.imageToTokenQ } : {};
@@ -114,11 +129,18 @@ export class TwoWayTransformer extends Sam2Layer {
    * [B, Nt, C]. Returns [queries [B, Nt, C], image tokens [B, Ni, C]]. `pre`: the first block's
    * projectImageSide(image, imagePe), computed earlier.
    */
-  forward(image: tf.Tensor3D, imagePe: tf.Tensor3D, points: tf.Tensor3D, pre?: ImageSideProjections): [tf.Tensor3D, tf.Tensor3D] {
+  forward(
+    image: tf.Tensor3D,
+    imagePe: tf.Tensor3D,
+    points: tf.Tensor3D,
+    pre?: ImageSideProjections,
+  ): [tf.Tensor3D, tf.Tensor3D] {
     return tf.tidy(() => {
       let queries = points;
       let keys = image;
-      this.layers.forEach((layer, i) => ([queries, keys] = layer.forward(queries, keys, points, imagePe, i === 0 ? pre : undefined)));
+      this.layers.forEach(
+        (layer, i) => ([queries, keys] = layer.forward(queries, keys, points, imagePe, i === 0 ? pre : undefined)),
+      );
       const q = tf.add(queries, points) as tf.Tensor3D;
       const k = tf.add(keys, imagePe) as tf.Tensor3D;
       queries = tf.add(queries, this.finalAttnTokenToImage.forward(q, k, keys)) as tf.Tensor3D;

@@ -78,7 +78,11 @@ export class VitBlock extends Sam2Layer {
    * `relPosLength` is the table length stored in the checkpoint (2 * 14 - 1 for windowed
    * blocks, 2 * 64 - 1 for global ones at 1024 px); it is interpolated when inputSize differs.
    */
-  constructor(readonly key: string, readonly opts: VitBlockOptions, relPosLength: number) {
+  constructor(
+    readonly key: string,
+    readonly opts: VitBlockOptions,
+    relPosLength: number,
+  ) {
     super();
     this.remember<typeof VitBlock>(key, opts, relPosLength);
     const { dim, numHeads, mlpRatio } = opts;
@@ -163,7 +167,10 @@ export class VitBlock extends Sam2Layer {
           } else {
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
             const logits = tf.add(tf.matMul(tf.reshape(q, [g, n, d]) as tf.Tensor3D, kT), bias);
-            o = tf.reshape(tf.matMul(tf.softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * n, d]) as tf.Tensor2D;
+            o = tf.reshape(tf.matMul(tf.softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [
+              g * n,
+              d,
+            ]) as tf.Tensor2D;
           }
           return tf.matMul(o, hw.wProj) as tf.Tensor2D;
         });
@@ -191,7 +198,10 @@ export class VitBlock extends Sam2Layer {
       } else if (b === 1) {
         attn = this.attention(xn);
       } else {
-        attn = tf.concat(tf.split(xn, b, 0).map((xi) => this.attention(xi as tf.Tensor4D)), 0);
+        attn = tf.concat(
+          tf.split(xn, b, 0).map((xi) => this.attention(xi as tf.Tensor4D)),
+          0,
+        );
       }
       const y = tf.add(x, attn);
       return tf.add(y, this.lin2.forward(gelu(this.lin1.forward(this.norm2.forward(y))))) as tf.Tensor4D;

@@ -13,7 +13,10 @@ const PREFIX = 'image_encoder.trunk';
 /** Per-block settings derived from the stage layout, as the reference builds them. */
 export function hieraBlockSpecs(cfg: HieraConfig) {
   const stageEnds = cfg.stages.map((_, i) => cfg.stages.slice(0, i + 1).reduce((a, b) => a + b, 0) - 1);
-  const qPoolBlocks = stageEnds.slice(0, -1).map((e) => e + 1).slice(0, cfg.qPool);
+  const qPoolBlocks = stageEnds
+    .slice(0, -1)
+    .map((e) => e + 1)
+    .slice(0, cfg.qPool);
   const depth = stageEnds[stageEnds.length - 1] + 1;
   const specs = [];
   let dim = cfg.embedDim;
@@ -56,7 +59,14 @@ function bicubicTaps(inSize: number, outSize: number): { idx: Int32Array; w: Flo
 }
 
 /** Bicubic resize of NHWC data [h, w, c] to [oh, ow, c] with PyTorch's semantics. */
-export function resizeBicubic(src: Float32Array, h: number, w: number, c: number, oh: number, ow: number): Float32Array {
+export function resizeBicubic(
+  src: Float32Array,
+  h: number,
+  w: number,
+  c: number,
+  oh: number,
+  ow: number,
+): Float32Array {
   const tx = bicubicTaps(w, ow);
   const ty = bicubicTaps(h, oh);
   const rows = new Float64Array(h * ow * c); // resized along x first

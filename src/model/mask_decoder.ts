@@ -24,7 +24,11 @@ export interface MaskDecoderVariant {
   transformerMlpNames?: string[];
 }
 
-export const SAM2_MASK_DECODER: MaskDecoderVariant = { prefix: 'sam_mask_decoder', objectScore: true, iouSigmoid: true };
+export const SAM2_MASK_DECODER: MaskDecoderVariant = {
+  prefix: 'sam_mask_decoder',
+  objectScore: true,
+  iouSigmoid: true,
+};
 export const SAM1_MASK_DECODER: MaskDecoderVariant = {
   prefix: 'mask_decoder',
   objectScore: false,
@@ -106,12 +110,17 @@ export class MaskDecoder extends Sam2Layer {
   private upscale?: { w1: tf.Tensor2D; b1: tf.Tensor1D; w2: tf.Tensor2D; b2: tf.Tensor1D };
   private outputTokens?: tf.Tensor2D;
 
-  constructor(readonly config: MaskDecoderConfig, readonly variant: MaskDecoderVariant = SAM2_MASK_DECODER) {
+  constructor(
+    readonly config: MaskDecoderConfig,
+    readonly variant: MaskDecoderVariant = SAM2_MASK_DECODER,
+  ) {
     super();
     this.remember<typeof MaskDecoder>(config, variant);
     const d = 256;
     const P = variant.prefix;
-    this.transformer = this.child(new TwoWayTransformer(`${P}.transformer`, 2, 256, 8, 2048, variant.transformerMlpNames));
+    this.transformer = this.child(
+      new TwoWayTransformer(`${P}.transformer`, 2, 256, 8, 2048, variant.transformerMlpNames),
+    );
     this.iouToken = this.param(`${P}.iou_token.weight`, [1, d]);
     this.maskTokens = this.param(`${P}.mask_tokens.weight`, [NUM_MASK_TOKENS, d]);
     if (variant.objectScore) this.objScoreToken = this.param(`${P}.obj_score_token.weight`, [1, d]);
@@ -123,7 +132,9 @@ export class MaskDecoder extends Sam2Layer {
     this.hypernetworks = Array.from({ length: NUM_MASK_TOKENS }, (_, i) =>
       this.child(new Mlp(`${P}.output_hypernetworks_mlps.${i}`, d, d, d / 8, 3)),
     );
-    this.iouHead = this.child(new Mlp(`${P}.iou_prediction_head`, d, 256, NUM_MASK_TOKENS, 3, 'relu', variant.iouSigmoid));
+    this.iouHead = this.child(
+      new Mlp(`${P}.iou_prediction_head`, d, 256, NUM_MASK_TOKENS, 3, 'relu', variant.iouSigmoid),
+    );
     if (variant.objectScore) this.objScoreHead = this.child(new Mlp(`${P}.pred_obj_score_head`, d, d, 1, 3));
   }
 
@@ -142,7 +153,10 @@ export class MaskDecoder extends Sam2Layer {
       b2: tf.keep(tf.tile(this.dc2Bias.read(), [4]) as tf.Tensor1D),
     };
     this.outputTokens = tf.keep(
-      tf.concat([...(this.objScoreToken ? [this.objScoreToken.read()] : []), this.iouToken.read(), this.maskTokens.read()], 0) as tf.Tensor2D,
+      tf.concat(
+        [...(this.objScoreToken ? [this.objScoreToken.read()] : []), this.iouToken.read(), this.maskTokens.read()],
+        0,
+      ) as tf.Tensor2D,
     );
   }
 
@@ -184,7 +198,11 @@ export class MaskDecoder extends Sam2Layer {
    * multimask selection. Picking tokens before the last matMul avoids slicing the inner axis of
    * the [B, 4h, 4w, 4] logits, which is slow on wasm.
    */
-  predictMasks(input: MaskDecoderInput, cache?: DecoderImageCache, tokens: { first: number; count: number } = { first: 0, count: NUM_MASK_TOKENS }) {
+  predictMasks(
+    input: MaskDecoderInput,
+    cache?: DecoderImageCache,
+    tokens: { first: number; count: number } = { first: 0, count: NUM_MASK_TOKENS },
+  ) {
     return tf.tidy(() => {
       const { sparsePromptEmbeddings: sparse } = input;
       const b = sparse.shape[0];
@@ -195,8 +213,15 @@ export class MaskDecoder extends Sam2Layer {
       ) as tf.Tensor3D;
       // one image for many prompt sets stays batch 1: the transformer broadcasts it
       const [, h, w] = input.imageEmbeddings.shape;
-      const src = cache?.src ?? (tf.reshape(tf.add(input.imageEmbeddings, input.densePromptEmbeddings), [-1, h * w, d]) as tf.Tensor3D);
-      const [hs, keys] = this.transformer.forward(src, tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D, allTokens, cache?.block0);
+      const src =
+        cache?.src ??
+        (tf.reshape(tf.add(input.imageEmbeddings, input.densePromptEmbeddings), [-1, h * w, d]) as tf.Tensor3D);
+      const [hs, keys] = this.transformer.forward(
+        src,
+        tf.reshape(input.imagePe, [1, h * w, d]) as tf.Tensor3D,
+        allTokens,
+        cache?.block0,
+      );
       const high = input.highResFeatures;
       const up = this.upscale!;
       const x1 = this.upsample2x(tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D, up.w1, up.b1);
@@ -208,11 +233,18 @@ export class MaskDecoder extends Sam2Layer {
       const maskTokensOut = tf.slice(hs, [0, iouAt + 1, 0], [b, NUM_MASK_TOKENS, d]);
       const picked = this.hypernetworks.slice(tokens.first, tokens.first + tokens.count);
       const hyper = tf.stack(
-        picked.map((mlp, j) => mlp.forward(tf.squeeze(tf.slice(maskTokensOut, [0, tokens.first + j, 0], [b, 1, d]), [1]))),
+        picked.map((mlp, j) =>
+          mlp.forward(tf.squeeze(tf.slice(maskTokensOut, [0, tokens.first + j, 0], [b, 1, d]), [1])),
+        ),
         2,
       ) as tf.Tensor3D; // [b, 32, count]
       const [, uh, uw, uc] = upscaled.shape;
-      const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [b, uh, uw, tokens.count]) as tf.Tensor4D;
+      const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [
+        b,
+        uh,
+        uw,
+        tokens.count,
+      ]) as tf.Tensor4D;
       const iouPred = this.iouHead.forward(tf.squeeze(tf.slice(hs, [0, iouAt, 0], [b, 1, d]), [1])) as tf.Tensor2D;
       const objectScoreLogits = this.objScoreHead
         ? (this.objScoreHead.forward(tf.squeeze(tf.slice(hs, [0, 0, 0], [b, 1, d]), [1])) as tf.Tensor2D)
@@ -229,7 +261,11 @@ export class MaskDecoder extends Sam2Layer {
   forward(input: MaskDecoderInput, cache?: DecoderImageCache): MaskDecoderOutput {
     return tf.tidy(() => {
       const dynamic = !input.multimaskOutput && this.config.dynamicMultimaskViaStability;
-      const tokens = input.multimaskOutput ? { first: 1, count: 3 } : dynamic ? { first: 0, count: NUM_MASK_TOKENS } : { first: 0, count: 1 };
+      const tokens = input.multimaskOutput
+        ? { first: 1, count: 3 }
+        : dynamic
+          ? { first: 0, count: NUM_MASK_TOKENS }
+          : { first: 0, count: 1 };
       const all = this.predictMasks(input, cache, tokens);
       const b = all.masks.shape[0];
       let masks: tf.Tensor4D;
@@ -281,7 +317,12 @@ export class MaskDecoder extends Sam2Layer {
     const [image, , sparse] = shapeList(inputShape);
     const b = sparse[0];
     const x4 = (n: number | null) => (n === null ? null : 4 * n);
-    return [[b, x4(image[1]), x4(image[2]), null], [b, null], [b, null, 256], [b, 1]];
+    return [
+      [b, x4(image[1]), x4(image[2]), null],
+      [b, null],
+      [b, null, 256],
+      [b, 1],
+    ];
   }
 
   /**

@@ -50,7 +50,13 @@ export class MemoryAttentionLayer extends Sam2Layer {
    * values). With `rows`, returns only those rows of the output (every row needs all of tgt
    * for self-attention, and nothing else).
    */
-  forward(tgt: tf.Tensor2D, memoryKeysT: tf.Tensor2D, memory: tf.Tensor2D, rows?: GridRows, selfOut?: tf.Tensor2D): tf.Tensor2D {
+  forward(
+    tgt: tf.Tensor2D,
+    memoryKeysT: tf.Tensor2D,
+    memory: tf.Tensor2D,
+    rows?: GridRows,
+    selfOut?: tf.Tensor2D,
+  ): tf.Tensor2D {
     return tf.tidy(() => {
       const [n2, n3] = this.norms.slice(1);
       let x = selfOut ?? this.selfBlock(tgt, rows);
@@ -115,7 +121,9 @@ export class MemoryAttention extends Sam2Layer {
   bankKeys(layer: number, spatial: SpatialMemory[], pointers?: PointerTokens): tf.Tensor2D {
     return tf.tidy(() => {
       const attn = this.layers[layer].crossAttnImage;
-      const parts = spatial.map((m) => tf.add(m.keysT[layer], attn.gridKeyOffsetT(m.tpos, m.features.shape[0])) as tf.Tensor2D);
+      const parts = spatial.map(
+        (m) => tf.add(m.keysT[layer], attn.gridKeyOffsetT(m.tpos, m.features.shape[0])) as tf.Tensor2D,
+      );
       if (pointers) parts.push(attn.plainKeysT(tf.add(pointers.tokens, pointers.pos) as tf.Tensor2D));
       return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
     });
@@ -126,10 +134,18 @@ export class MemoryAttention extends Sam2Layer {
    * sine encoding, conditioned on spatial memories of the same grid (RoPE-rotated) and
    * object-pointer tokens (not rotated). Returns [N, d].
    */
-  forwardBank(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens, first?: tf.Tensor2D): tf.Tensor2D {
+  forwardBank(
+    curr: tf.Tensor2D,
+    currPos: tf.Tensor2D,
+    spatial: SpatialMemory[],
+    pointers?: PointerTokens,
+    first?: tf.Tensor2D,
+  ): tf.Tensor2D {
     return tf.tidy(() => {
       const { x, keysT, values } = this.prepareBank(curr, currPos, spatial, pointers);
-      return this.norm.forward(this.layers.reduce((h, l, i) => l.forward(h, keysT[i], values, undefined, i === 0 ? first : undefined), x)) as tf.Tensor2D;
+      return this.norm.forward(
+        this.layers.reduce((h, l, i) => l.forward(h, keysT[i], values, undefined, i === 0 ? first : undefined), x),
+      ) as tf.Tensor2D;
     });
   }
 
@@ -156,7 +172,13 @@ export class MemoryAttention extends Sam2Layer {
    * The reference's call: memory [M, memDim] and memoryPos (temporal encodings included) with
    * the numObjPtrTokens object-pointer tokens last, every spatial memory on curr's grid.
    */
-  forward(curr: tf.Tensor2D, currPos: tf.Tensor2D, memory: tf.Tensor2D, memoryPos: tf.Tensor2D, numObjPtrTokens: number): tf.Tensor2D {
+  forward(
+    curr: tf.Tensor2D,
+    currPos: tf.Tensor2D,
+    memory: tf.Tensor2D,
+    memoryPos: tf.Tensor2D,
+    numObjPtrTokens: number,
+  ): tf.Tensor2D {
     return tf.tidy(() => {
       const [n, memDim] = [curr.shape[0], memory.shape[1]];
       const numSpatial = (memory.shape[0] - numObjPtrTokens) / n;
@@ -167,7 +189,10 @@ export class MemoryAttention extends Sam2Layer {
       });
       const start = numSpatial * n;
       const pointers = numObjPtrTokens
-        ? { tokens: tf.slice(memory, [start, 0], [-1, -1]) as tf.Tensor2D, pos: tf.slice(memoryPos, [start, 0], [-1, -1]) as tf.Tensor2D }
+        ? {
+            tokens: tf.slice(memory, [start, 0], [-1, -1]) as tf.Tensor2D,
+            pos: tf.slice(memoryPos, [start, 0], [-1, -1]) as tf.Tensor2D,
+          }
         : undefined;
       return this.forwardBank(curr, currPos, spatial, pointers);
     });
@@ -193,7 +218,8 @@ export function roundToBfloat16(x: Float32Array): Float32Array {
   const ob = new Uint32Array(out.buffer);
   for (let i = 0; i < x.length; i++) {
     const b = bits[i];
-    if ((b & 0x7f800000) === 0x7f800000) ob[i] = b & 0xffff0000; // inf/nan kept
+    if ((b & 0x7f800000) === 0x7f800000)
+      ob[i] = b & 0xffff0000; // inf/nan kept
     else ob[i] = ((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000) >>> 0;
   }
   return out;

@@ -63,7 +63,11 @@ export class ParallelMemoryAttention {
     this.worker.on('exit', (code) => fail(new Error(`memory-attention worker exited (code ${code})`)));
     const weights: [string, number[], Float32Array][] = attention
       .paramKeys()
-      .map((key, i) => [key, attention.nonTrainableWeights[i].shape as number[], attention.nonTrainableWeights[i].read().dataSync() as Float32Array]);
+      .map((key, i) => [
+        key,
+        attention.nonTrainableWeights[i].shape as number[],
+        attention.nonTrainableWeights[i].read().dataSync() as Float32Array,
+      ]);
     this.ready = this.request({ type: 'init', config: attention.config, weights }).then(() => undefined);
   }
 
@@ -82,13 +86,23 @@ export class ParallelMemoryAttention {
   }
 
   /** MemoryAttention.forwardBank, split over this thread and the worker. */
-  forwardBank(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): Promise<tf.Tensor2D> {
+  forwardBank(
+    curr: tf.Tensor2D,
+    currPos: tf.Tensor2D,
+    spatial: SpatialMemory[],
+    pointers?: PointerTokens,
+  ): Promise<tf.Tensor2D> {
     const run = this.queue.then(() => this.run(curr, currPos, spatial, pointers));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async run(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens): Promise<tf.Tensor2D> {
+  private async run(
+    curr: tf.Tensor2D,
+    currPos: tf.Tensor2D,
+    spatial: SpatialMemory[],
+    pointers?: PointerTokens,
+  ): Promise<tf.Tensor2D> {
     const att = this.attention;
     const { x, keysT, values } = att.prepareBank(curr, currPos, spatial, pointers);
     let h = x; // the current layer's output (a partial one if the worker fails)
@@ -97,7 +111,10 @@ export class ParallelMemoryAttention {
       await this.ready;
       const keyData = keysT.map((k) => k.dataSync() as Float32Array);
       const valueData = values.dataSync() as Float32Array;
-      this.send({ type: 'bank', keysT: keyData, numKeys: values.shape[0], values: valueData }, [...keyData, valueData].map((a) => a.buffer as ArrayBuffer));
+      this.send(
+        { type: 'bank', keysT: keyData, numKeys: values.shape[0], values: valueData },
+        [...keyData, valueData].map((a) => a.buffer as ArrayBuffer),
+      );
       const n = x.shape[0];
       const mine: GridRows = { gridSize: n, start: 0, count: Math.ceil(n / 2) };
       const theirs: GridRows = { gridSize: n, start: mine.count, count: n - mine.count };

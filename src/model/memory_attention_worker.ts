@@ -55,7 +55,9 @@ async function handle(m: ToWorker): Promise<FromWorker | undefined> {
       const d = attention.config.neck.dModel;
       const data = tf.tidy(() => {
         const x = tf.tensor2d(m.x, [m.rows.gridSize, d]);
-        return attention!.layers[m.layer].forward(x, bank!.keysT[m.layer], bank!.values, m.rows).dataSync() as Float32Array;
+        return attention!.layers[m.layer]
+          .forward(x, bank!.keysT[m.layer], bank!.values, m.rows)
+          .dataSync() as Float32Array;
       });
       return { type: 'rows', data };
     }

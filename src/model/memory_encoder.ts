@@ -38,7 +38,15 @@ export class MemoryEncoder extends Sam2Layer {
     this.downConvs = [];
     this.downNorms = [];
     for (let i = 0; i < 4; i++) {
-      this.downConvs.push(this.child(new Conv2d(`${P}.mask_downsampler.encoder.${3 * i}`, chans[i], chans[i + 1], { kernel: 3, stride: 2, padding: 1 })));
+      this.downConvs.push(
+        this.child(
+          new Conv2d(`${P}.mask_downsampler.encoder.${3 * i}`, chans[i], chans[i + 1], {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+          }),
+        ),
+      );
       this.downNorms.push(this.child(new LayerNorm(`${P}.mask_downsampler.encoder.${3 * i + 1}`, chans[i + 1], 1e-6)));
     }
     this.downOut = this.child(new Conv2d(`${P}.mask_downsampler.encoder.12`, 256, d, { kernel: 1 }));

@@ -43,7 +43,10 @@ export class PromptEncoder extends Sam2Layer {
   private densePe?: tf.Tensor4D;
 
   /** `prefix`: the state-dict prefix (`prompt_encoder` for SAM 1, whose maths is the same). */
-  constructor(readonly config: Pick<Sam2Config, 'imageSize' | 'backboneStride'>, prefix = SAM2_PREFIX) {
+  constructor(
+    readonly config: Pick<Sam2Config, 'imageSize' | 'backboneStride'>,
+    prefix = SAM2_PREFIX,
+  ) {
     super();
     this.remember<typeof PromptEncoder>(config, prefix);
     const P = prefix;
@@ -81,7 +84,9 @@ export class PromptEncoder extends Sam2Layer {
       const xs = tf.tile(tf.reshape(c, [1, s, 1]), [s, 1, 1]);
       const ys = tf.tile(tf.reshape(c, [s, 1, 1]), [1, s, 1]);
       const grid = tf.concat([xs, ys], -1);
-      return tf.keep(tf.reshape(randomFourierEncoding(grid, this.gaussian.read() as tf.Tensor2D), [1, s, s, -1]) as tf.Tensor4D);
+      return tf.keep(
+        tf.reshape(randomFourierEncoding(grid, this.gaussian.read() as tf.Tensor2D), [1, s, s, -1]) as tf.Tensor4D,
+      );
     });
   }
 
@@ -109,7 +114,11 @@ export class PromptEncoder extends Sam2Layer {
       const isPoint = tf.expandDims(tf.cast(tf.notEqual(labels, -1), 'float32'), -1);
       const oneHot = tf.oneHot(tf.add(labels, tf.scalar(1, 'int32')) as tf.Tensor2D, 5);
       const n = labels.shape[1];
-      const labelEmb = tf.reshape(tf.matMul(tf.reshape(oneHot, [b * n, 5]), this.labelTable as tf.Tensor2D), [b, n, -1]);
+      const labelEmb = tf.reshape(tf.matMul(tf.reshape(oneHot, [b * n, 5]), this.labelTable as tf.Tensor2D), [
+        b,
+        n,
+        -1,
+      ]);
       return tf.add(tf.mul(pe, isPoint), labelEmb) as tf.Tensor3D;
     });
   }
@@ -146,7 +155,9 @@ export class PromptEncoder extends Sam2Layer {
       const parts: tf.Tensor3D[] = [];
       if (points) parts.push(this.embedPoints(points, !boxes));
       if (boxes) parts.push(this.embedBoxes(boxes));
-      const sparse = parts.length ? (tf.concat(parts, 1) as tf.Tensor3D) : tf.zeros([b, 0, this.embedDim]) as tf.Tensor3D;
+      const sparse = parts.length
+        ? (tf.concat(parts, 1) as tf.Tensor3D)
+        : (tf.zeros([b, 0, this.embedDim]) as tf.Tensor3D);
       const s = this.embeddingSize;
       const dense = masks
         ? this.embedMasks(masks)

@@ -34,12 +34,19 @@ export class Sam2Model {
    * or a WEIGHTS error names the offenders. The model keeps its own references: the caller may
    * dispose `weights` afterwards.
    */
-  constructor(readonly config: Sam2Config, weights: Weights) {
+  constructor(
+    readonly config: Sam2Config,
+    weights: Weights,
+  ) {
     this.imageEncoder = new ImageEncoder(config);
     this.promptEncoder = new PromptEncoder(config);
     this.maskDecoder = new MaskDecoder(config);
     if (weights.keys().some((k) => VIDEO_KEY.test(k))) {
-      this.video = { memoryEncoder: new MemoryEncoder(config), memoryAttention: new MemoryAttention(config), params: new TrackingParams(config) };
+      this.video = {
+        memoryEncoder: new MemoryEncoder(config),
+        memoryAttention: new MemoryAttention(config),
+        params: new TrackingParams(config),
+      };
     }
     const wanted = new Set(this.paramKeys());
     const unexpected = weights.keys().filter((k) => !wanted.has(k));
@@ -49,7 +56,10 @@ export class Sam2Model {
       throw new Sam2Error(
         'WEIGHTS',
         `Weights do not match ${config.name}: ` +
-          [missing.length ? `${missing.length} missing (${few(missing)})` : '', unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '']
+          [
+            missing.length ? `${missing.length} missing (${few(missing)})` : '',
+            unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '',
+          ]
             .filter(Boolean)
             .join(', ') +
           '. Was the checkpoint ported for another model?',
@@ -60,13 +70,21 @@ export class Sam2Model {
 
   private components() {
     const v = this.video;
-    return [this.imageEncoder, this.promptEncoder, this.maskDecoder, ...(v ? [v.memoryEncoder, v.memoryAttention, v.params] : [])];
+    return [
+      this.imageEncoder,
+      this.promptEncoder,
+      this.maskDecoder,
+      ...(v ? [v.memoryEncoder, v.memoryAttention, v.params] : []),
+    ];
   }
 
   /** The tracker for video prediction; a STATE error for image-only weights. */
   tracker(): Tracker {
     if (!this.video) {
-      throw new Sam2Error('STATE', 'These weights have no memory encoder/attention (image-only): port a full SAM 2 checkpoint to track videos.');
+      throw new Sam2Error(
+        'STATE',
+        'These weights have no memory encoder/attention (image-only): port a full SAM 2 checkpoint to track videos.',
+      );
     }
     return new Tracker(this, this.video.params, this.video.memoryEncoder, this.video.memoryAttention);
   }

@@ -155,7 +155,9 @@ export class Tracker {
     const { features, frameIdx, memory, reverse, numFrames } = input;
     const [, s] = features.top.shape;
     if (input.isInitCondFrame) {
-      return tf.tidy(() => tf.add(features.top, tf.reshape(this.model.imageEncoder.noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D);
+      return tf.tidy(
+        () => tf.add(features.top, tf.reshape(this.model.imageEncoder.noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D,
+      );
     }
     const n = this.config.numMaskmem;
     const memPos = tf.tidy(() => tf.reshape(this.memoryEncoder.positionEncoding, [s * s, -1]) as tf.Tensor2D);
@@ -169,7 +171,8 @@ export class Tracker {
     }
     const withMemory = stored.filter(([, out]) => out.maskmemFeatures);
     // keys of a stored memory are computed once and reused while it stays in the bank
-    for (const [, out] of withMemory) out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.maskmemFeatures!, memPos);
+    for (const [, out] of withMemory)
+      out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.maskmemFeatures!, memPos);
     memPos.dispose();
     const bank = tf.tidy(() => {
       const tposAll = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
@@ -180,7 +183,10 @@ export class Tracker {
       const ptrs: { pos: number; ptr: Float32Array }[] = [];
       for (const [t, out] of memory.cond) {
         if (reverse ? t >= frameIdx : t <= frameIdx) {
-          ptrs.push({ pos: this.config.useSignedTposEncToObjPtrs ? (frameIdx - t) * sign : Math.abs(frameIdx - t), ptr: out.objPtr });
+          ptrs.push({
+            pos: this.config.useSignedTposEncToObjPtrs ? (frameIdx - t) * sign : Math.abs(frameIdx - t),
+            ptr: out.objPtr,
+          });
         }
       }
       for (let tDiff = 1; tDiff < maxPtrs; tDiff++) {
@@ -196,7 +202,13 @@ export class Tracker {
         const split = d / m;
         let ptrPos: tf.Tensor2D;
         if (this.config.addTposEncToObjPtrs && this.params.objPtrTposProj) {
-          const pe = tf.tensor2d(sine1d(ptrs.map((p) => p.pos / (maxPtrs - 1)), d), [ptrs.length, d]);
+          const pe = tf.tensor2d(
+            sine1d(
+              ptrs.map((p) => p.pos / (maxPtrs - 1)),
+              d,
+            ),
+            [ptrs.length, d],
+          );
           ptrPos = this.params.objPtrTposProj.forward(pe) as tf.Tensor2D;
         } else {
           ptrPos = tf.zeros([ptrs.length, m]);
@@ -215,8 +227,14 @@ export class Tracker {
       };
     });
     // features and keys belong to the memory bank; this call owns only what `bank` holds
-    const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({ features: out.maskmemFeatures!, keysT: out.memoryKeysT!, tpos: bank.tpos[i] }));
-    const pointers: PointerTokens | undefined = bank.pointers.length ? { tokens: bank.pointers[0], pos: bank.pointers[1] } : undefined;
+    const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({
+      features: out.maskmemFeatures!,
+      keysT: out.memoryKeysT!,
+      tpos: bank.tpos[i],
+    }));
+    const pointers: PointerTokens | undefined = bank.pointers.length
+      ? { tokens: bank.pointers[0], pos: bank.pointers[1] }
+      : undefined;
     try {
       const out = await this.attend(bank.curr, bank.currPos, spatial, pointers, input.shared);
       const pix = tf.reshape(out, [1, s, s, -1]) as tf.Tensor4D;
@@ -232,12 +250,19 @@ export class Tracker {
    * Small inputs stay on this thread: below ~4M attention scores, copying to the worker costs
    * more than it saves (128 px frames ran 10% slower with it, 512 px ran 1.4x faster).
    */
-  private async attend(curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens, shared?: FrameShared): Promise<tf.Tensor2D> {
+  private async attend(
+    curr: tf.Tensor2D,
+    currPos: tf.Tensor2D,
+    spatial: SpatialMemory[],
+    pointers?: PointerTokens,
+    shared?: FrameShared,
+  ): Promise<tf.Tensor2D> {
     const numKeys = spatial.reduce((k, m) => k + m.features.shape[0], pointers?.tokens.shape[0] ?? 0);
     // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
     const minScores = typeof process === 'undefined' ? undefined : process.env?.SAM2_TFJS_WORKER_MIN_SCORES; // no process in browsers
     const worthIt = curr.shape[0] * numKeys >= Number(minScores || 2 ** 22);
-    if (this.parallel === undefined && worthIt) this.parallel = parallelMemoryAttentionAvailable() ? new ParallelMemoryAttention(this.memoryAttention) : null;
+    if (this.parallel === undefined && worthIt)
+      this.parallel = parallelMemoryAttentionAvailable() ? new ParallelMemoryAttention(this.memoryAttention) : null;
     if (this.parallel && worthIt) {
       try {
         return await this.parallel.forwardBank(curr, currPos, spatial, pointers);
@@ -270,10 +295,15 @@ export class Tracker {
     t = Date.now();
     const heads = tf.tidy(() => {
       const coords = input.points ? tf.tensor3d([input.points.coords]) : tf.zeros([1, 1, 2]);
-      const labels = input.points ? tf.tensor2d([input.points.labels], undefined, 'int32') : tf.tensor2d([[-1]], [1, 1], 'int32');
+      const labels = input.points
+        ? tf.tensor2d([input.points.labels], undefined, 'int32')
+        : tf.tensor2d([[-1]], [1, 1], 'int32');
       const ms = this.model.promptEncoder.maskInputSize;
       const masks = input.maskLogits ? tf.tensor4d(input.maskLogits, [1, ms, ms, 1]) : undefined;
-      const { sparse, dense } = this.model.promptEncoder.forward({ points: { coords: coords as tf.Tensor3D, labels: labels as tf.Tensor2D }, masks });
+      const { sparse, dense } = this.model.promptEncoder.forward({
+        points: { coords: coords as tf.Tensor3D, labels: labels as tf.Tensor2D },
+        masks,
+      });
       const o = this.model.maskDecoder.forward({
         imageEmbeddings: pix,
         imagePe: this.model.promptEncoder.getDensePe(),
@@ -320,7 +350,9 @@ export class Tracker {
    * +-10 from the binary mask at the model's resolution (`mask`, S*S values), the object
    * pointer from the SAM heads prompted with the downsampled mask.
    */
-  async maskAsOutput(input: Omit<TrackStepInput, 'points' | 'maskLogits'> & { mask: Float32Array }): Promise<FrameOutput> {
+  async maskAsOutput(
+    input: Omit<TrackStepInput, 'points' | 'maskLogits'> & { mask: Float32Array },
+  ): Promise<FrameOutput> {
     const cfg = this.config;
     const S = cfg.imageSize;
     const s = this.model.promptEncoder.maskInputSize;
@@ -343,7 +375,9 @@ export class Tracker {
         repeatImage: false,
         highResFeatures: input.features.highRes,
       });
-      const p = this.params.objPtrProj.forward(tf.reshape(tf.slice(o.samTokensOut, [0, 0, 0], [1, 1, -1]), [1, -1])) as tf.Tensor2D;
+      const p = this.params.objPtrProj.forward(
+        tf.reshape(tf.slice(o.samTokensOut, [0, 0, 0], [1, 1, -1]), [1, -1]),
+      ) as tf.Tensor2D;
       return present ? p : (this.params.noObjPtr.read().clone() as tf.Tensor2D);
     });
     pix.dispose();
@@ -353,7 +387,12 @@ export class Tracker {
   }
 
   /** A new memory from a high-res mask (binarized when it came from clicks). */
-  async encodeMemory(features: FrameFeatures, highResMask: tf.Tensor4D, objectScore: number, fromPoints: boolean): Promise<tf.Tensor2D> {
+  async encodeMemory(
+    features: FrameFeatures,
+    highResMask: tf.Tensor4D,
+    objectScore: number,
+    fromPoints: boolean,
+  ): Promise<tf.Tensor2D> {
     const cfg = this.config;
     const t = Date.now();
     const feats = tf.tidy(() => {
@@ -361,7 +400,8 @@ export class Tracker {
       const m = binarize ? tf.cast(tf.greater(highResMask, 0), 'float32') : tf.sigmoid(highResMask);
       const mask = tf.add(tf.mul(m, cfg.sigmoidScaleForMemEnc), cfg.sigmoidBiasForMemEnc) as tf.Tensor4D;
       let f = this.memoryEncoder.forward(features.top, mask).visionFeatures;
-      if (objectScore <= 0 && this.params.noObjEmbedSpatial) f = tf.add(f, tf.reshape(this.params.noObjEmbedSpatial.read(), [1, 1, 1, -1]));
+      if (objectScore <= 0 && this.params.noObjEmbedSpatial)
+        f = tf.add(f, tf.reshape(this.params.noObjEmbedSpatial.read(), [1, 1, 1, -1]));
       return tf.reshape(f, [-1, cfg.memoryDim]);
     });
     const rounded = roundToBfloat16((await feats.data()) as Float32Array);
@@ -381,6 +421,10 @@ function concatPtrs(ptrs: Float32Array[]): Float32Array {
 /** Background components of <= maxArea pixels (8-connected) become 0.1 (foreground). */
 export function fillHoles(logits: Float32Array, h: number, w: number, maxArea: number): Float32Array {
   if (maxArea <= 0) return logits;
-  const areas = componentAreas(logits.map((v) => (v <= 0 ? 1 : 0)), h, w);
+  const areas = componentAreas(
+    logits.map((v) => (v <= 0 ? 1 : 0)),
+    h,
+    w,
+  );
   return logits.map((v, i) => (areas[i] > 0 && areas[i] <= maxArea ? 0.1 : v));
 }

@@ -11,7 +11,14 @@ import { SamPredictor, concatRows } from './sam_predictor';
 import { SerialQueue } from './serial_queue';
 import { removeHolesAndSprinkles } from '../ops/transforms';
 import { postprocessSmallRegions } from './amg/small_regions';
-import { buildAllLayerPointGrids, boxXyxyToXywh, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from './amg/geometry';
+import {
+  buildAllLayerPointGrids,
+  boxXyxyToXywh,
+  generateCropBoxes,
+  isBoxNearCropEdge,
+  maskToBox,
+  type Box,
+} from './amg/geometry';
 import { batchedNms } from './amg/nms';
 import { areaFromRle, cocoEncodeRle, maskToRle, rleToMask, type CocoRle, type UncompressedRle } from './amg/rle';
 
@@ -133,31 +140,72 @@ export class AutomaticMaskGenerator {
   /** Candidate counts of the last generate call, per filter. */
   lastStats: GenerateStats = emptyStats();
 
-  constructor(readonly model: SamModel, options: AutomaticMaskGeneratorOptions = {}) {
+  constructor(
+    readonly model: SamModel,
+    options: AutomaticMaskGeneratorOptions = {},
+  ) {
     const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
     const hasSide = options.pointsPerSide !== null && (options.pointsPerSide !== undefined || !options.pointGrids);
     const hasGrids = !!options.pointGrids;
     if (hasSide) {
       // 0, negative or fractional would silently give an empty grid
-      check(Number.isInteger(o.pointsPerSide) && (o.pointsPerSide as number) > 0, `pointsPerSide must be a positive integer, got ${o.pointsPerSide}.`, 'CONFIG');
-      check(Number.isInteger(o.cropNPointsDownscaleFactor) && o.cropNPointsDownscaleFactor > 0, `cropNPointsDownscaleFactor must be a positive integer, got ${o.cropNPointsDownscaleFactor}.`, 'CONFIG');
+      check(
+        Number.isInteger(o.pointsPerSide) && (o.pointsPerSide as number) > 0,
+        `pointsPerSide must be a positive integer, got ${o.pointsPerSide}.`,
+        'CONFIG',
+      );
+      check(
+        Number.isInteger(o.cropNPointsDownscaleFactor) && o.cropNPointsDownscaleFactor > 0,
+        `cropNPointsDownscaleFactor must be a positive integer, got ${o.cropNPointsDownscaleFactor}.`,
+        'CONFIG',
+      );
     }
-    check(hasSide !== hasGrids, 'Give exactly one of pointsPerSide and pointGrids (set pointsPerSide: null to use pointGrids).', 'CONFIG');
-    for (const k of ['predIouThresh', 'stabilityScoreThresh', 'boxNmsThresh', 'cropNmsThresh', 'cropOverlapRatio'] as const) {
+    check(
+      hasSide !== hasGrids,
+      'Give exactly one of pointsPerSide and pointGrids (set pointsPerSide: null to use pointGrids).',
+      'CONFIG',
+    );
+    for (const k of [
+      'predIouThresh',
+      'stabilityScoreThresh',
+      'boxNmsThresh',
+      'cropNmsThresh',
+      'cropOverlapRatio',
+    ] as const) {
       check(o[k] >= 0 && o[k] <= 1, `${k} must be in [0, 1], got ${o[k]}.`, 'CONFIG');
     }
-    check(['binary_mask', 'uncompressed_rle', 'coco_rle'].includes(o.outputMode), `Unknown outputMode "${o.outputMode}": use binary_mask, uncompressed_rle or coco_rle.`, 'CONFIG');
-    check(Number.isInteger(o.pointsPerBatch) && o.pointsPerBatch > 0, `pointsPerBatch must be a positive integer, got ${o.pointsPerBatch}.`, 'CONFIG');
-    check(Number.isInteger(o.cropNLayers) && o.cropNLayers >= 0, `cropNLayers must be a non-negative integer, got ${o.cropNLayers}.`, 'CONFIG');
+    check(
+      ['binary_mask', 'uncompressed_rle', 'coco_rle'].includes(o.outputMode),
+      `Unknown outputMode "${o.outputMode}": use binary_mask, uncompressed_rle or coco_rle.`,
+      'CONFIG',
+    );
+    check(
+      Number.isInteger(o.pointsPerBatch) && o.pointsPerBatch > 0,
+      `pointsPerBatch must be a positive integer, got ${o.pointsPerBatch}.`,
+      'CONFIG',
+    );
+    check(
+      Number.isInteger(o.cropNLayers) && o.cropNLayers >= 0,
+      `cropNLayers must be a non-negative integer, got ${o.cropNLayers}.`,
+      'CONFIG',
+    );
     this.options = o as typeof DEFAULTS;
     if (hasGrids) {
       this.pointGrids = options.pointGrids as [number, number][][];
-      check(this.pointGrids.length === o.cropNLayers + 1, `pointGrids needs one grid per crop layer (${o.cropNLayers + 1}), got ${this.pointGrids.length}.`, 'CONFIG');
+      check(
+        this.pointGrids.length === o.cropNLayers + 1,
+        `pointGrids needs one grid per crop layer (${o.cropNLayers + 1}), got ${this.pointGrids.length}.`,
+        'CONFIG',
+      );
     } else {
       this.pointGrids = buildAllLayerPointGrids(o.pointsPerSide as number, o.cropNLayers, o.cropNPointsDownscaleFactor);
     }
     const sam1 = model.kind === 'sam1';
-    check(!(sam1 && o.useM2m), `useM2m is a SAM 2 option: ${model.config.name} (SAM 1) has no mask-to-mask refinement.`, 'CONFIG');
+    check(
+      !(sam1 && o.useM2m),
+      `useM2m is a SAM 2 option: ${model.config.name} (SAM 1) has no mask-to-mask refinement.`,
+      'CONFIG',
+    );
     // SAM 2's reference cleans the low-res masks with the region area (its predictor's
     // hole/sprinkle filter); SAM 1's cleans the final full-resolution masks in generate
     this.predictor = new SamPredictor(model, {
@@ -172,7 +220,10 @@ export class AutomaticMaskGenerator {
     return this.queue.run(() => this.generateNow(image, opts));
   }
 
-  private async generateNow(image: ImageInput, opts: { onProgress?: (p: GenerateProgress) => void }): Promise<MaskAnnotation[]> {
+  private async generateNow(
+    image: ImageInput,
+    opts: { onProgress?: (p: GenerateProgress) => void },
+  ): Promise<MaskAnnotation[]> {
     const img = await readImage(image);
     const o = this.options;
     const { boxes: crops, layers } = generateCropBoxes(img.height, img.width, o.cropNLayers, o.cropOverlapRatio);
@@ -193,7 +244,12 @@ export class AutomaticMaskGenerator {
       // prefer masks from smaller crops
       const scores = records.map((r) => 1 / ((r.crop[2] - r.crop[0]) * (r.crop[3] - r.crop[1])));
       const before = records.length;
-      records = batchedNms(records.map((r) => r.box), scores, records.map(() => 0), o.cropNmsThresh).map((k) => records[k]);
+      records = batchedNms(
+        records.map((r) => r.box),
+        scores,
+        records.map(() => 0),
+        o.cropNmsThresh,
+      ).map((k) => records[k]);
       this.lastStats.nmsDuplicates += before - records.length;
     }
     if (this.model.kind === 'sam1' && o.minMaskRegionArea > 0) {
@@ -265,7 +321,12 @@ export class AutomaticMaskGenerator {
       onProgress?.({ ...progress, stage: 'decode' });
     }
     this.predictor.resetPredictor();
-    const keep = batchedNms(records.map((r) => r.box), records.map((r) => r.iou), records.map(() => 0), o.boxNmsThresh);
+    const keep = batchedNms(
+      records.map((r) => r.box),
+      records.map((r) => r.iou),
+      records.map(() => 0),
+      o.boxNmsThresh,
+    );
     this.lastStats.nmsDuplicates += records.length - keep.length;
     records = keep.map((k) => records[k]);
     for (const r of records) {
@@ -283,7 +344,10 @@ export class AutomaticMaskGenerator {
     const h = y1 - y0;
     const b = points.length;
     const lowRes = tf.tidy(() => {
-      const coords = tf.tensor3d(points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)), [b, 1, 2]);
+      const coords = tf.tensor3d(
+        points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)),
+        [b, 1, 2],
+      );
       const labels = tf.ones([b, 1], 'int32') as tf.Tensor2D;
       const r = this.predictor.predictTensors(coords, labels, { multimaskOutput: o.multimaskOutput });
       return { masks: r.lowResMasks, ious: r.ious };
@@ -336,7 +400,8 @@ export class AutomaticMaskGenerator {
         part.forEach((_, j) => {
           const idx = candidates[c + j];
           const stability = stabData[j];
-          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh)) return void this.lastStats.belowStability++;
+          if (o.stabilityScoreThresh > 0 && !(stability >= o.stabilityScoreThresh))
+            return void this.lastStats.belowStability++;
           const mask = binData.subarray(j * h * w, (j + 1) * h * w);
           const box = maskToBox(mask, h, w);
           if (isBoxNearCropEdge(box, crop, [0, 0, img.width, img.height])) return void this.lastStats.nearCropEdge++;
@@ -388,7 +453,8 @@ function cropImage(img: RgbImage, [x0, y0, x1, y1]: Box): RgbImage {
   const w = x1 - x0;
   const h = y1 - y0;
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) data.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x1) * 3), y * w * 3);
+  for (let y = 0; y < h; y++)
+    data.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x1) * 3), y * w * 3);
   return { data, width: w, height: h };
 }
 

@@ -72,7 +72,9 @@ async function decodeBytes(bytes: Buffer, what: string): Promise<RgbImage> {
   }
   let img;
   try {
-    const jpeg = size ? { maxMemoryUsageInMB: jpegMemoryLimitMB(size.width, size.height), maxResolutionInMP: MAX_JPEG_MEGAPIXELS } : {};
+    const jpeg = size
+      ? { maxMemoryUsageInMB: jpegMemoryLimitMB(size.width, size.height), maxResolutionInMP: MAX_JPEG_MEGAPIXELS }
+      : {};
     img = await Jimp.fromBuffer(bytes, { 'image/jpeg': jpeg } as Parameters<typeof Jimp.fromBuffer>[1]);
   } catch (e) {
     throw new Sam2Error('IMAGE', `Cannot decode ${what}: ${(e as Error).message}. Pass PNG or JPEG bytes.`);
@@ -92,12 +94,18 @@ export async function readImage(image: ImageInput): Promise<RgbImage> {
     return decodeBytes(bytes, `image file "${image}"`);
   }
   if (image === null || typeof image !== 'object') {
-    throw new Sam2Error('INPUT', `Unsupported image ${image === null ? 'null' : typeof image}: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.`);
+    throw new Sam2Error(
+      'INPUT',
+      `Unsupported image ${image === null ? 'null' : typeof image}: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.`,
+    );
   }
   if (image instanceof tf.Tensor) return tensorToRgb(image);
   if (isDomImage(image)) return domImageToRgb(image);
   if (Buffer.isBuffer(image) || image instanceof Uint8Array) return decodeBytes(Buffer.from(image), 'image bytes');
   if ('bitmap' in image) return toRgb(image.bitmap.data, image.bitmap.width, image.bitmap.height, 4);
   if ('data' in image && 'width' in image && 'height' in image) return rawToRgb(image);
-  throw new Sam2Error('INPUT', 'Unsupported image: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.');
+  throw new Sam2Error(
+    'INPUT',
+    'Unsupported image: pass a path, PNG/JPEG bytes, a jimp image, {data, width, height} or an HWC tensor.',
+  );
 }

@@ -7,8 +7,10 @@ const isSize = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
 
 /** Packs interleaved RGB or RGBA bytes into RGB, checking the size and length first. */
 export function toRgb(src: ArrayLike<number>, width: number, height: number, channels: number): RgbImage {
-  if (!isSize(width) || !isSize(height)) throw new Sam2Error('INPUT', `The image is empty or has a bad size (${width}x${height}).`);
-  if (channels !== 3 && channels !== 4) throw new Sam2Error('INPUT', `Raw images have 3 (RGB) or 4 (RGBA) channels, got ${channels}.`);
+  if (!isSize(width) || !isSize(height))
+    throw new Sam2Error('INPUT', `The image is empty or has a bad size (${width}x${height}).`);
+  if (channels !== 3 && channels !== 4)
+    throw new Sam2Error('INPUT', `Raw images have 3 (RGB) or 4 (RGBA) channels, got ${channels}.`);
   const n = width * height;
   if (src.length !== n * channels) {
     throw new Sam2Error(
@@ -42,7 +44,10 @@ export async function tensorToRgb(image: tf.Tensor): Promise<RgbImage> {
     const m = (await max.data())[0];
     max.dispose();
     if (m <= 1 && m > 0) {
-      throw new Sam2Error('INPUT', `The float image tensor's values are all in 0..1 (max ${m}): image tensors hold 0..255, multiply it by 255 (tf.mul(image, 255)).`);
+      throw new Sam2Error(
+        'INPUT',
+        `The float image tensor's values are all in 0..1 (max ${m}): image tensors hold 0..255, multiply it by 255 (tf.mul(image, 255)).`,
+      );
     }
   }
   const t = tf.tidy(() => tf.clipByValue(tf.round(tf.cast(image, 'float32')), 0, 255));
@@ -61,9 +66,13 @@ export function rawToRgb(image: {
   channels?: number;
 }): RgbImage {
   if (!isSize(image.width) || !isSize(image.height)) {
-    throw new Sam2Error('INPUT', `Raw image width and height must be positive integers, got ${image.width}x${image.height}.`);
+    throw new Sam2Error(
+      'INPUT',
+      `Raw image width and height must be positive integers, got ${image.width}x${image.height}.`,
+    );
   }
-  if (!image.data || typeof image.data.length !== 'number') throw new Sam2Error('INPUT', 'Raw image data must be a Uint8Array (or Buffer) of pixels.');
+  if (!image.data || typeof image.data.length !== 'number')
+    throw new Sam2Error('INPUT', 'Raw image data must be a Uint8Array (or Buffer) of pixels.');
   const channels = image.channels ?? (image.data.length === image.width * image.height * 3 ? 3 : 4);
   return toRgb(image.data, image.width, image.height, channels);
 }

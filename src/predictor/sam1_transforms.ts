@@ -121,7 +121,12 @@ export function preprocessSam1(image: RgbImage, size: number): { input: tf.Tenso
  * postprocess_masks: low-res logits [N, s, s, 1] -> bilinear to the padded square
  * (size x size), crop to inputHW, bilinear to origHW. Returns [N, origH, origW, 1].
  */
-export function postprocessSam1(lowRes: tf.Tensor4D, size: number, inputHW: [number, number], origHW: [number, number]): tf.Tensor4D {
+export function postprocessSam1(
+  lowRes: tf.Tensor4D,
+  size: number,
+  inputHW: [number, number],
+  origHW: [number, number],
+): tf.Tensor4D {
   return tf.tidy(() => {
     const n = lowRes.shape[0];
     const square = tf.image.resizeBilinear(lowRes, [size, size], false, true);
@@ -131,6 +136,11 @@ export function postprocessSam1(lowRes: tf.Tensor4D, size: number, inputHW: [num
 }
 
 /** A point of the original image in model-input pixels (apply_coords). */
-export function sam1Coords(x: number, y: number, origHW: [number, number], inputHW: [number, number]): [number, number] {
+export function sam1Coords(
+  x: number,
+  y: number,
+  origHW: [number, number],
+  inputHW: [number, number],
+): [number, number] {
   return [x * (inputHW[1] / origHW[1]), y * (inputHW[0] / origHW[0])];
 }

@@ -98,7 +98,10 @@ export class SamPredictor {
   private readonly maxHoleArea: number;
   private readonly maxSprinkleArea: number;
 
-  constructor(readonly model: SamModel, options: SamPredictorOptions = {}) {
+  constructor(
+    readonly model: SamModel,
+    options: SamPredictorOptions = {},
+  ) {
     this.maskThreshold = options.maskThreshold ?? 0;
     this.maxHoleArea = options.maxHoleArea ?? 0;
     this.maxSprinkleArea = options.maxSprinkleArea ?? 0;
@@ -135,21 +138,24 @@ export class SamPredictor {
       for (const img of images) decoded.push(await readImage(img));
       const sam1 = this.model.kind === 'sam1';
       const inputHW: [number, number][] = [];
-      const x = tf.tidy(() =>
-        tf.concat(
-          decoded.map((d) => {
-            if (!sam1) return preprocessImage(d, this.imageSize);
-            const p = preprocessSam1(d, this.imageSize); // longest side resized, padded bottom-right
-            inputHW.push(p.inputHW);
-            return p.input;
-          }),
-          0,
-        ) as tf.Tensor4D,
+      const x = tf.tidy(
+        () =>
+          tf.concat(
+            decoded.map((d) => {
+              if (!sam1) return preprocessImage(d, this.imageSize);
+              const p = preprocessSam1(d, this.imageSize); // longest side resized, padded bottom-right
+              inputHW.push(p.inputHW);
+              return p.input;
+            }),
+            0,
+          ) as tf.Tensor4D,
       );
       try {
         // SAM 1 runs on its TF.js layers only (no executor)
         const features: CachedFeatures =
-          this.model.kind === 'sam1' ? this.model.imageEncoder.imageFeatures(x) : await this.model.executor.imageFeatures(x);
+          this.model.kind === 'sam1'
+            ? this.model.imageEncoder.imageFeatures(x)
+            : await this.model.executor.imageFeatures(x);
         let decoderCache: DecoderImageCache[];
         try {
           decoderCache = this.precompute(features);
@@ -159,7 +165,12 @@ export class SamPredictor {
         }
         // replaced only on success: a failed setImage leaves the previous image set
         this.resetPredictor();
-        this.state = { features, decoderCache, origHW: decoded.map((d) => [d.height, d.width]), inputHW: sam1 ? inputHW : undefined };
+        this.state = {
+          features,
+          decoderCache,
+          origHW: decoded.map((d) => [d.height, d.width]),
+          inputHW: sam1 ? inputHW : undefined,
+        };
       } finally {
         x.dispose();
       }
@@ -173,7 +184,10 @@ export class SamPredictor {
     sparse.dispose();
     try {
       return Array.from({ length: features.imageEmbed.shape[0] }, (_, i) => {
-        const e = features.imageEmbed.shape[0] === 1 ? features.imageEmbed : (tf.slice(features.imageEmbed, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
+        const e =
+          features.imageEmbed.shape[0] === 1
+            ? features.imageEmbed
+            : (tf.slice(features.imageEmbed, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
         const cache = this.model.maskDecoder.precomputeImage(e, pe.getDensePe(), dense);
         if (e !== features.imageEmbed) e.dispose();
         return cache;
@@ -248,7 +262,10 @@ export class SamPredictor {
 
   /** Predicts masks for one prompt set. */
   async predict(options: PredictOptions = {}, imageIndex = 0): Promise<PredictResult> {
-    check(options !== null && typeof options === 'object', 'predict takes an options object ({ pointCoords, pointLabels, box, maskInput }).');
+    check(
+      options !== null && typeof options === 'object',
+      'predict takes an options object ({ pointCoords, pointLabels, box, maskInput }).',
+    );
     const [r] = await this.predictBatch([options], { imageIndex, multimaskOutput: options.multimaskOutput });
     return r;
   }
@@ -273,7 +290,9 @@ export class SamPredictor {
     const imageIndex = options.imageIndex ?? 0;
     const [h, w] = this.originalSize(imageIndex);
     const multimask = options.multimaskOutput ?? prompts[0].multimaskOutput ?? true;
-    const prepared = prompts.map((p, i) => this.preparePrompt(p, h, w, prompts.length > 1 ? `prompt ${i}: ` : '', imageIndex));
+    const prepared = prompts.map((p, i) =>
+      this.preparePrompt(p, h, w, prompts.length > 1 ? `prompt ${i}: ` : '', imageIndex),
+    );
     const results: PredictResult[] = new Array(prompts.length);
     // group prompt sets that can share one decoder batch
     const groups = new Map<string, number[]>();
@@ -338,22 +357,26 @@ export class SamPredictor {
     const { features, decoderCache } = this.requireState();
     const i = options.imageIndex ?? 0;
     return tf.tidy(() => {
-      const pick = (t: tf.Tensor4D) => (t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D));
+      const pick = (t: tf.Tensor4D) =>
+        t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
       const { sparse, dense } = this.model.promptEncoder.forward(
         this.model.kind === 'sam1'
           ? sam1Prompts(coords, labels, options.maskInput)
           : { points: coords.shape[1] > 0 ? { coords, labels } : undefined, masks: options.maskInput },
       );
       const high = features.highResFeats;
-      const out = this.model.maskDecoder.forward({
-        imageEmbeddings: pick(features.imageEmbed),
-        imagePe: this.model.promptEncoder.getDensePe(),
-        sparsePromptEmbeddings: sparse,
-        densePromptEmbeddings: dense,
-        multimaskOutput: options.multimaskOutput ?? true,
-        repeatImage: coords.shape[0] > 1,
-        highResFeatures: high ? [pick(high[0]), pick(high[1])] : undefined,
-      }, options.maskInput ? undefined : decoderCache[i]);
+      const out = this.model.maskDecoder.forward(
+        {
+          imageEmbeddings: pick(features.imageEmbed),
+          imagePe: this.model.promptEncoder.getDensePe(),
+          sparsePromptEmbeddings: sparse,
+          densePromptEmbeddings: dense,
+          multimaskOutput: options.multimaskOutput ?? true,
+          repeatImage: coords.shape[0] > 1,
+          highResFeatures: high ? [pick(high[0]), pick(high[1])] : undefined,
+        },
+        options.maskInput ? undefined : decoderCache[i],
+      );
       return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
     });
   }
@@ -370,20 +393,48 @@ export class SamPredictor {
     const s = this.maskInputSize;
     const n = group[0].coords.length;
     const inputs = tf.tidy(() => ({
-      coords: tf.tensor3d(group.flatMap((p) => p.coords.flat()), [b, n, 2]),
-      labels: tf.tensor2d(group.flatMap((p) => p.labels), [b, n]),
-      maskInput: group[0].mask ? (tf.concat(group.map((p) => p.mask as tf.Tensor4D), 0) as tf.Tensor4D) : undefined,
+      coords: tf.tensor3d(
+        group.flatMap((p) => p.coords.flat()),
+        [b, n, 2],
+      ),
+      labels: tf.tensor2d(
+        group.flatMap((p) => p.labels),
+        [b, n],
+      ),
+      maskInput: group[0].mask
+        ? (tf.concat(
+            group.map((p) => p.mask as tf.Tensor4D),
+            0,
+          ) as tf.Tensor4D)
+        : undefined,
     }));
     let out: { lowRes: tf.Tensor4D; ious: tf.Tensor2D };
     try {
       // the executor's own decoder (ONNX Runtime) when it has one, else the TF.js layers
       const { features } = this.requireState();
       // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
-      const ext = this.model.kind === 'sam1' ? undefined : await this.model.executor.decode?.({ features: features as ImageFeatures, imageIndex, ...inputs, multimaskOutput: multimask });
-      const r = ext ?? this.predictTensors(inputs.coords, inputs.labels, { multimaskOutput: multimask, maskInput: inputs.maskInput, imageIndex });
+      const ext =
+        this.model.kind === 'sam1'
+          ? undefined
+          : await this.model.executor.decode?.({
+              features: features as ImageFeatures,
+              imageIndex,
+              ...inputs,
+              multimaskOutput: multimask,
+            });
+      const r =
+        ext ??
+        this.predictTensors(inputs.coords, inputs.labels, {
+          multimaskOutput: multimask,
+          maskInput: inputs.maskInput,
+          imageIndex,
+        });
       // planar [B*M, s, s, 1] for host copies and the upsampling
       const [, , , mm] = r.lowResMasks.shape;
-      out = { lowRes: tf.tidy(() => tf.reshape(tf.transpose(r.lowResMasks, [0, 3, 1, 2]), [b * mm, s, s, 1]) as tf.Tensor4D), ious: r.ious };
+      out = {
+        lowRes: tf.tidy(() => tf.reshape(tf.transpose(r.lowResMasks, [0, 3, 1, 2]), [b * mm, s, s, 1]) as tf.Tensor4D),
+        ious: r.ious,
+      };
       tf.dispose([r.lowResMasks, r.objectScoreLogits]);
     } finally {
       tf.dispose([inputs.coords, inputs.labels, ...(inputs.maskInput ? [inputs.maskInput] : [])]);
@@ -403,7 +454,10 @@ export class SamPredictor {
       for (let k = 0; k < b * m; k += UPSAMPLE_CHUNK) {
         const c = Math.min(UPSAMPLE_CHUNK, b * m - k);
         const t = tf.tidy(() => {
-          const up = this.postprocessLogits(c === b * m ? lowRes : (tf.slice(lowRes, [k, 0, 0, 0], [c, -1, -1, -1]) as tf.Tensor4D), imageIndex);
+          const up = this.postprocessLogits(
+            c === b * m ? lowRes : (tf.slice(lowRes, [k, 0, 0, 0], [c, -1, -1, -1]) as tf.Tensor4D),
+            imageIndex,
+          );
           return returnLogits ? up : tf.greater(up, this.maskThreshold);
         });
         const data = (await t.data()) as Uint8Array | Float32Array;
@@ -414,9 +468,15 @@ export class SamPredictor {
       for (let i = 0; i < b; i++) {
         const idx = Array.from({ length: m }, (_, j) => i * m + j);
         results.push({
-          masks: idx.map((k) => (returnLogits ? Uint8Array.from(full[k] as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0)) : (full[k] as Uint8Array))),
+          masks: idx.map((k) =>
+            returnLogits
+              ? Uint8Array.from(full[k] as Float32Array, (v) => (v > this.maskThreshold ? 1 : 0))
+              : (full[k] as Uint8Array),
+          ),
           scores: iouData.slice(i * m, (i + 1) * m),
-          lowResLogits: idx.map((k) => lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(32, Math.max(-32, v)))),
+          lowResLogits: idx.map((k) =>
+            lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(32, Math.max(-32, v))),
+          ),
           logits: returnLogits ? idx.map((k) => full[k] as Float32Array) : undefined,
           width: w,
           height: h,
@@ -468,12 +528,21 @@ export class SamPredictor {
       const pts = Array.from(p.pointCoords);
       check(p.pointLabels !== undefined, `${where}pointLabels must be given with pointCoords.`);
       const labs = Array.from(p.pointLabels as ArrayLike<number>);
-      check(labs.length === pts.length, `${where}${pts.length} points but ${labs.length} labels: give one label per point.`);
+      check(
+        labs.length === pts.length,
+        `${where}${pts.length} points but ${labs.length} labels: give one label per point.`,
+      );
       pts.forEach((pt, i) => {
         const xy = Array.from(pt);
         check(xy.length === 2, `${where}point ${i} must be [x, y], got ${xy.length} numbers.`);
-        check(xy.every(Number.isFinite), `${where}point ${i} is not finite: [${xy}] (points outside the image are allowed, NaN/Infinity are not).`);
-        check(labs[i] === 0 || labs[i] === 1, `${where}the label of point ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`);
+        check(
+          xy.every(Number.isFinite),
+          `${where}point ${i} is not finite: [${xy}] (points outside the image are allowed, NaN/Infinity are not).`,
+        );
+        check(
+          labs[i] === 0 || labs[i] === 1,
+          `${where}the label of point ${i} must be 1 (foreground) or 0 (background), got ${labs[i]}.`,
+        );
         coords.push(toModel(xy[0], xy[1]));
         labels.push(labs[i]);
       });
@@ -500,14 +569,24 @@ export class SamPredictor {
 
 /** predictTensors' shapes, checked before tfjs sees them (its own errors do not say what to pass). */
 function checkPromptTensors(coords: tf.Tensor, labels: tf.Tensor, maskInput: tf.Tensor | undefined, s: number): void {
-  check(coords instanceof tf.Tensor && labels instanceof tf.Tensor, 'predictTensors takes coords [B, N, 2] and labels [B, N] as tensors.');
+  check(
+    coords instanceof tf.Tensor && labels instanceof tf.Tensor,
+    'predictTensors takes coords [B, N, 2] and labels [B, N] as tensors.',
+  );
   const [b, n] = coords.shape;
   check(coords.rank === 3 && coords.shape[2] === 2, `predictTensors: coords must be [B, N, 2], got [${coords.shape}].`);
-  check(labels.rank === 2 && labels.shape[0] === b && labels.shape[1] === n, `predictTensors: labels must be [${b}, ${n}] to match coords, got [${labels.shape}].`);
+  check(
+    labels.rank === 2 && labels.shape[0] === b && labels.shape[1] === n,
+    `predictTensors: labels must be [${b}, ${n}] to match coords, got [${labels.shape}].`,
+  );
   check(b > 0, 'predictTensors: the batch is empty (B = 0).');
   if (maskInput) {
     check(
-      maskInput.rank === 4 && maskInput.shape[0] === b && maskInput.shape[1] === s && maskInput.shape[2] === s && maskInput.shape[3] === 1,
+      maskInput.rank === 4 &&
+        maskInput.shape[0] === b &&
+        maskInput.shape[1] === s &&
+        maskInput.shape[2] === s &&
+        maskInput.shape[3] === 1,
       `predictTensors: maskInput must be [${b}, ${s}, ${s}, 1], got [${maskInput.shape}].`,
     );
   } else check(n > 0, 'predictTensors: give at least one point per prompt (N > 0) or a maskInput.');
@@ -530,7 +609,13 @@ function sam1Prompts(coords: tf.Tensor3D, labels: tf.Tensor2D, masks?: tf.Tensor
   const hasBox = n >= 2 && labels.arraySync()[0][0] === 2;
   const start = hasBox ? 2 : 0;
   return {
-    points: n > start ? { coords: tf.slice(coords, [0, start, 0], [b, n - start, 2]), labels: tf.slice(labels, [0, start], [b, n - start]) } : undefined,
+    points:
+      n > start
+        ? {
+            coords: tf.slice(coords, [0, start, 0], [b, n - start, 2]),
+            labels: tf.slice(labels, [0, start], [b, n - start]),
+          }
+        : undefined,
     boxes: hasBox ? (tf.reshape(tf.slice(coords, [0, 0, 0], [b, 2, 2]), [b, 4]) as tf.Tensor2D) : undefined,
     masks,
   };

@@ -6,11 +6,26 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Error, check } from '../errors';
 import type { Sam2Model } from '../model/sam2';
 import type { SamModel } from '../model/sam_model';
-import { NO_OBJ_SCORE, disposeFrameShared, type FrameFeatures, type FrameOutput, type FrameShared, type Tracker } from '../model/tracker';
+import {
+  NO_OBJ_SCORE,
+  disposeFrameShared,
+  type FrameFeatures,
+  type FrameOutput,
+  type FrameShared,
+  type Tracker,
+} from '../model/tracker';
 import type { RgbImage } from './image_input';
 import { resizeAntialiasBilinear, upsampleLogits } from '../ops/transforms';
 import { preprocessVideoFrame } from './video_frames';
-import { VideoState, disposeObject, disposeOutput, forgetMemoryKeys, openFrames, type ObjectState, type VideoSource } from './video_state';
+import {
+  VideoState,
+  disposeObject,
+  disposeOutput,
+  forgetMemoryKeys,
+  openFrames,
+  type ObjectState,
+  type VideoSource,
+} from './video_state';
 
 export interface VideoPredictorOptions {
   /** Encoded frames kept in memory (default 16). */
@@ -48,7 +63,13 @@ export interface PropagateOptions {
 
 /** A fresh object with no prompts or memories. */
 function newObject(id: number): ObjectState {
-  return { id, points: new Map(), memory: { cond: new Map(), nonCond: new Map() }, temp: { cond: new Map(), nonCond: new Map() }, tracked: new Map() };
+  return {
+    id,
+    points: new Map(),
+    memory: { cond: new Map(), nonCond: new Map() },
+    temp: { cond: new Map(), nonCond: new Map() },
+    tracked: new Map(),
+  };
 }
 
 function checkObjId(objId: number): void {
@@ -57,7 +78,10 @@ function checkObjId(objId: number): void {
 
 function checkNotPropagating(state: VideoState): void {
   if (state.propagating) {
-    throw new Sam2Error('STATE', 'propagateInVideo is running on this video state: finish (or break out of) its loop before other calls on the state.');
+    throw new Sam2Error(
+      'STATE',
+      'propagateInVideo is running on this video state: finish (or break out of) its loop before other calls on the state.',
+    );
   }
 }
 
@@ -69,9 +93,15 @@ export class VideoPredictor {
   readonly model: Sam2Model;
 
   /** A CONFIG error for SAM 1 models (they have no memory to track with). */
-  constructor(model: SamModel, readonly options: VideoPredictorOptions = {}) {
+  constructor(
+    model: SamModel,
+    readonly options: VideoPredictorOptions = {},
+  ) {
     if (model.kind === 'sam1') {
-      throw new Sam2Error('CONFIG', `VideoPredictor needs a SAM 2 model; ${model.config.name} is SAM 1, which cannot track videos (use SamPredictor per frame, or a SAM 2 checkpoint).`);
+      throw new Sam2Error(
+        'CONFIG',
+        `VideoPredictor needs a SAM 2 model; ${model.config.name} is SAM 1, which cannot track videos (use SamPredictor per frame, or a SAM 2 checkpoint).`,
+      );
     }
     this.model = model;
     this.tracker = model.tracker();
@@ -153,9 +183,14 @@ export class VideoPredictor {
     this.checkFrame(state, frameIdx);
     const points = prompt.points ?? [];
     const labels = prompt.labels ?? [];
-    check(points.length === labels.length, `${points.length} points but ${labels.length} labels: give one label per point.`);
+    check(
+      points.length === labels.length,
+      `${points.length} points but ${labels.length} labels: give one label per point.`,
+    );
     checkObjId(objId);
-    labels.forEach((l, i) => check(l === 0 || l === 1, `the label of point ${i} must be 1 (foreground) or 0 (background), got ${l}.`));
+    labels.forEach((l, i) =>
+      check(l === 0 || l === 1, `the label of point ${i} must be 1 (foreground) or 0 (background), got ${l}.`),
+    );
     check(points.length > 0 || prompt.box, 'Give points with labels, or a box.');
     check(!prompt.box || prompt.box.length === 4, 'box must be [x0, y0, x1, y1].');
     const clear = prompt.clearOldPoints ?? true;
@@ -202,7 +237,12 @@ export class VideoPredictor {
     obj.points.set(frameIdx, input);
     disposeOutput(temp.get(frameIdx));
     temp.set(frameIdx, out);
-    const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    const outs = state.objects.map(
+      (o) =>
+        (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
+        o.memory.cond.get(frameIdx) ??
+        o.memory.nonCond.get(frameIdx),
+    );
     return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
   }
 
@@ -250,13 +290,16 @@ export class VideoPredictor {
     }
   }
 
-  private async *propagateNow(state: VideoState, options: PropagateOptions, maxNum: number): AsyncGenerator<VideoFrameResult> {
+  private async *propagateNow(
+    state: VideoState,
+    options: PropagateOptions,
+    maxNum: number,
+  ): AsyncGenerator<VideoFrameResult> {
     // waits for calls queued before it; later calls are refused until it ends
     await state.queue.run(() => this.preflight(state));
     const n = state.numFrames;
     const reverse = options.reverse ?? false;
-    const start =
-      options.startFrameIdx ?? Math.min(...state.objects.flatMap((o) => [...o.memory.cond.keys()]));
+    const start = options.startFrameIdx ?? Math.min(...state.objects.flatMap((o) => [...o.memory.cond.keys()]));
     this.checkFrame(state, start);
     const order: number[] = [];
     if (reverse) {
@@ -317,15 +360,24 @@ export class VideoPredictor {
     }
   }
 
-  private async videoResult(state: VideoState, frameIdx: number, outs: (FrameOutput | undefined)[], withLogits: boolean): Promise<VideoFrameResult> {
+  private async videoResult(
+    state: VideoState,
+    frameIdx: number,
+    outs: (FrameOutput | undefined)[],
+    withLogits: boolean,
+  ): Promise<VideoFrameResult> {
     const { width: w, height: h } = state;
     const s = Math.sqrt(outs.find((o) => o)?.predMasks.length ?? 65536);
     const planar = new Float32Array(outs.length * s * s);
-    outs.forEach((o, i) => (o ? planar.set(o.predMasks, i * s * s) : planar.fill(NO_OBJ_SCORE, i * s * s, (i + 1) * s * s)));
+    outs.forEach((o, i) =>
+      o ? planar.set(o.predMasks, i * s * s) : planar.fill(NO_OBJ_SCORE, i * s * s, (i + 1) * s * s),
+    );
     const up = tf.tidy(() => upsampleLogits(tf.tensor4d(planar, [outs.length, s, s, 1]), h, w));
     const data = (await up.data()) as Float32Array;
     up.dispose();
-    const masks = outs.map((_, i) => Uint8Array.from(data.subarray(i * h * w, (i + 1) * h * w), (v) => (v > 0 ? 1 : 0)));
+    const masks = outs.map((_, i) =>
+      Uint8Array.from(data.subarray(i * h * w, (i + 1) * h * w), (v) => (v > 0 ? 1 : 0)),
+    );
     const logits = withLogits ? outs.map((_, i) => data.slice(i * h * w, (i + 1) * h * w)) : undefined;
     return { frameIdx, objIds: state.objIds, masks, logits };
   }
@@ -335,11 +387,17 @@ export class VideoPredictor {
    * reference, the mask itself becomes the output on that frame (no SAM decoding), and the
    * object pointer comes from the SAM heads prompted with the downsampled mask.
    */
-  addNewMask(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
+  addNewMask(
+    state: VideoState,
+    prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean },
+  ): Promise<VideoFrameResult> {
     return this.serial(state, () => this.addNewMaskNow(state, prompt));
   }
 
-  private async addNewMaskNow(state: VideoState, prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean }): Promise<VideoFrameResult> {
+  private async addNewMaskNow(
+    state: VideoState,
+    prompt: { frameIdx: number; objId: number; mask: ArrayLike<number>; returnLogits?: boolean },
+  ): Promise<VideoFrameResult> {
     this.checkState(state);
     checkObjId(prompt.objId);
     const { frameIdx, objId, mask } = prompt;
@@ -354,7 +412,14 @@ export class VideoPredictor {
     const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
     const features = await state.frameFeatures(frameIdx, this.encode);
     const S = this.model.config.imageSize;
-    const resized = resizeAntialiasBilinear(Float32Array.from(mask, (v) => (v ? 1 : 0)), 1, state.height, state.width, S, S);
+    const resized = resizeAntialiasBilinear(
+      Float32Array.from(mask, (v) => (v ? 1 : 0)),
+      1,
+      state.height,
+      state.width,
+      S,
+      S,
+    );
     const binary = resized.map((v) => (v >= 0.5 ? 1 : 0));
     const out = await this.tracker.maskAsOutput({
       frameIdx,
@@ -370,7 +435,12 @@ export class VideoPredictor {
     obj.points.delete(frameIdx);
     disposeOutput(temp.get(frameIdx));
     temp.set(frameIdx, out);
-    const outs = state.objects.map((o) => (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    const outs = state.objects.map(
+      (o) =>
+        (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
+        o.memory.cond.get(frameIdx) ??
+        o.memory.nonCond.get(frameIdx),
+    );
     return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
   }
 
@@ -379,7 +449,11 @@ export class VideoPredictor {
     return this.serial(state, () => this.clearAllPromptsInFrameNow(state, frameIdx, objId));
   }
 
-  private async clearAllPromptsInFrameNow(state: VideoState, frameIdx: number, objId: number): Promise<VideoFrameResult> {
+  private async clearAllPromptsInFrameNow(
+    state: VideoState,
+    frameIdx: number,
+    objId: number,
+  ): Promise<VideoFrameResult> {
     this.checkState(state);
     this.checkFrame(state, frameIdx);
     const obj = this.object(state, objId, false);
@@ -396,7 +470,12 @@ export class VideoPredictor {
       obj.tracked.delete(frameIdx);
     }
     const isCond = state.objects.some((o) => o.temp.cond.has(frameIdx));
-    const outs = state.objects.map((o) => (isCond ? o.temp.cond : o.temp.nonCond).get(frameIdx) ?? o.memory.cond.get(frameIdx) ?? o.memory.nonCond.get(frameIdx));
+    const outs = state.objects.map(
+      (o) =>
+        (isCond ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
+        o.memory.cond.get(frameIdx) ??
+        o.memory.nonCond.get(frameIdx),
+    );
     return this.videoResult(state, frameIdx, outs, false);
   }
 
@@ -404,7 +483,11 @@ export class VideoPredictor {
   removeObject(state: VideoState, objId: number): void {
     this.checkState(state);
     checkNotPropagating(state);
-    check(!state.queue.busy, 'removeObject: another call on this video state is still running; await it first.', 'STATE');
+    check(
+      !state.queue.busy,
+      'removeObject: another call on this video state is still running; await it first.',
+      'STATE',
+    );
     const o = this.object(state, objId, false);
     disposeObject(o);
     state.objects.splice(state.objects.indexOf(o), 1);

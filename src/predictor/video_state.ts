@@ -99,7 +99,9 @@ export function disposeObject(o: ObjectState): void {
 export type VideoSource = string | ImageInput[] | AsyncIterable<ImageInput>;
 
 /** Lazy frame loaders for a source, plus the video size (from the first frame). */
-export async function openFrames(source: VideoSource): Promise<{ frames: (() => Promise<RgbImage>)[]; width: number; height: number }> {
+export async function openFrames(
+  source: VideoSource,
+): Promise<{ frames: (() => Promise<RgbImage>)[]; width: number; height: number }> {
   let loaders: (() => Promise<RgbImage>)[];
   if (typeof source === 'string') {
     if (!fs.existsSync(source) || !fs.statSync(source).isDirectory()) {
@@ -108,7 +110,9 @@ export async function openFrames(source: VideoSource): Promise<{ frames: (() => 
     // JPEG frames as the reference loads them; PNG frames when there are no JPEGs
     const all = fs.readdirSync(source);
     const jpegs = all.filter((n) => /^\d+\.jpe?g$/i.test(n));
-    const names = (jpegs.length ? jpegs : all.filter((n) => /^\d+\.png$/i.test(n))).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    const names = (jpegs.length ? jpegs : all.filter((n) => /^\d+\.png$/i.test(n))).sort(
+      (a, b) => parseInt(a, 10) - parseInt(b, 10),
+    );
     if (!names.length) throw new Sam2Error('INPUT', `No frames named like 00000.jpg in ${source}.`);
     loaders = names.map((n) => () => readImage(path.join(source, n)));
   } else if (Array.isArray(source)) {
@@ -124,7 +128,10 @@ export async function openFrames(source: VideoSource): Promise<{ frames: (() => 
   const sized = loaders.map((load, i) => async () => {
     const img = await load();
     if (img.width !== first.width || img.height !== first.height) {
-      throw new Sam2Error('INPUT', `Frame ${i} is ${img.width}x${img.height} but the video is ${first.width}x${first.height}: give frames of one size.`);
+      throw new Sam2Error(
+        'INPUT',
+        `Frame ${i} is ${img.width}x${img.height} but the video is ${first.width}x${first.height}: give frames of one size.`,
+      );
     }
     return img;
   });

@@ -119,11 +119,7 @@ export function nhwcToNchw(data: ArrayLike<number>, n: number, h: number, w: num
  * Takes from an NHWC tensor the elements the fixtures sampled: every `every`-th element of the
  * NCHW-flattened tensor, starting at 0.
  */
-export function sampleNchwFromNhwc(
-  data: ArrayLike<number>,
-  shapeNchw: readonly number[],
-  every: number,
-): Float32Array {
+export function sampleNchwFromNhwc(data: ArrayLike<number>, shapeNchw: readonly number[], every: number): Float32Array {
   const [n, c, h, w] = shapeNchw;
   const total = n * c * h * w;
   const out = new Float32Array(Math.ceil(total / every));

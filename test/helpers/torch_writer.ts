@@ -200,5 +200,9 @@ export function writeTorchCheckpoint(
 export function writeFormulaCheckpoint(file: string, model = 'sam2.1_hiera_tiny'): void {
   // SAM 1's official files are a flat state dict (no "model" wrapper)
   const flat = model.startsWith('sam_vit_');
-  writeTorchCheckpoint(file, loadManifest(model).map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })), { flat });
+  writeTorchCheckpoint(
+    file,
+    loadManifest(model).map(([key, shape]) => ({ key, shape, data: () => formulaWeight(key, shape) })),
+    { flat },
+  );
 }

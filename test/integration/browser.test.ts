@@ -185,7 +185,14 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
     expect(fs.existsSync(path.join(root, 'dist', 'cjs', 'browser', 'index.d.ts'))).to.equal(true);
     const node = Object.keys(require('../../src/index'));
     const browser = Object.keys(require('../../src/browser/index'));
-    const nodeOnly = ['portCheckpoint', 'readCheckpoint', 'downloadCheckpoint', 'checkpointUrl', 'DOWNLOAD_BASE_ENV', 'DOWNLOADABLE_MODELS'];
+    const nodeOnly = [
+      'portCheckpoint',
+      'readCheckpoint',
+      'downloadCheckpoint',
+      'checkpointUrl',
+      'DOWNLOAD_BASE_ENV',
+      'DOWNLOADABLE_MODELS',
+    ];
     // batch runs over files and the BullMQ queue need Node (file system, Redis)
     nodeOnly.push('generateForFiles', 'enqueueFiles', 'runWorker', 'DEFAULT_QUEUE_NAME');
     expect(
@@ -272,118 +279,126 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         await page.evaluate(() => ((window as any).model = (window as any).sam2Example.model));
       });
 
-      heavy(`setImage takes HTMLImageElement, HTMLCanvasElement, ImageBitmap, ImageData, {data,width,height} and a URL; predict / predictBatch match wasm at ${SMALL} px; no tensor leaks`, async () => {
-        // amg_truck's 450x300 truck keeps the full-resolution upsampling cheap on SwiftShader
-        const url = '/fixtures/amg_truck/input.png';
-        const [w, h] = [450, 300];
-        const small = prompts.map((p) => scalePrompt(p, w / W));
-        const r = await page.evaluate(
-          async (backend, size, url, prompts) => {
-            const s = (window as any).sam2;
-            const hp = (window as any).harness;
-            const model = (window as any).model;
-            const predictor = new s.SamPredictor(model);
-            const forms = await hp.imageForms(url);
-            // every form decodes to the same pixels (setImage reads each through readImage)
-            const pixels: Record<string, string> = {};
-            for (const [name, image] of Object.entries(forms)) pixels[name] = hp.b64((await s.readImage(image)).data);
-            const t1 = performance.now();
-            let leaked = 0;
-            const before = s.tf.memory().numTensors;
-            await predictor.setImage(forms.HTMLImageElement);
-            const cases = await hp.runPrompts(predictor, prompts);
-            await predictor.setImage(forms.ImageData); // a second encode replaces the first
-            predictor.resetPredictor();
-            leaked += s.tf.memory().numTensors - before;
-            predictor.dispose();
-            return {
-              backend: s.backendInfo().tfBackend,
-              size: model.config.imageSize,
-              pixels,
-              cases,
-              leaked,
-              seconds: (performance.now() - t1) / 1000,
-            };
-          },
-          backend,
-          SMALL,
-          url,
-          small,
-        );
-        console.log(`      2 encodes + 6 prompt cases ${r.seconds.toFixed(1)} s`);
-        expect(r.backend).to.equal(backend);
-        expect(r.size).to.equal(SMALL);
-        expect(r.leaked).to.equal(0);
-        for (const [name, px] of Object.entries(r.pixels))
-          expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
-        // the same prompts on wasm in this process, from the same PNG
-        const predictor = new SamPredictor(wasmModel!);
-        await predictor.setImage(fixturePath('amg_truck/input.png'));
-        let worst = 1;
-        const done = new Map<string, PredictResult>();
-        for (const p of small) {
-          const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
-          const src = p.mask_from ? done.get(p.mask_from)! : undefined;
-          const maskInput = src ? src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))] : undefined;
-          const opts = boxes.map((box) => ({
-            pointCoords: p.points,
-            pointLabels: p.labels,
-            box,
-            maskInput,
-            multimaskOutput: p.multimask,
-          }));
-          const want =
-            opts.length === 1
-              ? [await predictor.predict(opts[0])]
-              : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
-          done.set(p.id, want[0]);
-          worst = Math.min(worst, compareWithWasm(`${backend} ${p.id}`, r.cases[p.id], want, w, h, 0.999));
-        }
-        predictor.dispose();
-        console.log(`      worst mask IoU vs wasm: ${worst.toFixed(5)}`);
-      });
+      heavy(
+        `setImage takes HTMLImageElement, HTMLCanvasElement, ImageBitmap, ImageData, {data,width,height} and a URL; predict / predictBatch match wasm at ${SMALL} px; no tensor leaks`,
+        async () => {
+          // amg_truck's 450x300 truck keeps the full-resolution upsampling cheap on SwiftShader
+          const url = '/fixtures/amg_truck/input.png';
+          const [w, h] = [450, 300];
+          const small = prompts.map((p) => scalePrompt(p, w / W));
+          const r = await page.evaluate(
+            async (backend, size, url, prompts) => {
+              const s = (window as any).sam2;
+              const hp = (window as any).harness;
+              const model = (window as any).model;
+              const predictor = new s.SamPredictor(model);
+              const forms = await hp.imageForms(url);
+              // every form decodes to the same pixels (setImage reads each through readImage)
+              const pixels: Record<string, string> = {};
+              for (const [name, image] of Object.entries(forms)) pixels[name] = hp.b64((await s.readImage(image)).data);
+              const t1 = performance.now();
+              let leaked = 0;
+              const before = s.tf.memory().numTensors;
+              await predictor.setImage(forms.HTMLImageElement);
+              const cases = await hp.runPrompts(predictor, prompts);
+              await predictor.setImage(forms.ImageData); // a second encode replaces the first
+              predictor.resetPredictor();
+              leaked += s.tf.memory().numTensors - before;
+              predictor.dispose();
+              return {
+                backend: s.backendInfo().tfBackend,
+                size: model.config.imageSize,
+                pixels,
+                cases,
+                leaked,
+                seconds: (performance.now() - t1) / 1000,
+              };
+            },
+            backend,
+            SMALL,
+            url,
+            small,
+          );
+          console.log(`      2 encodes + 6 prompt cases ${r.seconds.toFixed(1)} s`);
+          expect(r.backend).to.equal(backend);
+          expect(r.size).to.equal(SMALL);
+          expect(r.leaked).to.equal(0);
+          for (const [name, px] of Object.entries(r.pixels))
+            expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
+          // the same prompts on wasm in this process, from the same PNG
+          const predictor = new SamPredictor(wasmModel!);
+          await predictor.setImage(fixturePath('amg_truck/input.png'));
+          let worst = 1;
+          const done = new Map<string, PredictResult>();
+          for (const p of small) {
+            const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
+            const src = p.mask_from ? done.get(p.mask_from)! : undefined;
+            const maskInput = src
+              ? src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))]
+              : undefined;
+            const opts = boxes.map((box) => ({
+              pointCoords: p.points,
+              pointLabels: p.labels,
+              box,
+              maskInput,
+              multimaskOutput: p.multimask,
+            }));
+            const want =
+              opts.length === 1
+                ? [await predictor.predict(opts[0])]
+                : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+            done.set(p.id, want[0]);
+            worst = Math.min(worst, compareWithWasm(`${backend} ${p.id}`, r.cases[p.id], want, w, h, 0.999));
+          }
+          predictor.dispose();
+          console.log(`      worst mask IoU vs wasm: ${worst.toFixed(5)}`);
+        },
+      );
 
-      heavy('image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits <= 1e-3 std)', async () => {
-        const r = await page.evaluate(
-          async (backend, prompts, H, W) => {
-            const s = (window as any).sam2;
-            const h = (window as any).harness;
-            const tf = s.tf;
-            const npy = async (name: string, shape: number[]) => {
-              const buf = await (await fetch(`/fixtures/image_truck/${name}.npy`)).arrayBuffer();
-              const dv = new DataView(buf);
-              const headerLen = dv.getUint16(8, true);
-              const data = new Float32Array(buf.slice(10 + headerLen));
-              return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape), [0, 2, 3, 1]));
-            };
-            const t0 = performance.now();
-            const model = await s.loadSam2('/weights/', { backend, imageSize: 1024 });
-            const features = {
-              imageEmbed: await npy('image_embed', [1, 256, 64, 64]),
-              highResFeats: [
-                await npy('high_res_feats0', [1, 32, 256, 256]),
-                await npy('high_res_feats1', [1, 64, 128, 128]),
-              ],
-            };
-            const predictor = new s.SamPredictor(model);
-            predictor.setImageFeatures(features, [H, W]);
-            tf.dispose([features.imageEmbed, ...features.highResFeats]);
-            const before = tf.memory().numTensors;
-            const cases = await h.runPrompts(predictor, prompts);
-            const leaked = tf.memory().numTensors - before;
-            predictor.dispose();
-            model.dispose();
-            return { cases, leaked, seconds: (performance.now() - t0) / 1000 };
-          },
-          backend,
-          prompts,
-          H,
-          W,
-        );
-        console.log(`      ${backend}: load at 1024 + 6 prompt cases in ${r.seconds.toFixed(1)} s`);
-        expect(r.leaked).to.equal(0);
-        for (const p of prompts) compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
-      });
+      heavy(
+        'image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits <= 1e-3 std)',
+        async () => {
+          const r = await page.evaluate(
+            async (backend, prompts, H, W) => {
+              const s = (window as any).sam2;
+              const h = (window as any).harness;
+              const tf = s.tf;
+              const npy = async (name: string, shape: number[]) => {
+                const buf = await (await fetch(`/fixtures/image_truck/${name}.npy`)).arrayBuffer();
+                const dv = new DataView(buf);
+                const headerLen = dv.getUint16(8, true);
+                const data = new Float32Array(buf.slice(10 + headerLen));
+                return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape), [0, 2, 3, 1]));
+              };
+              const t0 = performance.now();
+              const model = await s.loadSam2('/weights/', { backend, imageSize: 1024 });
+              const features = {
+                imageEmbed: await npy('image_embed', [1, 256, 64, 64]),
+                highResFeats: [
+                  await npy('high_res_feats0', [1, 32, 256, 256]),
+                  await npy('high_res_feats1', [1, 64, 128, 128]),
+                ],
+              };
+              const predictor = new s.SamPredictor(model);
+              predictor.setImageFeatures(features, [H, W]);
+              tf.dispose([features.imageEmbed, ...features.highResFeats]);
+              const before = tf.memory().numTensors;
+              const cases = await h.runPrompts(predictor, prompts);
+              const leaked = tf.memory().numTensors - before;
+              predictor.dispose();
+              model.dispose();
+              return { cases, leaked, seconds: (performance.now() - t0) / 1000 };
+            },
+            backend,
+            prompts,
+            H,
+            W,
+          );
+          console.log(`      ${backend}: load at 1024 + 6 prompt cases in ${r.seconds.toFixed(1)} s`);
+          expect(r.leaked).to.equal(0);
+          for (const p of prompts) compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
+        },
+      );
 
       if (process.env.SAM2_BROWSER_FULL === '1') {
         it('image_truck end to end at 1024 (encode included) matches the reference', async () => {
@@ -411,78 +426,81 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         });
       }
 
-      heavy(`VideoPredictor over 3 frames given as an async iterable, and AutomaticMaskGenerator, at ${SMALL} px (smoke, leak-free)`, async () => {
-        const r = await page.evaluate(async () => {
-          const s = (window as any).sam2;
-          const model = (window as any).model;
-          async function* frames() {
-            for (let i = 0; i < 3; i++) {
-              const blob = await (await fetch(`/fixtures/videos/bedroom/0000${i}.png`)).blob();
-              yield await createImageBitmap(blob, { colorSpaceConversion: 'none' });
+      heavy(
+        `VideoPredictor over 3 frames given as an async iterable, and AutomaticMaskGenerator, at ${SMALL} px (smoke, leak-free)`,
+        async () => {
+          const r = await page.evaluate(async () => {
+            const s = (window as any).sam2;
+            const model = (window as any).model;
+            async function* frames() {
+              for (let i = 0; i < 3; i++) {
+                const blob = await (await fetch(`/fixtures/videos/bedroom/0000${i}.png`)).blob();
+                yield await createImageBitmap(blob, { colorSpaceConversion: 'none' });
+              }
             }
+            const track = async () => {
+              const video = new s.VideoPredictor(model);
+              const state = await video.initState(frames());
+              await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[210, 350]], labels: [1] });
+              await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
+              const out: { frameIdx: number; objIds: number[]; areas: number[]; bits: string }[] = [];
+              for await (const f of video.propagateInVideo(state)) {
+                out.push({
+                  frameIdx: f.frameIdx,
+                  objIds: f.objIds,
+                  areas: f.masks.map((m: Uint8Array) => m.reduce((a, b) => a + b, 0)),
+                  bits: (window as any).harness.bits(f.masks),
+                });
+              }
+              video.resetState(state);
+              video.dispose();
+              return { out, size: { w: state.width, h: state.height } };
+            };
+            // the first run also builds the model's per-size caches (position encodings, RoPE
+            // tables: 40 tensors kept for the model's life); the second must leave nothing behind
+            await track();
+            const before = s.tf.memory().numTensors;
+            const { out, size } = await track();
+            const generator = new s.AutomaticMaskGenerator(model, { pointsPerSide: 4, outputMode: 'binary_mask' });
+            const anns = await generator.generate('/fixtures/amg_truck/input.png');
+            const png = await s.maskToPng(anns[0]?.segmentation ?? new Uint8Array(450 * 300), 450, 300);
+            return {
+              out,
+              size,
+              anns: anns.map((a: any) => ({
+                area: a.area,
+                bbox: a.bbox,
+                len: a.segmentation.length,
+                iou: a.predictedIou,
+              })),
+              pngHead: Array.from(png.subarray(0, 8)),
+              leaked: s.tf.memory().numTensors - before,
+            };
+          });
+          expect(r.leaked).to.equal(0);
+          expect(r.out.map((f) => f.frameIdx)).to.deep.equal([0, 1, 2]);
+          for (const f of r.out) expect(f.objIds).to.deep.equal([1, 2]);
+          // the same tracking on wasm in this process
+          const frames = [0, 1, 2].map((i) => fixturePath(`videos/bedroom/0000${i}.png`));
+          const video = new VideoPredictor(wasmModel!);
+          const state = await video.initState(frames);
+          await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[210, 350]], labels: [1] });
+          await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
+          const ious: number[] = [];
+          for await (const f of video.propagateInVideo(state)) {
+            const ours = unpackMasks(r.out[f.frameIdx].bits, 2, r.size.w * r.size.h);
+            f.masks.forEach((m, i) => ious.push(maskIoU(ours[i], m)));
           }
-          const track = async () => {
-            const video = new s.VideoPredictor(model);
-            const state = await video.initState(frames());
-            await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[210, 350]], labels: [1] });
-            await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
-            const out: { frameIdx: number; objIds: number[]; areas: number[]; bits: string }[] = [];
-            for await (const f of video.propagateInVideo(state)) {
-              out.push({
-                frameIdx: f.frameIdx,
-                objIds: f.objIds,
-                areas: f.masks.map((m: Uint8Array) => m.reduce((a, b) => a + b, 0)),
-                bits: (window as any).harness.bits(f.masks),
-              });
-            }
-            video.resetState(state);
-            video.dispose();
-            return { out, size: { w: state.width, h: state.height } };
-          };
-          // the first run also builds the model's per-size caches (position encodings, RoPE
-          // tables: 40 tensors kept for the model's life); the second must leave nothing behind
-          await track();
-          const before = s.tf.memory().numTensors;
-          const { out, size } = await track();
-          const generator = new s.AutomaticMaskGenerator(model, { pointsPerSide: 4, outputMode: 'binary_mask' });
-          const anns = await generator.generate('/fixtures/amg_truck/input.png');
-          const png = await s.maskToPng(anns[0]?.segmentation ?? new Uint8Array(450 * 300), 450, 300);
-          return {
-            out,
-            size,
-            anns: anns.map((a: any) => ({
-              area: a.area,
-              bbox: a.bbox,
-              len: a.segmentation.length,
-              iou: a.predictedIou,
-            })),
-            pngHead: Array.from(png.subarray(0, 8)),
-            leaked: s.tf.memory().numTensors - before,
-          };
-        });
-        expect(r.leaked).to.equal(0);
-        expect(r.out.map((f) => f.frameIdx)).to.deep.equal([0, 1, 2]);
-        for (const f of r.out) expect(f.objIds).to.deep.equal([1, 2]);
-        // the same tracking on wasm in this process
-        const frames = [0, 1, 2].map((i) => fixturePath(`videos/bedroom/0000${i}.png`));
-        const video = new VideoPredictor(wasmModel!);
-        const state = await video.initState(frames);
-        await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[210, 350]], labels: [1] });
-        await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 2, box: [300, 0, 500, 400] });
-        const ious: number[] = [];
-        for await (const f of video.propagateInVideo(state)) {
-          const ours = unpackMasks(r.out[f.frameIdx].bits, 2, r.size.w * r.size.h);
-          f.masks.forEach((m, i) => ious.push(maskIoU(ours[i], m)));
-        }
-        video.resetState(state);
-        video.dispose();
-        console.log(
-          `      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}; ${r.anns.length} automatic masks`,
-        );
-        ious.forEach((v) => expect(v).to.be.at.least(0.99));
-        for (const a of r.anns) expect(a.len).to.equal(450 * 300);
-        expect(r.pngHead).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-      });
+          video.resetState(state);
+          video.dispose();
+          console.log(
+            `      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}; ${r.anns.length} automatic masks`,
+          );
+          ious.forEach((v) => expect(v).to.be.at.least(0.99));
+          for (const a of r.anns) expect(a.len).to.equal(450 * 300);
+          expect(r.pngHead).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+        },
+      );
     });
   }
 });

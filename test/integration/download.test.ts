@@ -14,7 +14,14 @@ const root = path.join(__dirname, '..', '..');
 
 /** A loopback server for one file with Range support and scripted misbehaviour. */
 function serve(body: Buffer) {
-  const state = { cutAfter: 0, lieAboutSize: 0, stallAfter: 0, chunkDelayMs: 0, rangeOffBy: 0, requests: [] as string[] };
+  const state = {
+    cutAfter: 0,
+    lieAboutSize: 0,
+    stallAfter: 0,
+    chunkDelayMs: 0,
+    rangeOffBy: 0,
+    requests: [] as string[],
+  };
   const server = http.createServer((req, res) => {
     state.requests.push(req.headers.range ?? 'full');
     if (!req.url?.endsWith('.pt')) return res.writeHead(404).end();
@@ -34,7 +41,8 @@ function serve(body: Buffer) {
     }
     if (state.chunkDelayMs > 0) {
       // a slow but steady server: 8 pieces spaced out in time
-      const n = 8, size = Math.ceil(chunk.length / n);
+      const n = 8,
+        size = Math.ceil(chunk.length / n);
       const send = (i: number): void => {
         if (i === n) return void res.end();
         res.write(chunk.subarray(i * size, (i + 1) * size));
@@ -53,7 +61,11 @@ function serve(body: Buffer) {
   });
   return new Promise<{ url: string; state: typeof state; close: () => void }>((resolve) =>
     server.listen(0, '127.0.0.1', () =>
-      resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state, close: () => server.close() }),
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        state,
+        close: () => server.close(),
+      }),
     ),
   );
 }
@@ -64,8 +76,12 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('knows the official URLs and rejects unknown models', () => {
-    expect(checkpointUrl('sam2.1_hiera_tiny')).to.equal('https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt');
-    expect(checkpointUrl('sam2_hiera_large')).to.equal('https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt');
+    expect(checkpointUrl('sam2.1_hiera_tiny')).to.equal(
+      'https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt',
+    );
+    expect(checkpointUrl('sam2_hiera_large')).to.equal(
+      'https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt',
+    );
     expect(() => checkpointUrl('sam3_huge')).to.throw(Sam2Error, /Unknown model "sam3_huge"/);
   });
 
@@ -146,7 +162,9 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
         await downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url, stallMs: 300 });
         expect.fail('should throw');
       } catch (e) {
-        expect((e as Error).message).to.match(/interrupted at 500000 bytes \(no data received for a while\); run the same command again to resume/);
+        expect((e as Error).message).to.match(
+          /interrupted at 500000 bytes \(no data received for a while\); run the same command again to resume/,
+        );
       }
       expect(Date.now() - t0).to.be.below(3000);
       expect(fs.statSync(`${file}.part`).size).to.equal(500_000);
@@ -180,7 +198,10 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
   it('fails fast without network, saying how to download by hand and port', async () => {
     const t0 = Date.now();
     try {
-      await downloadCheckpoint('sam2.1_hiera_tiny', path.join(tmp, 'd.pt'), { baseUrl: 'http://127.0.0.1:9', timeoutMs: 3000 });
+      await downloadCheckpoint('sam2.1_hiera_tiny', path.join(tmp, 'd.pt'), {
+        baseUrl: 'http://127.0.0.1:9',
+        timeoutMs: 3000,
+      });
       expect.fail('should throw');
     } catch (e) {
       expect((e as Sam2Error).code).to.equal('NETWORK');
@@ -191,8 +212,13 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
 
   /** Runs the CLI (async: the server runs in this process); `bin` runs the built one, as npx does. */
   async function cliRun(args: string[], opts: { env?: Record<string, string>; cwd?: string; bin?: boolean } = {}) {
-    const cli = opts.bin ? [path.join(root, 'dist', 'cjs', 'cli', 'main.js')] : ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
-    const child = spawn(process.execPath, [...cli, ...args], { cwd: opts.cwd, env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm', ...opts.env } });
+    const cli = opts.bin
+      ? [path.join(root, 'dist', 'cjs', 'cli', 'main.js')]
+      : ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
+    const child = spawn(process.execPath, [...cli, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm', ...opts.env },
+    });
     const r = { stdout: '', stderr: '', status: -1 };
     child.stdout.on('data', (d) => (r.stdout += d));
     child.stderr.on('data', (d) => (r.stderr += d));
@@ -204,11 +230,21 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
     const srv = await serve(body);
     try {
       const kept = path.join(tmp, 'kept.pt');
-      const ok = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', kept, '--no-port', '--base-url', srv.url]);
+      const ok = await cliRun([
+        'download',
+        'sam2.1_hiera_tiny',
+        '--checkpoint',
+        kept,
+        '--no-port',
+        '--base-url',
+        srv.url,
+      ]);
       expect(ok.status, ok.stderr).to.equal(0);
       expect(fs.readFileSync(kept).equals(body)).to.equal(true);
       const file = path.join(tmp, 'cli.pt');
-      const r = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], { env: { SAM2_TFJS_DOWNLOAD_BASE: srv.url } });
+      const r = await cliRun(['download', 'sam2.1_hiera_tiny', '--checkpoint', file, '--out', path.join(tmp, 'w')], {
+        env: { SAM2_TFJS_DOWNLOAD_BASE: srv.url },
+      });
       expect(r.stdout).to.match(/downloaded /);
       expect(r.status).to.equal(1);
       expect(r.stderr.trim()).to.match(/^sam2-tfjs download: Not a SAM 2 checkpoint/);
@@ -217,7 +253,7 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
     }
   });
 
-  it("the README quickstart: `segment --model <name>` downloads and ports the weights on first use", async () => {
+  it('the README quickstart: `segment --model <name>` downloads and ports the weights on first use', async () => {
     const ckpt = path.join(tmp, 'full.pt');
     writeFormulaCheckpoint(ckpt);
     const srv = await serve(fs.readFileSync(ckpt));
@@ -226,15 +262,35 @@ describe('checkpoint downloads (local HTTP server on 127.0.0.1)', () => {
     fs.mkdirSync(project);
     const photo = fixturePath('amg_truck', 'input.png');
     // the README's command, at 256 px to keep the test short
-    const args = ['segment', photo, '--model', 'sam2.1_hiera_tiny', '--point', '200,150', '--out', 'mask.png', '--overlay', 'overlay.png', '--image-size', '256'];
+    const args = [
+      'segment',
+      photo,
+      '--model',
+      'sam2.1_hiera_tiny',
+      '--point',
+      '200,150',
+      '--out',
+      'mask.png',
+      '--overlay',
+      'overlay.png',
+      '--image-size',
+      '256',
+    ];
     try {
       const first = await cliRun(args, { cwd: project, bin: true, env: { SAM2_TFJS_DOWNLOAD_BASE: srv.url } });
       expect(first.status, first.stderr).to.equal(0);
-      expect(first.stderr).to.match(/weights\/sam2\.1_hiera_tiny has no weights yet: downloading sam2\.1_hiera_tiny once/);
+      expect(first.stderr).to.match(
+        /weights\/sam2\.1_hiera_tiny has no weights yet: downloading sam2\.1_hiera_tiny once/,
+      );
       expect(first.stderr).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);
       expect(first.stdout).to.match(/score/);
-      for (const f of ['weights/sam2.1_hiera_tiny/model.json', 'mask.png', 'overlay.png']) expect(fs.existsSync(path.join(project, f)), f).to.equal(true);
-      const again = await cliRun(args, { cwd: project, bin: true, env: { SAM2_TFJS_DOWNLOAD_BASE: 'http://127.0.0.1:9' } });
+      for (const f of ['weights/sam2.1_hiera_tiny/model.json', 'mask.png', 'overlay.png'])
+        expect(fs.existsSync(path.join(project, f)), f).to.equal(true);
+      const again = await cliRun(args, {
+        cwd: project,
+        bin: true,
+        env: { SAM2_TFJS_DOWNLOAD_BASE: 'http://127.0.0.1:9' },
+      });
       expect(again.status, again.stderr).to.equal(0);
       expect(again.stderr).to.not.match(/downloading/);
       expect(srv.state.requests).to.have.length(1);

@@ -70,7 +70,17 @@ const tinySam1: Sam1Config = {
   size: 'vit_b',
   imageSize: 64,
   backboneStride: 16,
-  vit: { embedDim: 16, depth: 2, numHeads: 2, globalAttnIndexes: [1], windowSize: 2, patchSize: 16, mlpRatio: 4, outChans: 8, pretrainImgSize: 64 },
+  vit: {
+    embedDim: 16,
+    depth: 2,
+    numHeads: 2,
+    globalAttnIndexes: [1],
+    windowSize: 2,
+    patchSize: 16,
+    mlpRatio: 4,
+    outChans: 8,
+    pretrainImgSize: 64,
+  },
 };
 
 const cases: Record<string, Case> = {

@@ -52,15 +52,30 @@ describe('tslab notebooks run headless (formula weights, small inputs)', functio
   });
 
   function nbconvert(name: string, env: Record<string, string>, allowErrors: boolean) {
-    const args = ['nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.timeout=900', name, '--output-dir', tmp, '--output', name];
+    const args = [
+      'nbconvert',
+      '--to',
+      'notebook',
+      '--execute',
+      '--ExecutePreprocessor.timeout=900',
+      name,
+      '--output-dir',
+      tmp,
+      '--output',
+      name,
+    ];
     if (allowErrors) args.push('--allow-errors');
     const r = spawnSync('jupyter', args, {
       cwd: notebooks,
       encoding: 'utf8',
       env: { ...process.env, SAM2_WEIGHTS: weights, SAM2_TFJS_BACKEND: 'wasm', ...env },
     });
-    const nb = fs.existsSync(path.join(tmp, name)) ? JSON.parse(fs.readFileSync(path.join(tmp, name), 'utf8')) : { cells: [] };
-    const cells: Output[][] = nb.cells.filter((c: { cell_type: string }) => c.cell_type === 'code').map((c: { outputs: Output[] }) => c.outputs);
+    const nb = fs.existsSync(path.join(tmp, name))
+      ? JSON.parse(fs.readFileSync(path.join(tmp, name), 'utf8'))
+      : { cells: [] };
+    const cells: Output[][] = nb.cells
+      .filter((c: { cell_type: string }) => c.cell_type === 'code')
+      .map((c: { outputs: Output[] }) => c.outputs);
     return { status: r.status, stderr: r.stderr, cells };
   }
 
@@ -69,19 +84,34 @@ describe('tslab notebooks run headless (formula weights, small inputs)', functio
     const run = nbconvert(name, env, false);
     if (run.status !== 0) {
       // nbconvert stops at the failing cell without saving; rerun keeping outputs to show why
-      const streams = nbconvert(name, env, true).cells.flat().filter((o) => o.name === 'stderr').map((o) => o.text!.join(''));
-      const tail = run.stderr.split('\n').filter((l) => !/debugger|frozen modules|PYDEVD|^\s*$/i.test(l)).slice(-12);
+      const streams = nbconvert(name, env, true)
+        .cells.flat()
+        .filter((o) => o.name === 'stderr')
+        .map((o) => o.text!.join(''));
+      const tail = run.stderr
+        .split('\n')
+        .filter((l) => !/debugger|frozen modules|PYDEVD|^\s*$/i.test(l))
+        .slice(-12);
       expect.fail(`${name} failed:\n${tail.join('\n')}\nkernel stderr:\n${streams.join('').slice(-2000)}`);
     }
     for (const o of run.cells.flat()) expect(o.output_type, `${name}: ${o.ename}: ${o.evalue}`).to.not.equal('error');
     return run.cells;
   }
 
-  const pngs = (cells: Output[][]) => cells.flat().filter((o) => o.output_type === 'display_data' && o.data?.['image/png']).length;
-  const stdout = (cells: Output[][]) => cells.flat().filter((o) => o.name === 'stdout').map((o) => o.text!.join('')).join('');
+  const pngs = (cells: Output[][]) =>
+    cells.flat().filter((o) => o.output_type === 'display_data' && o.data?.['image/png']).length;
+  const stdout = (cells: Output[][]) =>
+    cells
+      .flat()
+      .filter((o) => o.name === 'stdout')
+      .map((o) => o.text!.join(''))
+      .join('');
 
   it('image_predictor.ipynb: every prompt kind drawn inline, no tensors left', () => {
-    const cells = execute('image_predictor.ipynb', { SAM2_IMAGE: fixturePath('amg_truck', 'input.png'), SAM2_IMAGE_SIZE: '256' });
+    const cells = execute('image_predictor.ipynb', {
+      SAM2_IMAGE: fixturePath('amg_truck', 'input.png'),
+      SAM2_IMAGE_SIZE: '256',
+    });
     expect(pngs(cells)).to.equal(8);
     expect(stdout(cells)).to.match(/sam2\.1_hiera_tiny at 256 px on the wasm backend/);
     expect(stdout(cells)).to.match(/3 boxes decoded/);

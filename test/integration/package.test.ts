@@ -17,7 +17,14 @@ describe('package: entry points and the quickstart path', () => {
 
   it('the CommonJS build exports the public API (what tslab notebooks require)', () => {
     const cjs = require(path.join(root, 'dist/cjs/index.js'));
-    for (const name of ['loadSam2', 'SamPredictor', 'portCheckpoint', 'readPortedWeights', 'initBackend', 'Sam2Error']) {
+    for (const name of [
+      'loadSam2',
+      'SamPredictor',
+      'portCheckpoint',
+      'readPortedWeights',
+      'initBackend',
+      'Sam2Error',
+    ]) {
       expect(cjs[name], name).to.be.a('function');
     }
   });
@@ -34,20 +41,39 @@ describe('package: entry points and the quickstart path', () => {
   });
 
   it('the npm package holds the entry points, the CLI, the worker thread and the weight porter', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const files = new Set((JSON.parse(out)[0].files as { path: string }[]).map((f) => f.path));
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
-    for (const f of [pkg.main, pkg.types, pkg.module, pkg.bin['sam2-tfjs'], 'dist/cjs/model/memory_attention_worker.js', 'dist/cjs/io/expected_keys.json', 'scripts/port_weights.ts', 'README.md']) {
+    for (const f of [
+      pkg.main,
+      pkg.types,
+      pkg.module,
+      pkg.bin['sam2-tfjs'],
+      'dist/cjs/model/memory_attention_worker.js',
+      'dist/cjs/io/expected_keys.json',
+      'scripts/port_weights.ts',
+      'README.md',
+    ]) {
       expect(files.has(f.replace(/^\.\//, '')), f).to.equal(true);
     }
-    expect([...files].filter((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('dist/cjs/testing/'))).to.deep.equal([]);
+    expect(
+      [...files].filter((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('dist/cjs/testing/')),
+    ).to.deep.equal([]);
     for (const f of ['dist/cjs/internals.js', 'dist/esm/internals.mjs']) expect(files.has(f), f).to.equal(true);
   });
 
   it('the ESM entry re-exports the same API', () => {
     const out = execFileSync(
       process.execPath,
-      ['--input-type=module', '-e', `import { loadSam2, SamPredictor } from ${JSON.stringify(path.join(root, 'dist/esm/index.mjs'))}; console.log(typeof loadSam2, typeof SamPredictor)`],
+      [
+        '--input-type=module',
+        '-e',
+        `import { loadSam2, SamPredictor } from ${JSON.stringify(path.join(root, 'dist/esm/index.mjs'))}; console.log(typeof loadSam2, typeof SamPredictor)`,
+      ],
       { encoding: 'utf8', env: { ...process.env, SAM2_TFJS_QUIET: '1' } },
     );
     expect(out.trim()).to.equal('function function');

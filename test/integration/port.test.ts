@@ -43,12 +43,15 @@ describe('porting checkpoints to TF.js weights', () => {
     const out = path.join(tmp, 'tiny');
     const t0 = Date.now();
     const r = portCheckpoint(ckptFile, out);
-    console.log(`      ported ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.shards} shards in ${Date.now() - t0} ms`);
+    console.log(
+      `      ported ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.shards} shards in ${Date.now() - t0} ms`,
+    );
     expect(r.config.name).to.equal('sam2.1_hiera_tiny');
     expect(r.tensors).to.equal(manifest.length);
     const json = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as PortedModelJson;
     expect((json.sam2Config as Sam2Config).trunk.stages).to.deep.equal([1, 2, 7, 2]);
-    for (const p of json.weightsManifest[0].paths) expect(fs.statSync(path.join(out, p)).size).to.be.at.most(SHARD_BYTES);
+    for (const p of json.weightsManifest[0].paths)
+      expect(fs.statSync(path.join(out, p)).size).to.be.at.most(SHARD_BYTES);
     const { config, weights } = await readPortedWeights(out);
     expect(config.name).to.equal('sam2.1_hiera_tiny');
     for (const [key, shape] of manifest) {
@@ -131,7 +134,10 @@ describe('porting checkpoints to TF.js weights', () => {
     const { weights } = await readPortedWeights(path.join(tmp, 'st'));
     for (const [key, shape] of manifest.filter((_, i) => i % 25 === 0)) {
       const want = toTfLayout(key, shape, formulaWeight(key, shape));
-      expect(Buffer.from((weights.get(key).dataSync() as Float32Array).buffer).equals(Buffer.from(want.buffer)), key).to.equal(true);
+      expect(
+        Buffer.from((weights.get(key).dataSync() as Float32Array).buffer).equals(Buffer.from(want.buffer)),
+        key,
+      ).to.equal(true);
     }
     weights.dispose();
   });
@@ -139,11 +145,17 @@ describe('porting checkpoints to TF.js weights', () => {
   it('scripts/port_weights.ts ports from the command line and reports bad input', () => {
     const script = path.join(__dirname, '..', '..', 'scripts', 'port_weights.ts');
     const out = path.join(tmp, 'cli');
-    const stdout = execFileSync(process.execPath, ['--import', 'tsx', script, '--checkpoint', ckptFile, '--out', out], { encoding: 'utf8' });
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', script, '--checkpoint', ckptFile, '--out', out], {
+      encoding: 'utf8',
+    });
     expect(stdout).to.match(/ported sam2\.1_hiera_tiny: 471 tensors/);
     let failed = false;
     try {
-      execFileSync(process.execPath, ['--import', 'tsx', script, '--checkpoint', path.join(tmp, 'missing.pt'), '--out', out], { stdio: 'pipe' });
+      execFileSync(
+        process.execPath,
+        ['--import', 'tsx', script, '--checkpoint', path.join(tmp, 'missing.pt'), '--out', out],
+        { stdio: 'pipe' },
+      );
     } catch (e) {
       failed = true;
       expect(String((e as { stderr: Buffer }).stderr)).to.match(/Checkpoint file not found/);
@@ -152,9 +164,7 @@ describe('porting checkpoints to TF.js weights', () => {
   });
 
   it('readPortedWeights explains a missing or corrupt folder', async () => {
-    for (const [dir, re] of [
-      [path.join(tmp, 'nothing'), /Port a checkpoint first/],
-    ] as const) {
+    for (const [dir, re] of [[path.join(tmp, 'nothing'), /Port a checkpoint first/]] as const) {
       try {
         await readPortedWeights(dir);
         expect.fail('should throw');

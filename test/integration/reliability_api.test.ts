@@ -58,8 +58,16 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     expect(tf.memory().numTensors).to.equal(before);
     await rejects(readImage(null as never), 'INPUT', /Unsupported image null/);
     await rejects(readImage(42 as never), 'INPUT', /Unsupported image number/);
-    await rejects(readImage({ data: new Uint8Array(0), width: 0, height: 0 }), 'INPUT', /width and height must be positive integers, got 0x0/);
-    await rejects(readImage({ data: new Uint8Array(12), width: -2, height: 2 }), 'INPUT', /positive integers, got -2x2/);
+    await rejects(
+      readImage({ data: new Uint8Array(0), width: 0, height: 0 }),
+      'INPUT',
+      /width and height must be positive integers, got 0x0/,
+    );
+    await rejects(
+      readImage({ data: new Uint8Array(12), width: -2, height: 2 }),
+      'INPUT',
+      /positive integers, got -2x2/,
+    );
     const unit = tf.tidy(() => tf.div(tf.cast(t, 'float32'), 255) as tf.Tensor3D);
     await rejects(readImage(unit), 'INPUT', /values are all in 0\.\.1 .* multiply it by 255/);
     tf.dispose([t, unit]);
@@ -79,7 +87,11 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const sof = big.indexOf(Buffer.from([0xff, 0xc0]));
     big.writeUInt16BE(9000, sof + 5);
     big.writeUInt16BE(12000, sof + 7);
-    await rejects(readImage(big), 'IMAGE', /12000x9000 JPEG \(108 MP\), more than the 100 MP sam2-tfjs decodes: downscale it first/);
+    await rejects(
+      readImage(big),
+      'IMAGE',
+      /12000x9000 JPEG \(108 MP\), more than the 100 MP sam2-tfjs decodes: downscale it first/,
+    );
   });
 
   it('SamPredictor: setImage(tensor) and a tensor maskInput leak nothing; predictTensors checks shapes', async () => {
@@ -94,12 +106,24 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const mask = tf.tensor(r.lowResLogits[0]);
     await p.predict({ pointCoords: [[10, 10]], pointLabels: [1], maskInput: mask });
     expect(tf.memory().numTensors).to.equal(withImage + 1);
-    await rejects(p.predict({ pointCoords: [[10, 10]], pointLabels: [7] }), 'INPUT', /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/);
+    await rejects(
+      p.predict({ pointCoords: [[10, 10]], pointLabels: [7] }),
+      'INPUT',
+      /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/,
+    );
     const c = tf.zeros([1, 2]);
     const l = tf.zeros([1, 1]);
-    await rejects(() => p.predictTensors(c as tf.Tensor3D, l as tf.Tensor2D), 'INPUT', /coords must be \[B, N, 2\], got \[1,2\]/);
+    await rejects(
+      () => p.predictTensors(c as tf.Tensor3D, l as tf.Tensor2D),
+      'INPUT',
+      /coords must be \[B, N, 2\], got \[1,2\]/,
+    );
     const c3 = tf.zeros([2, 1, 2]);
-    await rejects(() => p.predictTensors(c3 as tf.Tensor3D, l as tf.Tensor2D), 'INPUT', /labels must be \[2, 1\] to match coords, got \[1,1\]/);
+    await rejects(
+      () => p.predictTensors(c3 as tf.Tensor3D, l as tf.Tensor2D),
+      'INPUT',
+      /labels must be \[2, 1\] to match coords, got \[1,1\]/,
+    );
     tf.dispose([mask, c, l, c3, t]);
     p.dispose();
     expect(tf.memory().numTensors).to.equal(base);
@@ -126,7 +150,10 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     p.dispose();
     expect(tf.memory().numTensors).to.equal(base);
     // several predictors sharing one model at once give exactly the sequential results
-    const run = async (q: SamPredictor, img: typeof a) => (await q.setImage(img), q.predict({ pointCoords: [[10, 10]], pointLabels: [1] }));
+    const run = async (q: SamPredictor, img: typeof a) => (
+      await q.setImage(img),
+      q.predict({ pointCoords: [[10, 10]], pointLabels: [1] })
+    );
     const seq = [await run(new SamPredictor(model), a), await run(new SamPredictor(model), b)];
     const ps = [new SamPredictor(model), new SamPredictor(model)];
     const par = await Promise.all([run(ps[0], a), run(ps[1], b)]);
@@ -139,7 +166,10 @@ describe('reliability: images, concurrency and validation (formula weights at 12
 
   it('AutomaticMaskGenerator: pointsPerSide 0, negative or fractional is a CONFIG error; lastStats says where candidates went', async () => {
     for (const v of [0, -4, 2.5]) {
-      expect(() => new AutomaticMaskGenerator(model, { pointsPerSide: v }), String(v)).to.throw(Sam2Error, /pointsPerSide must be a positive integer/);
+      expect(() => new AutomaticMaskGenerator(model, { pointsPerSide: v }), String(v)).to.throw(
+        Sam2Error,
+        /pointsPerSide must be a positive integer/,
+      );
     }
     const gen = new AutomaticMaskGenerator(model, { pointsPerSide: 2, predIouThresh: 0, stabilityScoreThresh: 0 });
     const before = tf.memory().numTensors;
@@ -183,18 +213,46 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
   it('a failed addNewPointsOrBox leaves the state as it was; bad labels, object ids and options are INPUT errors that change nothing', async () => {
     const base = tf.memory().numTensors;
     const state = await video.initState([...frames(3), Buffer.from('not a frame'), picture(W + 2, H, 4, 4)]);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 3, objId: 1, points: [[4, 4]], labels: [1] }), 'IMAGE', /Cannot decode image bytes/);
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 3, objId: 1, points: [[4, 4]], labels: [1] }),
+      'IMAGE',
+      /Cannot decode image bytes/,
+    );
     expect(state.objIds).to.deep.equal([]);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 4, objId: 1, points: [[4, 4]], labels: [1] }), 'INPUT', /Frame 4 is 26x16 but the video is 24x16: give frames of one size/);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [7] }), 'INPUT', /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [-1] }), 'INPUT', /got -1/);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1.5, points: [[4, 4]], labels: [1] }), 'INPUT', /objId must be an integer, got 1\.5/);
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 4, objId: 1, points: [[4, 4]], labels: [1] }),
+      'INPUT',
+      /Frame 4 is 26x16 but the video is 24x16: give frames of one size/,
+    );
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [7] }),
+      'INPUT',
+      /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/,
+    );
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [-1] }),
+      'INPUT',
+      /got -1/,
+    );
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1.5, points: [[4, 4]], labels: [1] }),
+      'INPUT',
+      /objId must be an integer, got 1\.5/,
+    );
     await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[6, 8]], labels: [1] });
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 3, objId: 2, points: [[4, 4]], labels: [1] }), 'IMAGE', /Cannot decode/);
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 3, objId: 2, points: [[4, 4]], labels: [1] }),
+      'IMAGE',
+      /Cannot decode/,
+    );
     expect(state.objIds).to.deep.equal([1]);
     const count = tf.memory().numTensors;
     await rejects(video.propagateInVideo(state, { startFrameIdx: 9 }).next(), 'INPUT', /frameIdx 9 is out of range/);
-    await rejects(video.propagateInVideo(state, { maxFrameNumToTrack: -1 }).next(), 'INPUT', /maxFrameNumToTrack must be a non-negative integer, got -1/);
+    await rejects(
+      video.propagateInVideo(state, { maxFrameNumToTrack: -1 }).next(),
+      'INPUT',
+      /maxFrameNumToTrack must be a non-negative integer, got -1/,
+    );
     expect(tf.memory().numTensors).to.equal(count);
     const seen: number[] = [];
     for await (const f of video.propagateInVideo(state, { maxFrameNumToTrack: 2 })) seen.push(f.frameIdx);
@@ -214,7 +272,11 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
     expect(rs.map((r) => r.objIds)).to.deep.equal([[1], [1, 2], [1, 2]]);
     for await (const f of video.propagateInVideo(state)) {
       if (f.frameIdx !== 1) continue;
-      await rejects(video.addNewPointsOrBox(state, { frameIdx: 1, objId: 1, points: [[6, 8]], labels: [1] }), 'STATE', /propagateInVideo is running on this video state/);
+      await rejects(
+        video.addNewPointsOrBox(state, { frameIdx: 1, objId: 1, points: [[6, 8]], labels: [1] }),
+        'STATE',
+        /propagateInVideo is running on this video state/,
+      );
       await rejects(video.propagateInVideo(state).next(), 'STATE', /propagateInVideo is running/);
       await rejects(() => video.removeObject(state, 2), 'STATE', /propagateInVideo is running/);
     }
@@ -228,7 +290,10 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
   const LONG = Number(process.env.SAM2_LONG_FRAMES || 26);
   for (const workers of [false, true]) {
     it(`memory stays flat over a ${LONG}-frame video at 64 px ${workers ? 'with the memory-attention worker thread' : 'on one thread'}`, async () => {
-      const env = { [WORKERS_ENV]: process.env[WORKERS_ENV], SAM2_TFJS_WORKER_MIN_SCORES: process.env.SAM2_TFJS_WORKER_MIN_SCORES };
+      const env = {
+        [WORKERS_ENV]: process.env[WORKERS_ENV],
+        SAM2_TFJS_WORKER_MIN_SCORES: process.env.SAM2_TFJS_WORKER_MIN_SCORES,
+      };
       process.env[WORKERS_ENV] = workers ? '1' : '0';
       process.env.SAM2_TFJS_WORKER_MIN_SCORES = workers ? '1' : '';
       const small = new Sam2Model(makeConfig('sam2.1', 'tiny', 64), tinyWeights());
@@ -248,7 +313,9 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
         }
         // once the memory window (16 frames + the conditioning frame) is full, nothing grows
         const w = 18;
-        console.log(`      ${LONG} frames: tensors ${counts[w]} -> ${counts[LONG - 1]}, bytes ${bytes[w]} -> ${bytes[LONG - 1]}, heap ${(heap[w] / 2 ** 20).toFixed(0)} -> ${(heap[LONG - 1] / 2 ** 20).toFixed(0)} MiB`);
+        console.log(
+          `      ${LONG} frames: tensors ${counts[w]} -> ${counts[LONG - 1]}, bytes ${bytes[w]} -> ${bytes[LONG - 1]}, heap ${(heap[w] / 2 ** 20).toFixed(0)} -> ${(heap[LONG - 1] / 2 ** 20).toFixed(0)} MiB`,
+        );
         expect(counts[LONG - 1]).to.equal(counts[w]);
         expect(bytes[LONG - 1]).to.equal(bytes[w]);
         v.resetState(state);

@@ -23,7 +23,8 @@ function slowServer(body: Buffer) {
   const server = http.createServer((req, res) => {
     state.requests++;
     res.writeHead(200, { 'Content-Length': String(body.length) });
-    const n = 8, size = Math.ceil(body.length / n);
+    const n = 8,
+      size = Math.ceil(body.length / n);
     const send = (i: number): void => {
       if (i === n) return void res.end();
       res.write(body.subarray(i * size, (i + 1) * size));
@@ -32,7 +33,13 @@ function slowServer(body: Buffer) {
     send(0);
   });
   return new Promise<{ url: string; state: typeof state; close: () => void }>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state, close: () => server.close() })),
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        state,
+        close: () => server.close(),
+      }),
+    ),
   );
 }
 
@@ -70,7 +77,9 @@ describe('weights files: concurrent downloads, servers down, files placed by han
     try {
       const dir = path.join(tmp, 'race');
       const file = path.join(dir, 'sam2.1_hiera_tiny.pt');
-      const both = await Promise.all([0, 1].map(() => downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url })));
+      const both = await Promise.all(
+        [0, 1].map(() => downloadCheckpoint('sam2.1_hiera_tiny', file, { baseUrl: srv.url })),
+      );
       expect(both).to.deep.equal([file, file]);
       expect(fs.readFileSync(file).equals(body)).to.equal(true);
       expect(fs.readdirSync(dir)).to.deep.equal(['sam2.1_hiera_tiny.pt']); // no temporary or partial files left
@@ -91,7 +100,20 @@ describe('weights files: concurrent downloads, servers down, files placed by han
     const d = await cliRun(['download', 'sam2.1_hiera_tiny'], project, env);
     expect(d.stdout).to.match(/using weights\/sam2\.1_hiera_tiny\.pt \(already downloaded\)/);
     expect(d.stderr.trim()).to.match(/^sam2-tfjs download: Not a SAM 2 checkpoint/);
-    const s = await cliRun(['segment', fixturePath('amg_truck', 'input.png'), '--model', 'sam2.1_hiera_tiny', '--point', '1,1', '--out', 'm.png'], project, env);
+    const s = await cliRun(
+      [
+        'segment',
+        fixturePath('amg_truck', 'input.png'),
+        '--model',
+        'sam2.1_hiera_tiny',
+        '--point',
+        '1,1',
+        '--out',
+        'm.png',
+      ],
+      project,
+      env,
+    );
     expect(s.stderr).to.match(/has no weights yet: porting weights\/sam2\.1_hiera_tiny\.pt once/);
     expect(s.stderr).to.not.match(/Cannot download/);
     // SAM2_TFJS_WEIGHTS_DIR moves the folder model names live in
@@ -105,13 +127,20 @@ describe('weights files: concurrent downloads, servers down, files placed by han
   it('port --out <an existing file> fails with one line, and a --model URL whose server is down is a NETWORK error', async () => {
     const file = path.join(tmp, 'a-file');
     fs.writeFileSync(file, 'x');
-    expect(() => portCheckpoint(fixturePath('ckpt/tiny_heads_formula.pt'), file)).to.throw(Sam2Error, /a-file is a file, not a folder: give --out a folder/);
+    expect(() => portCheckpoint(fixturePath('ckpt/tiny_heads_formula.pt'), file)).to.throw(
+      Sam2Error,
+      /a-file is a file, not a folder: give --out a folder/,
+    );
     const r = await cliRun(['port', fixturePath('ckpt/tiny_heads_formula.pt'), '--out', file], tmp);
     expect(r.status).to.equal(1);
     expect(r.stderr.trim().split('\n')).to.have.length(1);
     // a port nothing listens on any more
     const srv = await slowServer(body);
     srv.close();
-    await rejectsWith(readPortedWeights(`${srv.url}/weights/sam2.1_hiera_tiny`), 'NETWORK', /Cannot fetch http:.*\/weights\/sam2\.1_hiera_tiny\/model\.json \(ECONNREFUSED\): check the URL and that the server is up/);
+    await rejectsWith(
+      readPortedWeights(`${srv.url}/weights/sam2.1_hiera_tiny`),
+      'NETWORK',
+      /Cannot fetch http:.*\/weights\/sam2\.1_hiera_tiny\/model\.json \(ECONNREFUSED\): check the URL and that the server is up/,
+    );
   });
 });

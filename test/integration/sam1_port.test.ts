@@ -42,7 +42,9 @@ describe('SAM 1: porting the official checkpoints', () => {
     // the embedding tables keep their shape (SAM 1 names them without the sam_ prefix)
     expect(weights.get('prompt_encoder.point_embeddings.0.weight').shape).to.deep.equal([1, 256]);
     expect(weights.get('mask_decoder.output_upscaling.0.weight').shape).to.deep.equal([2, 2, 64, 256]);
-    await expectNoLeak('build + dispose', () => new Sam1Model(config as ReturnType<typeof makeSam1Config>, weights).dispose());
+    await expectNoLeak('build + dispose', () =>
+      new Sam1Model(config as ReturnType<typeof makeSam1Config>, weights).dispose(),
+    );
     weights.dispose();
     const model = await loadSam2(out, { imageSize: 128 });
     expect(model.kind).to.equal('sam1');
@@ -51,18 +53,62 @@ describe('SAM 1: porting the official checkpoints', () => {
 
     // the CLI's segment and auto run on the ported SAM 1 folder (small input size); track refuses it
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts'), ...args], {
-        encoding: 'utf8',
-        env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm' },
-      });
+      spawnSync(
+        process.execPath,
+        ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts'), ...args],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, SAM2_TFJS_BACKEND: 'wasm' },
+        },
+      );
     const img = fixturePath('amg_sam1_truck', 'input.png');
-    const seg = cli('segment', img, '--model', out, '--image-size', '64', '--point', '200,150', '--out', path.join(tmp, 'm.png'), '--json');
+    const seg = cli(
+      'segment',
+      img,
+      '--model',
+      out,
+      '--image-size',
+      '64',
+      '--point',
+      '200,150',
+      '--out',
+      path.join(tmp, 'm.png'),
+      '--json',
+    );
     expect(seg.status, seg.stderr).to.equal(0);
     expect(JSON.parse(seg.stdout).width).to.equal(450);
-    const auto = cli('auto', img, '--model', out, '--image-size', '64', '--points-per-side', '2', '--pred-iou-thresh', '0', '--stability-score-thresh', '0', '--min-mask-region-area', '20', '--out', path.join(tmp, 'a.json'));
+    const auto = cli(
+      'auto',
+      img,
+      '--model',
+      out,
+      '--image-size',
+      '64',
+      '--points-per-side',
+      '2',
+      '--pred-iou-thresh',
+      '0',
+      '--stability-score-thresh',
+      '0',
+      '--min-mask-region-area',
+      '20',
+      '--out',
+      path.join(tmp, 'a.json'),
+    );
     expect(auto.status, auto.stderr).to.equal(0);
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'a.json'), 'utf8'))).to.be.an('array');
-    const track = cli('track', path.join(tmp), '--model', out, '--image-size', '64', '--prompt', '0:1:10,10', '--out', path.join(tmp, 'trk'));
+    const track = cli(
+      'track',
+      path.join(tmp),
+      '--model',
+      out,
+      '--image-size',
+      '64',
+      '--prompt',
+      '0:1:10,10',
+      '--out',
+      path.join(tmp, 'trk'),
+    );
     expect(track.status).to.not.equal(0);
     expect(track.stderr).to.match(/SAM 1, which cannot track videos/);
   });
@@ -72,12 +118,24 @@ describe('SAM 1: porting the official checkpoints', () => {
       const manifest = loadManifest(name);
       const ck = (m: [string, number[]][]): Checkpoint => {
         const map = new Map(m);
-        return { path: name, keys: () => [...map.keys()], info: (k) => ({ dtype: 'float32', shape: map.get(k)! }), values: () => new Float64Array(0), float32: () => new Float32Array(0), close: () => undefined };
+        return {
+          path: name,
+          keys: () => [...map.keys()],
+          info: (k) => ({ dtype: 'float32', shape: map.get(k)! }),
+          values: () => new Float64Array(0),
+          float32: () => new Float32Array(0),
+          close: () => undefined,
+        };
       };
       const config = makeSam1Config(name.slice(4) as 'vit_l' | 'vit_h');
       checkKeys(ck(manifest), config);
-      const broken = manifest.filter(([k]) => k !== 'mask_decoder.iou_token.weight').map(([k, s]) => [k, k === 'image_encoder.pos_embed' ? [1, 32, 32, s[3]] : s] as [string, number[]]);
-      expect(() => checkKeys(ck(broken), config)).to.throw(Sam2Error, /missing keys: mask_decoder.iou_token.weight.*wrong shapes: image_encoder.pos_embed/);
+      const broken = manifest
+        .filter(([k]) => k !== 'mask_decoder.iou_token.weight')
+        .map(([k, s]) => [k, k === 'image_encoder.pos_embed' ? [1, 32, 32, s[3]] : s] as [string, number[]]);
+      expect(() => checkKeys(ck(broken), config)).to.throw(
+        Sam2Error,
+        /missing keys: mask_decoder.iou_token.weight.*wrong shapes: image_encoder.pos_embed/,
+      );
     });
   }
 

@@ -45,14 +45,29 @@ describe('VideoPredictor: API, errors and bounded memory (formula weights at 128
 
   it('rejects bad prompts, unknown objects, frames out of range and reset states', async () => {
     const state = await video.initState(frames(5));
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 9, objId: 1, points: [[1, 1]], labels: [1] }), /frameIdx 9 is out of range: the video has 5 frames/);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [] }), /1 points but 0 labels/);
-    await rejects(video.addNewMask(state, { frameIdx: 0, objId: 1, mask: new Uint8Array(10) }), /mask has 10 values but the video is 48x32/);
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 9, objId: 1, points: [[1, 1]], labels: [1] }),
+      /frameIdx 9 is out of range: the video has 5 frames/,
+    );
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [] }),
+      /1 points but 0 labels/,
+    );
+    await rejects(
+      video.addNewMask(state, { frameIdx: 0, objId: 1, mask: new Uint8Array(10) }),
+      /mask has 10 values but the video is 48x32/,
+    );
     await rejects(() => video.removeObject(state, 7), /Unknown object id 7/);
     await rejects(video.propagateInVideo(state).next(), /No object has prompts yet/);
     video.resetState(state);
-    await rejects(video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [1] }), /reset or disposed: call initState again/);
-    expect(() => new VideoPredictor(new Sam2Model(makeConfig('sam2.1', 'tiny', 128), imageOnlyWeights()))).to.throw(Sam2Error, /image-only/);
+    await rejects(
+      video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [1] }),
+      /reset or disposed: call initState again/,
+    );
+    expect(() => new VideoPredictor(new Sam2Model(makeConfig('sam2.1', 'tiny', 128), imageOnlyWeights()))).to.throw(
+      Sam2Error,
+      /image-only/,
+    );
   });
 
   it('addNewMask outputs the given mask; clearAllPromptsInFrame removes the prompt', async () => {
@@ -84,7 +99,9 @@ describe('VideoPredictor: API, errors and bounded memory (formula weights at 128
       bytes.push(tf.memory().numBytes);
       expect(f.masks).to.have.length(2);
     }
-    console.log(`      200 frames x 2 objects in ${((Date.now() - t0) / 1000).toFixed(1)} s; tensors ${counts[20]} -> ${counts[199]}, bytes ${bytes[20]} -> ${bytes[199]}`);
+    console.log(
+      `      200 frames x 2 objects in ${((Date.now() - t0) / 1000).toFixed(1)} s; tensors ${counts[20]} -> ${counts[199]}, bytes ${bytes[20]} -> ${bytes[199]}`,
+    );
     expect(counts.length).to.equal(200);
     // once the memory window is full (16 frames), nothing grows
     expect(counts[199]).to.equal(counts[20]);
@@ -99,5 +116,10 @@ function imageOnlyWeights() {
   const { Weights } = require('../../src/weights') as typeof import('../../src/weights');
   const { VIDEO_KEY } = require('../../src/model/sam2') as typeof import('../../src/model/sam2');
   const all = tinyWeights();
-  return new Weights(all.keys().filter((k) => !VIDEO_KEY.test(k)).map((k) => [k, all.get(k)]));
+  return new Weights(
+    all
+      .keys()
+      .filter((k) => !VIDEO_KEY.test(k))
+      .map((k) => [k, all.get(k)]),
+  );
 }

@@ -18,7 +18,8 @@ interface RefAnn {
 const camel = (params: Record<string, number>) =>
   Object.fromEntries(Object.entries(params).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), v]));
 
-const close = (a: number[], b: number[], tol: number) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol);
+const close = (a: number[], b: number[], tol: number) =>
+  a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol);
 
 for (const name of ['amg_truck', 'amg_truck_crops']) {
   describe(`AutomaticMaskGenerator parity on ${name}`, () => {
@@ -26,7 +27,10 @@ for (const name of ['amg_truck', 'amg_truck_crops']) {
       const c = loadCase(name);
       const refs = c.annotations as RefAnn[];
       const { masks: refMasks, h, w } = caseMasks(name, 'masks');
-      const gen = new AutomaticMaskGenerator(tinyImageModel(), { ...camel(c.params as Record<string, number>), outputMode: 'coco_rle' });
+      const gen = new AutomaticMaskGenerator(tinyImageModel(), {
+        ...camel(c.params as Record<string, number>),
+        outputMode: 'coco_rle',
+      });
       const before = tf.memory().numTensors;
       const t0 = Date.now();
       let batches = 0;
@@ -46,8 +50,13 @@ for (const name of ['amg_truck', 'amg_truck_crops']) {
         // same prompt point and crop; among those, the closest predicted IoU (one point gives up to 3 masks)
         let best = -1;
         anns.forEach((a, j) => {
-          if (used.has(j) || !close(a.pointCoords[0], r.point_coords[0], 1e-3) || !close(a.cropBox, r.crop_box, 0)) return;
-          if (best < 0 || Math.abs(a.predictedIou - r.predicted_iou) < Math.abs(anns[best].predictedIou - r.predicted_iou)) best = j;
+          if (used.has(j) || !close(a.pointCoords[0], r.point_coords[0], 1e-3) || !close(a.cropBox, r.crop_box, 0))
+            return;
+          if (
+            best < 0 ||
+            Math.abs(a.predictedIou - r.predicted_iou) < Math.abs(anns[best].predictedIou - r.predicted_iou)
+          )
+            best = j;
         });
         if (best < 0) {
           flips++;
@@ -66,11 +75,15 @@ for (const name of ['amg_truck', 'amg_truck_crops']) {
           found++;
           order.push(best);
         } else {
-          console.log(`      ref ${i}: IoU ${iou.toFixed(4)}, area ${a.area}/${r.area}, iou ${a.predictedIou}/${r.predicted_iou}, stab ${a.stabilityScore}/${r.stability_score}`);
+          console.log(
+            `      ref ${i}: IoU ${iou.toFixed(4)}, area ${a.area}/${r.area}, iou ${a.predictedIou}/${r.predicted_iou}, stab ${a.stabilityScore}/${r.stability_score}`,
+          );
         }
       });
       const inOrder = order.every((v, k) => k === 0 || v > order[k - 1]);
-      console.log(`      matched ${found}/${refs.length}; ${flips} without a counterpart; ${anns.length - found} extra; order kept: ${inOrder}`);
+      console.log(
+        `      matched ${found}/${refs.length}; ${flips} without a counterpart; ${anns.length - found} extra; order kept: ${inOrder}`,
+      );
       expect(h * w).to.equal(300 * 450);
       expect(found / refs.length).to.be.at.least(0.98);
       expect(inOrder, 'annotations in the reference order').to.equal(true);
@@ -81,11 +94,19 @@ for (const name of ['amg_truck', 'amg_truck_crops']) {
 describe('AutomaticMaskGenerator options and errors', () => {
   const model = () => tinyImageModel();
   const bad: [string, object, RegExp][] = [
-    ['both pointsPerSide and pointGrids', { pointsPerSide: 8, pointGrids: [[[0.5, 0.5]]] }, /exactly one of pointsPerSide and pointGrids/],
+    [
+      'both pointsPerSide and pointGrids',
+      { pointsPerSide: 8, pointGrids: [[[0.5, 0.5]]] },
+      /exactly one of pointsPerSide and pointGrids/,
+    ],
     ['neither', { pointsPerSide: null }, /exactly one of pointsPerSide and pointGrids/],
     ['an unknown output mode', { outputMode: 'png' }, /Unknown outputMode "png"/],
     ['a threshold outside [0,1]', { predIouThresh: 1.5 }, /predIouThresh must be in \[0, 1\]/],
-    ['grids not matching the crop layers', { pointsPerSide: null, pointGrids: [[[0.5, 0.5]]], cropNLayers: 1 }, /one grid per crop layer/],
+    [
+      'grids not matching the crop layers',
+      { pointsPerSide: null, pointGrids: [[[0.5, 0.5]]], cropNLayers: 1 },
+      /one grid per crop layer/,
+    ],
   ];
   for (const [what, opts, re] of bad) {
     it(`rejects ${what} at construction`, () => {
@@ -96,7 +117,12 @@ describe('AutomaticMaskGenerator options and errors', () => {
   it('honours pointGrids, binary_mask output and useM2m on a small image without leaking', async () => {
     const gen = new AutomaticMaskGenerator(model(), {
       pointsPerSide: null,
-      pointGrids: [[[0.3, 0.4], [0.7, 0.6]]],
+      pointGrids: [
+        [
+          [0.3, 0.4],
+          [0.7, 0.6],
+        ],
+      ],
       predIouThresh: 0,
       stabilityScoreThresh: 0,
       boxNmsThresh: 1,
@@ -110,7 +136,10 @@ describe('AutomaticMaskGenerator options and errors', () => {
     for (const a of anns) {
       expect(a.segmentation).to.be.instanceOf(Uint8Array);
       expect((a.segmentation as Uint8Array).length).to.equal(40 * 30);
-      expect([[12, 12], [28, 18]]).to.deep.include(a.pointCoords[0]);
+      expect([
+        [12, 12],
+        [28, 18],
+      ]).to.deep.include(a.pointCoords[0]);
     }
     gen.dispose();
   });

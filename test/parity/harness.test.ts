@@ -1,6 +1,16 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
-import { fixturePath, formulaWeight, readNpy, unpackMasks, loadCase, maskIoU, compareArrays, sampleNchwFromNhwc, nhwcToNchw } from '../helpers';
+import {
+  fixturePath,
+  formulaWeight,
+  readNpy,
+  unpackMasks,
+  loadCase,
+  maskIoU,
+  compareArrays,
+  sampleNchwFromNhwc,
+  nhwcToNchw,
+} from '../helpers';
 import { loadManifest } from '../../src/testing/manifest';
 
 describe('fidelity harness', () => {
@@ -22,7 +32,9 @@ describe('fidelity harness', () => {
         expect(Array.from(w.slice(0, 8)), `${key} first8`).to.deep.equal(ref.first8.slice(0, Math.min(8, w.length)));
         let s = 0;
         for (const v of w) s += v;
-        expect(Math.abs(s - ref.sum_float64), `${key} sum`).to.be.at.most(1e-9 * Math.max(1, Math.abs(ref.sum_float64)));
+        expect(Math.abs(s - ref.sum_float64), `${key} sum`).to.be.at.most(
+          1e-9 * Math.max(1, Math.abs(ref.sum_float64)),
+        );
         checked++;
       }
       expect(checked).to.be.greaterThan(0);

@@ -116,12 +116,19 @@ describe('image encoder: every size, config checks and errors', () => {
     const enc = new ImageEncoder(makeConfig('sam2.1', 'small', 128));
     const manifest = loadManifest('sam2.1_hiera_tiny').filter(([k]) => k.startsWith('image_encoder.trunk.patch'));
     const w = formulaWeights(manifest);
-    expect(() => enc.loadFrom(w)).to.throw(Sam2Error, /Missing weight "(no_mem_embed|image_encoder\.trunk\.pos_embed)": the weights do not match/);
+    expect(() => enc.loadFrom(w)).to.throw(
+      Sam2Error,
+      /Missing weight "(no_mem_embed|image_encoder\.trunk\.pos_embed)": the weights do not match/,
+    );
     w.dispose();
     const [key, shape] = loadManifest('sam2.1_hiera_base_plus').find(([k]) => k === 'image_encoder.trunk.pos_embed')!;
     const wrong = formulaWeights([[key, shape]]);
     // tiny's weights with base+'s background position embedding swapped in
-    const mixed = new Weights(tinyWeights().keys().map((k) => [k, k === key ? wrong.get(k) : tinyWeights().get(k)]));
+    const mixed = new Weights(
+      tinyWeights()
+        .keys()
+        .map((k) => [k, k === key ? wrong.get(k) : tinyWeights().get(k)]),
+    );
     const tiny = new ImageEncoder(makeConfig('sam2.1', 'tiny', 128));
     try {
       expect(() => tiny.loadFrom(mixed)).to.throw(

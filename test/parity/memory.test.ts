@@ -3,7 +3,13 @@ import * as tf from '@tensorflow/tfjs';
 import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, maskIoU, nhwcToNchw } from '../helpers';
 import { tinyConfig, tinyImageEncoder, tinyImageModel, tinyWeights } from '../models';
 import { MemoryEncoder } from '../../src/model/memory_encoder';
-import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from '../../src/model/memory_attention';
+import {
+  MemoryAttention,
+  roundToBfloat16,
+  sine1d,
+  type PointerTokens,
+  type SpatialMemory,
+} from '../../src/model/memory_attention';
 import { ParallelMemoryAttention } from '../../src/model/memory_attention_parallel';
 import { Linear, Mlp } from '../../src/layers/common';
 import { SamPredictor } from '../../src/predictor/sam_predictor';
@@ -24,18 +30,28 @@ describe('memory encoder and memory attention parity on video_bedroom (first cal
     const x = preprocessVideoFrame(await readImage(fixturePath('videos/bedroom/00000.png')), S);
     const { backboneFpn } = tinyImageEncoder().forwardImage(x);
     const [s0, s1, top] = backboneFpn;
-    const imageEmbed = tf.tidy(() => tf.add(top, tf.reshape(tinyImageEncoder().noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D);
+    const imageEmbed = tf.tidy(
+      () => tf.add(top, tf.reshape(tinyImageEncoder().noMemEmbed, [1, 1, 1, -1])) as tf.Tensor4D,
+    );
     const predictor = new SamPredictor(tinyImageModel());
     predictor.setImageFeatures({ imageEmbed, highResFeats: [s0, s1] }, [H, W]);
     const out = tf.tidy(() =>
-      predictor.predictTensors(tf.tensor3d([[[(210 / W) * S, (350 / H) * S]]]), tf.tensor2d([[1]], [1, 1], 'int32'), { multimaskOutput: true }),
+      predictor.predictTensors(tf.tensor3d([[[(210 / W) * S, (350 / H) * S]]]), tf.tensor2d([[1]], [1, 1], 'int32'), {
+        multimaskOutput: true,
+      }),
     );
     const ious = out.ious.dataSync();
     expect(out.objectScoreLogits.dataSync()[0]).to.be.greaterThan(0);
     const best = ious.indexOf(Math.max(...ious));
-    const lowRes = tf.tidy(() => tf.squeeze(tf.slice(out.lowResMasks, [0, 0, 0, best], [1, -1, -1, 1]), [0, 3]).dataSync() as Float32Array);
+    const lowRes = tf.tidy(
+      () => tf.squeeze(tf.slice(out.lowResMasks, [0, 0, 0, best], [1, -1, -1, 1]), [0, 3]).dataSync() as Float32Array,
+    );
     // fill background holes of <= 8 pixels (8-connected) with 0.1, as fill_holes_in_mask_scores
-    const areas = componentAreas(lowRes.map((v) => (v <= 0 ? 1 : 0)), 256, 256);
+    const areas = componentAreas(
+      lowRes.map((v) => (v <= 0 ? 1 : 0)),
+      256,
+      256,
+    );
     const filled = lowRes.map((v, i) => (areas[i] > 0 && areas[i] <= 8 ? 0.1 : v));
     const filledT = tf.tensor4d(filled, [1, 256, 256, 1]);
 
@@ -47,21 +63,38 @@ describe('memory encoder and memory attention parity on video_bedroom (first cal
 
     const memEnc = new MemoryEncoder(tinyConfig());
     memEnc.loadFrom(tinyWeights());
-    const maskForMem = tf.tidy(() => tf.add(tf.mul(tf.cast(tf.greater(upsampleLogits(filledT, S, S), 0), 'float32'), 20), -10) as tf.Tensor4D);
+    const maskForMem = tf.tidy(
+      () => tf.add(tf.mul(tf.cast(tf.greater(upsampleLogits(filledT, S, S), 0), 'float32'), 20), -10) as tf.Tensor4D,
+    );
     await expectNoLeak('memory encoder', () => tf.dispose(memEnc.forward(top, maskForMem).visionFeatures));
     const t0 = Date.now();
     const mem = memEnc.forward(top, maskForMem);
     console.log(`      memory encoder: ${Date.now() - t0} ms`);
     const feats = caseTensor('video_bedroom', 'first_memory_encoder_features');
-    expectClose('first_memory_encoder_features', nhwcToNchw(mem.visionFeatures.dataSync(), 1, 64, 64, 64), feats.data, 1e-3, feats.stats.std);
+    expectClose(
+      'first_memory_encoder_features',
+      nhwcToNchw(mem.visionFeatures.dataSync(), 1, 64, 64, 64),
+      feats.data,
+      1e-3,
+      feats.stats.std,
+    );
     const pos = caseTensor('video_bedroom', 'first_memory_encoder_pos');
-    expectClose('first_memory_encoder_pos', nhwcToNchw(mem.visionPosEnc.dataSync(), 1, 64, 64, 64), pos.data, 1e-3, pos.stats.std);
+    expectClose(
+      'first_memory_encoder_pos',
+      nhwcToNchw(mem.visionPosEnc.dataSync(), 1, 64, 64, 64),
+      pos.data,
+      1e-3,
+      pos.stats.std,
+    );
 
     // first memory attention: frame 1 of object 1 attends to frame 0's memory and object pointer
     const model = tinyImageModel();
     const tokens = tf.tidy(() => {
       const { sparse, dense } = model.promptEncoder.forward({
-        points: { coords: tf.tensor3d([[[(210 / W) * S, (350 / H) * S]]]), labels: tf.tensor2d([[1]], [1, 1], 'int32') },
+        points: {
+          coords: tf.tensor3d([[[(210 / W) * S, (350 / H) * S]]]),
+          labels: tf.tensor2d([[1]], [1, 1], 'int32'),
+        },
       });
       const o = model.maskDecoder.forward({
         imageEmbeddings: imageEmbed,
@@ -103,7 +136,21 @@ describe('memory encoder and memory attention parity on video_bedroom (first cal
     console.log(`      memory attention (1 memory frame + 1 pointer): ${Date.now() - t1} ms`);
     const ref = caseTensor('video_bedroom', 'first_memory_attention_out');
     expectClose('first_memory_attention_out', attnOut.dataSync(), ref.data, 1e-3, ref.stats.std);
-    tf.dispose([x, x1, ...f1.backboneFpn, ...backboneFpn, imageEmbed, out.lowResMasks, out.ious, out.objectScoreLogits, filledT, maskForMem, mem.visionFeatures, tokens, attnOut]);
+    tf.dispose([
+      x,
+      x1,
+      ...f1.backboneFpn,
+      ...backboneFpn,
+      imageEmbed,
+      out.lowResMasks,
+      out.ious,
+      out.objectScoreLogits,
+      filledT,
+      maskForMem,
+      mem.visionFeatures,
+      tokens,
+      attnOut,
+    ]);
     predictor.dispose();
     for (const l of [memEnc, memAttn, objPtrProj, tposProj]) l.disposeAll();
   });
@@ -128,13 +175,22 @@ describe('memory attention on two threads (worker) and with cached memory keys',
       curr: tf.randomNormal([n, 256], 0, 1, 'float32', 1) as tf.Tensor2D,
       currPos: tf.randomNormal([n, 256], 0, 1, 'float32', 2) as tf.Tensor2D,
       spatial,
-      pointers: { tokens: tf.randomNormal([16, 64], 0, 1, 'float32', 3) as tf.Tensor2D, pos: tf.randomNormal([16, 64], 0, 1, 'float32', 4) as tf.Tensor2D },
+      pointers: {
+        tokens: tf.randomNormal([16, 64], 0, 1, 'float32', 3) as tf.Tensor2D,
+        pos: tf.randomNormal([16, 64], 0, 1, 'float32', 4) as tf.Tensor2D,
+      },
     };
   });
 
   after(() => {
     const { curr, currPos, spatial, pointers } = inputs;
-    tf.dispose([curr, currPos, pointers.tokens, pointers.pos, ...spatial.flatMap((m) => [m.features, m.tpos, ...m.keysT])]);
+    tf.dispose([
+      curr,
+      currPos,
+      pointers.tokens,
+      pointers.pos,
+      ...spatial.flatMap((m) => [m.features, m.tpos, ...m.keysT]),
+    ]);
     att.disposeAll();
   });
 

@@ -19,7 +19,8 @@ interface RefAnn {
 
 const camel = (params: Record<string, number>) =>
   Object.fromEntries(Object.entries(params).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), v]));
-const close = (a: number[], b: number[], tol: number) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol);
+const close = (a: number[], b: number[], tol: number) =>
+  a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol);
 
 describe('SAM 1 AutomaticMaskGenerator parity on amg_sam1_truck', () => {
   it('finds >= 98% of the reference annotations with matching masks and scores, in its order', async () => {
@@ -27,7 +28,10 @@ describe('SAM 1 AutomaticMaskGenerator parity on amg_sam1_truck', () => {
     const c = loadCase(name);
     const refs = c.annotations as RefAnn[];
     const { masks: refMasks } = caseMasks(name, 'masks');
-    const gen = new AutomaticMaskGenerator(vitBModel(), { ...camel(c.params as Record<string, number>), outputMode: 'coco_rle' });
+    const gen = new AutomaticMaskGenerator(vitBModel(), {
+      ...camel(c.params as Record<string, number>),
+      outputMode: 'coco_rle',
+    });
     const before = tf.memory().numTensors;
     const t0 = Date.now();
     const anns = await gen.generate(fixturePath(name, 'input.png'));
@@ -43,8 +47,13 @@ describe('SAM 1 AutomaticMaskGenerator parity on amg_sam1_truck', () => {
     refs.forEach((r, i) => {
       let best = -1;
       anns.forEach((a, j) => {
-        if (used.has(j) || !close(a.pointCoords[0], r.point_coords[0], 1e-3) || !close(a.cropBox, r.crop_box, 0)) return;
-        if (best < 0 || Math.abs(a.predictedIou - r.predicted_iou) < Math.abs(anns[best].predictedIou - r.predicted_iou)) best = j;
+        if (used.has(j) || !close(a.pointCoords[0], r.point_coords[0], 1e-3) || !close(a.cropBox, r.crop_box, 0))
+          return;
+        if (
+          best < 0 ||
+          Math.abs(a.predictedIou - r.predicted_iou) < Math.abs(anns[best].predictedIou - r.predicted_iou)
+        )
+          best = j;
       });
       if (best < 0) return;
       const a = anns[best];
@@ -59,18 +68,26 @@ describe('SAM 1 AutomaticMaskGenerator parity on amg_sam1_truck', () => {
         found++;
         order.push(best);
       } else {
-        console.log(`      ref ${i}: IoU ${iou.toFixed(4)}, area ${a.area}/${r.area}, iou ${a.predictedIou}/${r.predicted_iou}, stab ${a.stabilityScore}/${r.stability_score}`);
+        console.log(
+          `      ref ${i}: IoU ${iou.toFixed(4)}, area ${a.area}/${r.area}, iou ${a.predictedIou}/${r.predicted_iou}, stab ${a.stabilityScore}/${r.stability_score}`,
+        );
       }
     });
     console.log(`      matched ${found}/${refs.length}; ${anns.length} annotations (reference ${refs.length})`);
     expect(found / refs.length).to.be.at.least(0.98);
-    expect(order.every((v, k) => k === 0 || v > order[k - 1]), 'annotations in the reference order').to.equal(true);
+    expect(
+      order.every((v, k) => k === 0 || v > order[k - 1]),
+      'annotations in the reference order',
+    ).to.equal(true);
   });
 });
 
 describe('SAM 1: options that only SAM 2 has, and small-region removal', () => {
   it('useM2m and VideoPredictor are CONFIG errors with a SAM 1 model', () => {
-    expect(() => new AutomaticMaskGenerator(vitBModel(), { useM2m: true })).to.throw(Sam2Error, /useM2m is a SAM 2 option/);
+    expect(() => new AutomaticMaskGenerator(vitBModel(), { useM2m: true })).to.throw(
+      Sam2Error,
+      /useM2m is a SAM 2 option/,
+    );
     try {
       new VideoPredictor(vitBModel());
       expect.fail('should throw');
@@ -98,10 +115,21 @@ describe('SAM 1: options that only SAM 2 has, and small-region removal', () => {
     const only = new Uint8Array(36);
     only[0] = 1;
     only[3] = only[4] = 1;
-    expect(Array.from(removeSmallRegions(only, 6, 6, 10, 'islands').mask.slice(0, 6))).to.deep.equal([0, 0, 0, 1, 1, 0]);
+    expect(Array.from(removeSmallRegions(only, 6, 6, 10, 'islands').mask.slice(0, 6))).to.deep.equal([
+      0, 0, 0, 1, 1, 0,
+    ]);
     // the NMS prefers the unchanged one of two duplicates
     const clean = Uint8Array.from(islands.mask);
-    const kept = postprocessSmallRegions([{ mask: m, box: [1, 1, 7, 7] }, { mask: clean, box: [1, 1, 5, 5] }], n, n, 2, 0.7);
+    const kept = postprocessSmallRegions(
+      [
+        { mask: m, box: [1, 1, 7, 7] },
+        { mask: clean, box: [1, 1, 5, 5] },
+      ],
+      n,
+      n,
+      2,
+      0.7,
+    );
     expect(kept.map((k) => k.index)).to.deep.equal([1]);
   });
 });

@@ -1,6 +1,15 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from '../helpers';
+import {
+  caseMasks,
+  caseTensor,
+  expectClose,
+  expectNoLeak,
+  fixturePath,
+  loadCase,
+  maskIoU,
+  nhwcToNchw,
+} from '../helpers';
 import { sam1TruckEncoding, vitBModel } from '../sam1_models';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
 import { readImage } from '../../src/predictor/image_input';
@@ -27,7 +36,13 @@ function toOptions(p: PromptCase, done: Map<string, PredictResult>): PredictOpti
     const src = done.get(p.mask_from)!;
     maskInput = src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))];
   }
-  return boxes.map((box) => ({ pointCoords: p.points, pointLabels: p.labels, box, maskInput, multimaskOutput: p.multimask }));
+  return boxes.map((box) => ({
+    pointCoords: p.points,
+    pointLabels: p.labels,
+    box,
+    maskInput,
+    multimaskOutput: p.multimask,
+  }));
 }
 
 /** Runs every prompt case (boxes4 through predictBatch) and checks logits, IoUs and masks. */
@@ -35,14 +50,23 @@ async function checkPrompts(predictor: SamPredictor, what: string) {
   const done = new Map<string, PredictResult>();
   for (const p of prompts) {
     const opts = toOptions(p, done);
-    const out = opts.length === 1 ? [await predictor.predict(opts[0])] : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+    const out =
+      opts.length === 1
+        ? [await predictor.predict(opts[0])]
+        : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
     done.set(p.id, out[0]);
     const logits = Float32Array.from(out.flatMap((r) => r.lowResLogits.flatMap((l) => Array.from(l))));
     const ref = caseTensor(CASE, `${p.id}_low_res_logits`);
     expectClose(`${what} ${p.id} low_res_logits`, logits, ref.data, TOL, ref.stats.std);
     const ious = out.flatMap((r) => Array.from(r.scores));
     const refIous = caseTensor(CASE, `${p.id}_ious`);
-    expectClose(`${what} ${p.id} ious`, Float32Array.from(ious), refIous.data, TOL, Math.max(refIous.stats.std ?? 0, 0.1));
+    expectClose(
+      `${what} ${p.id} ious`,
+      Float32Array.from(ious),
+      refIous.data,
+      TOL,
+      Math.max(refIous.stats.std ?? 0, 0.1),
+    );
     const { masks } = caseMasks(CASE, `${p.id}_masks`);
     const ours = out.flatMap((r) => r.masks);
     expect(ours.length).to.equal(masks.length);
@@ -95,5 +119,4 @@ describe('SAM 1 ViT-B parity on sam1_truck_vit_b', () => {
     });
     predictor.dispose();
   });
-
 });

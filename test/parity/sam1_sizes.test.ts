@@ -26,7 +26,12 @@ describe('SAM 1: every size builds from its manifest and runs at a small size', 
         });
         x.dispose();
         const predictor = new SamPredictor(model);
-        const img = { data: new Uint8Array(90 * 60 * 3).map((_, i) => (i * 37) % 256), width: 90, height: 60, channels: 3 as const };
+        const img = {
+          data: new Uint8Array(90 * 60 * 3).map((_, i) => (i * 37) % 256),
+          width: 90,
+          height: 60,
+          channels: 3 as const,
+        };
         await predictor.setImage(img);
         const r = await predictor.predict({ pointCoords: [[40, 30]], pointLabels: [1], box: [10, 10, 70, 50] });
         expect(r.masks.length).to.equal(3);

@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
-import { caseMasks, caseTensor, expectClose, expectNoLeak, fixturePath, loadCase, maskIoU, nhwcToNchw } from '../helpers';
+import {
+  caseMasks,
+  caseTensor,
+  expectClose,
+  expectNoLeak,
+  fixturePath,
+  loadCase,
+  maskIoU,
+  nhwcToNchw,
+} from '../helpers';
 import { tinyImageModel, truckFixtureFeatures } from '../models';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
 import { readImage } from '../../src/predictor/image_input';
@@ -40,9 +49,16 @@ function toOptions(p: PromptCase, lowRes: Map<string, PredictResult>): PredictOp
   }));
 }
 
-async function runCase(predictor: SamPredictor, p: PromptCase, done: Map<string, PredictResult>): Promise<PredictResult[]> {
+async function runCase(
+  predictor: SamPredictor,
+  p: PromptCase,
+  done: Map<string, PredictResult>,
+): Promise<PredictResult[]> {
   const opts = toOptions(p, done);
-  const out = opts.length === 1 ? [await predictor.predict(opts[0])] : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+  const out =
+    opts.length === 1
+      ? [await predictor.predict(opts[0])]
+      : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
   done.set(p.id, out[0]);
   return out;
 }
@@ -57,7 +73,9 @@ function compareCase(p: PromptCase, out: PredictResult[], logitTol: number, iouT
   expectClose(`${p.id} low_res_logits`, logits, ref.data, logitTol, ref.stats.std);
   const ious = out.flatMap((r) => Array.from(r.scores));
   const refIous = Array.from(caseTensor('image_truck', `${p.id}_ious`).data);
-  ious.forEach((v, i) => expect(Math.abs(v - refIous[i]), `${p.id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol));
+  ious.forEach((v, i) =>
+    expect(Math.abs(v - refIous[i]), `${p.id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol),
+  );
   const { masks } = caseMasks('image_truck', `${p.id}_masks`);
   const ours = out.flatMap((r) => r.masks);
   expect(ours.length).to.equal(masks.length);
@@ -83,7 +101,11 @@ describe('SamPredictor: decoder parity on the fixture features (image_truck)', (
     await predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1] }); // warm-up
     await expectNoLeak('predict', () => predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1] }));
     await expectNoLeak('predictBatch', () =>
-      predictor.predictBatch([{ box: [425, 600, 700, 875] }, { box: [75, 275, 1725, 850] }, { pointCoords: [[1, 2]], pointLabels: [0] }]),
+      predictor.predictBatch([
+        { box: [425, 600, 700, 875] },
+        { box: [75, 275, 1725, 850] },
+        { pointCoords: [[1, 2]], pointLabels: [0] },
+      ]),
     );
   });
 
@@ -93,7 +115,27 @@ describe('SamPredictor: decoder parity on the fixture features (image_truck)', (
     // 1 click, then 3 boxes in one batch (as corner points with labels 2, 3)
     for (const [coords, labels] of [
       [[[[300, 320]]], [[1]]],
-      [[[[240, 512], [400, 700]], [[40, 230], [980, 720]], [[500, 500], [600, 600]]], [[2, 3], [2, 3], [2, 3]]],
+      [
+        [
+          [
+            [240, 512],
+            [400, 700],
+          ],
+          [
+            [40, 230],
+            [980, 720],
+          ],
+          [
+            [500, 500],
+            [600, 600],
+          ],
+        ],
+        [
+          [2, 3],
+          [2, 3],
+          [2, 3],
+        ],
+      ],
     ] as [number[][][], number[][]][]) {
       const c = tf.tensor3d(coords);
       const l = tf.tensor2d(labels);
@@ -118,7 +160,12 @@ describe('SamPredictor: decoder parity on the fixture features (image_truck)', (
         // without the cache the batch's image tokens are per prompt (a batched attention path)
         expectClose('batched low-res logits', a as Float32Array, b as Float32Array, 1e-4);
       }
-      expectClose('ious', (await withCache.ious.data()) as Float32Array, (await without[1].data()) as Float32Array, 1e-5);
+      expectClose(
+        'ious',
+        (await withCache.ious.data()) as Float32Array,
+        (await without[1].data()) as Float32Array,
+        1e-5,
+      );
       tf.dispose([c, l, withCache.lowResMasks, withCache.ious, withCache.objectScoreLogits, ...without]);
     }
   });
@@ -183,7 +230,17 @@ describe('SamPredictor: inputs, options and errors', () => {
     before(() => predictor.setImageFeatures(truckFixtureFeatures(), [H, W]));
     after(() => predictor.dispose());
     const bad: [string, PredictOptions, RegExp][] = [
-      ['labels that do not match points', { pointCoords: [[1, 2], [3, 4]], pointLabels: [1] }, /2 points but 1 labels/],
+      [
+        'labels that do not match points',
+        {
+          pointCoords: [
+            [1, 2],
+            [3, 4],
+          ],
+          pointLabels: [1],
+        },
+        /2 points but 1 labels/,
+      ],
       ['a box of length 3', { box: [1, 2, 3] }, /box must be \[x0, y0, x1, y1\]/],
       ['NaN points', { pointCoords: [[NaN, 2]], pointLabels: [1] }, /point 0 is not finite/],
       ['Infinity in a box', { box: [0, 0, Infinity, 5] }, /non-finite/],
@@ -209,7 +266,12 @@ describe('SamPredictor: inputs, options and errors', () => {
     });
 
     it('returns full-resolution logits with returnLogits, consistent with the masks', async () => {
-      const r = await predictor.predict({ pointCoords: [[500, 375]], pointLabels: [1], multimaskOutput: false, returnLogits: true });
+      const r = await predictor.predict({
+        pointCoords: [[500, 375]],
+        pointLabels: [1],
+        multimaskOutput: false,
+        returnLogits: true,
+      });
       expect(r.logits).to.have.length(1);
       const l = r.logits![0];
       for (let i = 0; i < l.length; i += 9973) expect(r.masks[0][i]).to.equal(l[i] > 0 ? 1 : 0);

@@ -23,7 +23,8 @@ const [H, W] = c.video_hw as [number, number];
 function sample(logits: Float32Array): Float32Array {
   const out = new Float32Array(32 * 32);
   for (let i = 0; i < 32; i++)
-    for (let j = 0; j < 32; j++) out[i * 32 + j] = logits[Math.floor(((i + 0.5) * H) / 32) * W + Math.floor(((j + 0.5) * W) / 32)];
+    for (let j = 0; j < 32; j++)
+      out[i * 32 + j] = logits[Math.floor(((i + 0.5) * H) / 32) * W + Math.floor(((j + 0.5) * W) / 32)];
   return out;
 }
 
@@ -50,12 +51,23 @@ describe('VideoPredictor parity on video_bedroom', () => {
     const t0 = Date.now();
     for (const step of script) {
       if (step.op === 'add') {
-        const r = await video.addNewPointsOrBox(state, { frameIdx: step.frame!, objId: step.obj!, points: step.points, labels: step.labels, box: step.box, returnLogits: true });
+        const r = await video.addNewPointsOrBox(state, {
+          frameIdx: step.frame!,
+          objId: step.obj!,
+          points: step.points,
+          labels: step.labels,
+          box: step.box,
+          returnLogits: true,
+        });
         compare(step.id, r, c[`${step.id}_obj_ids`] as number[]);
       } else {
         const frames = c[`${step.id}_frames`] as number[];
         const seen: number[] = [];
-        for await (const r of video.propagateInVideo(state, { startFrameIdx: step.start, reverse: step.reverse, returnLogits: true })) {
+        for await (const r of video.propagateInVideo(state, {
+          startFrameIdx: step.start,
+          reverse: step.reverse,
+          returnLogits: true,
+        })) {
           seen.push(r.frameIdx);
           compare(`${step.id}_f${r.frameIdx}`, r, c[`${step.id}_obj_ids`] as number[]);
         }

@@ -1,18 +1,43 @@
 import { expect } from 'chai';
 import { caseMasks, loadCase } from '../helpers';
 import { batchedNms } from '../../src/predictor/amg/nms';
-import { areaFromRle, cocoDecodeRle, cocoEncodeRle, maskToRle, rleToMask, type UncompressedRle } from '../../src/predictor/amg/rle';
-import { buildAllLayerPointGrids, buildPointGrid, generateCropBoxes, isBoxNearCropEdge, maskToBox, type Box } from '../../src/predictor/amg/geometry';
+import {
+  areaFromRle,
+  cocoDecodeRle,
+  cocoEncodeRle,
+  maskToRle,
+  rleToMask,
+  type UncompressedRle,
+} from '../../src/predictor/amg/rle';
+import {
+  buildAllLayerPointGrids,
+  buildPointGrid,
+  generateCropBoxes,
+  isBoxNearCropEdge,
+  maskToBox,
+  type Box,
+} from '../../src/predictor/amg/geometry';
 
 describe('automatic mask generator helpers', () => {
   it('batchedNms keeps exactly what torchvision.ops.batched_nms keeps, in its order (nms fixture)', () => {
-    const cases = loadCase('nms').cases as { boxes_xyxy: Box[]; scores: number[]; groups: number[]; iou_threshold: number; keep: number[] }[];
+    const cases = loadCase('nms').cases as {
+      boxes_xyxy: Box[];
+      scores: number[];
+      groups: number[];
+      iou_threshold: number;
+      keep: number[];
+    }[];
     expect(cases.length).to.be.greaterThan(0);
     for (const c of cases) expect(batchedNms(c.boxes_xyxy, c.scores, c.groups, c.iou_threshold)).to.deep.equal(c.keep);
   });
 
   it('batchedNms: a higher-scoring overlapping box suppresses only within its group', () => {
-    const boxes: Box[] = [[0, 0, 10, 10], [1, 1, 10, 10], [1, 1, 10, 10], [50, 50, 60, 60]];
+    const boxes: Box[] = [
+      [0, 0, 10, 10],
+      [1, 1, 10, 10],
+      [1, 1, 10, 10],
+      [50, 50, 60, 60],
+    ];
     // IoU(0,1) = 81/100: suppressed at 0.7; box 2 is in another group
     expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.1], [0, 0, 1, 0], 0.7)).to.deep.equal([0, 2, 3]);
     expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.1], [0, 0, 1, 0], 0.9)).to.deep.equal([0, 1, 2, 3]);
@@ -53,11 +78,22 @@ describe('automatic mask generator helpers', () => {
   });
 
   it('point grids and crop boxes follow the reference layout', () => {
-    expect(buildPointGrid(2)).to.deep.equal([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]);
+    expect(buildPointGrid(2)).to.deep.equal([
+      [0.25, 0.25],
+      [0.75, 0.25],
+      [0.25, 0.75],
+      [0.75, 0.75],
+    ]);
     expect(buildAllLayerPointGrids(8, 1, 2).map((g) => g.length)).to.deep.equal([64, 16]);
     const { boxes, layers } = generateCropBoxes(300, 450, 1, 512 / 1500);
     // overlap = int(512/1500 * 300 * 1) = 102; crop w = ceil((102 + 450) / 2) = 276, h = ceil((102 + 300) / 2) = 201
-    expect(boxes).to.deep.equal([[0, 0, 450, 300], [0, 0, 276, 201], [0, 99, 276, 300], [174, 0, 450, 201], [174, 99, 450, 300]]);
+    expect(boxes).to.deep.equal([
+      [0, 0, 450, 300],
+      [0, 0, 276, 201],
+      [0, 99, 276, 300],
+      [174, 0, 450, 201],
+      [174, 99, 450, 300],
+    ]);
     expect(layers).to.deep.equal([0, 1, 1, 1, 1]);
   });
 

@@ -37,7 +37,9 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
     expect(keys.every((k) => k.startsWith('sam_prompt_encoder.') || k.startsWith('sam_mask_decoder.'))).to.equal(true);
     for (const key of keys) {
       const { shape } = ckpt.info(key);
-      expect(Buffer.from(ckpt.float32(key).buffer).equals(Buffer.from(formulaWeight(key, shape).buffer)), key).to.equal(true);
+      expect(Buffer.from(ckpt.float32(key).buffer).equals(Buffer.from(formulaWeight(key, shape).buffer)), key).to.equal(
+        true,
+      );
     }
     ckpt.close();
   });
@@ -47,11 +49,21 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
   });
 
   it('rejects the legacy (pre-1.6) torch.save format with what to do', async () => {
-    await expectSam2Error(() => readCheckpoint(fixturePath('ckpt/legacy_format.pt')), 'CHECKPOINT', /legacy \(pre-1\.6\).*Re-save/);
+    await expectSam2Error(
+      () => readCheckpoint(fixturePath('ckpt/legacy_format.pt')),
+      'CHECKPOINT',
+      /legacy \(pre-1\.6\).*Re-save/,
+    );
   });
 
   it('refuses pickles that reference anything but tensor and container types (nothing runs)', async () => {
-    const evil = Buffer.concat([Buffer.from([0x80, 2]), Buffer.from('cos\nsystem\n', 'latin1'), Buffer.from([0x58, 2, 0, 0, 0]), Buffer.from('ls'), Buffer.from([0x85, 0x52, 0x2e])]);
+    const evil = Buffer.concat([
+      Buffer.from([0x80, 2]),
+      Buffer.from('cos\nsystem\n', 'latin1'),
+      Buffer.from([0x58, 2, 0, 0, 0]),
+      Buffer.from('ls'),
+      Buffer.from([0x85, 0x52, 0x2e]),
+    ]);
     const file = path.join(tmp, 'evil.pt');
     writeTorchCheckpoint(file, [], { pickle: evil });
     await expectSam2Error(() => readCheckpoint(file), 'UNSAFE_PICKLE', /"os\.system".*refusing/);
@@ -69,7 +81,11 @@ describe('checkpoint reading (torch zip + pickle, safetensors)', () => {
   });
 
   it('reads .safetensors files and rejects corrupt ones', async () => {
-    const header = JSON.stringify({ __metadata__: { format: 'pt' }, 'x.bias': { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, 'y.weight': { dtype: 'F32', shape: [1, 2], data_offsets: [4, 12] } });
+    const header = JSON.stringify({
+      __metadata__: { format: 'pt' },
+      'x.bias': { dtype: 'F16', shape: [2], data_offsets: [0, 4] },
+      'y.weight': { dtype: 'F32', shape: [1, 2], data_offsets: [4, 12] },
+    });
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
     const data = Buffer.alloc(12);

@@ -80,7 +80,11 @@ function safetensorsBytes(): Buffer {
   const a = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer);
   const b = Buffer.from(new Uint16Array([0x3c00, 0x4000]).buffer);
   const header = Buffer.from(
-    JSON.stringify({ __metadata__: { format: 'pt' }, a: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] }, b: { dtype: 'F16', shape: [2], data_offsets: [24, 28] } }),
+    JSON.stringify({
+      __metadata__: { format: 'pt' },
+      a: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] },
+      b: { dtype: 'F16', shape: [2], data_offsets: [24, 28] },
+    }),
   );
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
@@ -100,11 +104,17 @@ describe('corrupt files: seeded fuzzing of checkpoints, safetensors and ported f
     bad[at + 17] ^= 0x04;
     const ckpt = new TorchCheckpoint('flipped.pt', bufferSource(bad));
     expect(() => ckpt.values('sam_prompt_encoder.point_embeddings.0.weight')).to.not.throw();
-    expect(() => ckpt.float32(key)).to.throw(Sam2Error, new RegExp(`tensor "${key.replace(/\./g, '\\.')}" fails its CRC-32 check`));
+    expect(() => ckpt.float32(key)).to.throw(
+      Sam2Error,
+      new RegExp(`tensor "${key.replace(/\./g, '\\.')}" fails its CRC-32 check`),
+    );
     ckpt.close();
   });
 
-  for (const [name, runs] of [['features.pt', 150], ['tiny_heads_formula.pt', 80]] as const) {
+  for (const [name, runs] of [
+    ['features.pt', 150],
+    ['tiny_heads_formula.pt', 80],
+  ] as const) {
     it(`${name}: ${runs} seeded mutations are each a Sam2Error or an intact read (< 1 s)`, async () => {
       const orig = fs.readFileSync(fixturePath(`ckpt/${name}`));
       const rand = rng(name.length * 7919);
@@ -124,14 +134,24 @@ describe('corrupt files: seeded fuzzing of checkpoints, safetensors and ported f
     const rand = rng(42);
     for (let i = 0; i < 150; i++) {
       const { out, what } = i % 3 ? mutate(orig, rand, 0, headerEnd) : mutate(orig, rand);
-      await outcome(`safetensors #${i} (${what})`, () => readAll(new SafetensorsCheckpoint('m.safetensors', bufferSource(out))));
+      await outcome(`safetensors #${i} (${what})`, () =>
+        readAll(new SafetensorsCheckpoint('m.safetensors', bufferSource(out))),
+      );
     }
     // well-formed JSON that is not a safetensors header
-    for (const header of ['null', '[1,2]', '{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', '{"a":{"dtype":"F32","shape":[1e12],"data_offsets":[0,4]}}', '{"a":5}']) {
+    for (const header of [
+      'null',
+      '[1,2]',
+      '{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}',
+      '{"a":{"dtype":"F32","shape":[1e12],"data_offsets":[0,4]}}',
+      '{"a":5}',
+    ]) {
       const h = Buffer.from(header);
       const len = Buffer.alloc(8);
       len.writeBigUInt64LE(BigInt(h.length));
-      const r = await outcome(header, () => readAll(new SafetensorsCheckpoint('m.safetensors', bufferSource(Buffer.concat([len, h, Buffer.alloc(4)])))));
+      const r = await outcome(header, () =>
+        readAll(new SafetensorsCheckpoint('m.safetensors', bufferSource(Buffer.concat([len, h, Buffer.alloc(4)])))),
+      );
       expect(r, header).to.equal('error');
     }
   });
@@ -155,7 +175,10 @@ describe('corrupt files: seeded fuzzing of checkpoints, safetensors and ported f
         },
       ],
     });
-    const shard = Buffer.concat([Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer), Buffer.from(new Uint16Array([0x3c00, 0x4000, 0, 0x3c00]).buffer)]);
+    const shard = Buffer.concat([
+      Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer),
+      Buffer.from(new Uint16Array([0x3c00, 0x4000, 0, 0x3c00]).buffer),
+    ]);
     const rand = rng(7);
     const before = tf.memory().numTensors;
     for (let i = 0; i < 100; i++) {

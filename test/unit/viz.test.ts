@@ -20,7 +20,8 @@ function rect(w: number, h: number, x0: number, y0: number, x1: number, y1: numb
 }
 
 const grey = (w: number, h: number, v = 100) => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(v) });
-const blend = (base: number, c: [number, number, number], a: number) => c.map((v) => Math.round(base * (1 - a) + v * a));
+const blend = (base: number, c: [number, number, number], a: number) =>
+  c.map((v) => Math.round(base * (1 - a) + v * a));
 
 describe('visualisation (viz/masks)', () => {
   it('maskToPng writes white inside, black outside, at the mask size', async () => {
@@ -42,7 +43,8 @@ describe('visualisation (viz/masks)', () => {
   });
 
   it('overlayPng blends each mask in its colour, outlines it, and leaves the rest of the image alone', async () => {
-    const w = 20, h = 20;
+    const w = 20,
+      h = 20;
     const a = rect(w, h, 2, 2, 10, 10);
     const b = rect(w, h, 12, 12, 18, 18);
     const { at } = await pixels(await overlayPng(grey(w, h), [a, b], { alpha: 0.5 }));
@@ -56,10 +58,14 @@ describe('visualisation (viz/masks)', () => {
   });
 
   it('draws positive points green, negative points red (white rim) and boxes yellow', async () => {
-    const w = 40, h = 30;
+    const w = 40,
+      h = 30;
     const { at } = await pixels(
       await overlayPng(grey(w, h), [], {
-        points: [{ xy: [8, 8], label: 1 }, { xy: [30, 8], label: 0 }],
+        points: [
+          { xy: [8, 8], label: 1 },
+          { xy: [30, 8], label: 0 },
+        ],
         boxes: [[5, 18, 25, 27]],
       }),
     );
@@ -74,7 +80,9 @@ describe('visualisation (viz/masks)', () => {
   });
 
   it('clips markers at the image border', async () => {
-    const { at } = await pixels(await overlayPng(grey(10, 10), [], { points: [{ xy: [0, 0], label: 1 }], boxes: [[-5, -5, 50, 50]] }));
+    const { at } = await pixels(
+      await overlayPng(grey(10, 10), [], { points: [{ xy: [0, 0], label: 1 }], boxes: [[-5, -5, 50, 50]] }),
+    );
     expect(at(0, 0)).to.deep.equal([0, 220, 0]);
     expect(at(9, 9)).to.deep.equal([100, 100, 100]);
   });
@@ -82,10 +90,14 @@ describe('visualisation (viz/masks)', () => {
   it('rejects masks or images of the wrong size with a Sam2Error', async () => {
     await expectSam2Error(maskToPng(new Uint8Array(10), 4, 3), 'INPUT', /width\*height = 12 .*got 10/);
     await expectSam2Error(overlayPng(grey(4, 3), [new Uint8Array(11)]), 'INPUT', /overlayPng mask 0/);
-    await expectSam2Error(overlayPng({ width: 4, height: 3, data: new Uint8Array(12) }, []), 'INPUT', /RGB bytes of length width\*height\*3 = 36/);
+    await expectSam2Error(
+      overlayPng({ width: 4, height: 3, data: new Uint8Array(12) }, []),
+      'INPUT',
+      /RGB bytes of length width\*height\*3 = 36/,
+    );
   });
 
-  describe('without jimp (the browser build\'s helpers)', () => {
+  describe("without jimp (the browser build's helpers)", () => {
     it('encodePng writes PNGs any reader decodes, compressed or with stored blocks', async () => {
       const w = 300;
       const h = 250; // > 64 KiB of rows: several stored blocks
@@ -107,7 +119,10 @@ describe('visualisation (viz/masks)', () => {
       const w = 40;
       const h = 30;
       const masks = [rect(w, h, 5, 5, 20, 20), rect(w, h, 15, 10, 35, 25)];
-      const opts = { points: [{ xy: [8, 8] as [number, number], label: 1 }], boxes: [[2, 2, 30, 28] as [number, number, number, number]] };
+      const opts = {
+        points: [{ xy: [8, 8] as [number, number], label: 1 }],
+        boxes: [[2, 2, 30, 28] as [number, number, number, number]],
+      };
       const a = await Jimp.read(Buffer.from(await browserOverlayPng(grey(w, h), masks, opts)));
       const b = await Jimp.read(await overlayPng(grey(w, h), masks, opts));
       expect(Buffer.compare(a.bitmap.data, b.bitmap.data)).to.equal(0);

@@ -36,7 +36,9 @@ export class Sam1ImageEncoder extends Sam2Layer {
     const v = config.vit;
     const grid = config.imageSize / v.patchSize;
     const pretrainGrid = v.pretrainImgSize / v.patchSize;
-    this.patchEmbed = this.child(new Conv2d(`${P}.patch_embed.proj`, 3, v.embedDim, { kernel: v.patchSize, stride: v.patchSize }));
+    this.patchEmbed = this.child(
+      new Conv2d(`${P}.patch_embed.proj`, 3, v.embedDim, { kernel: v.patchSize, stride: v.patchSize }),
+    );
     this.posEmbed = this.param(`${P}.pos_embed`, [1, pretrainGrid, pretrainGrid, v.embedDim]);
     this.blocks = Array.from({ length: v.depth }, (_, i) => {
       const global = v.globalAttnIndexes.includes(i);
@@ -45,14 +47,22 @@ export class Sam1ImageEncoder extends Sam2Layer {
       return this.child(
         new VitBlock(
           `${P}.blocks.${i}`,
-          { dim: v.embedDim, numHeads: v.numHeads, mlpRatio: v.mlpRatio, windowSize: global ? 0 : v.windowSize, inputSize: global ? grid : v.windowSize },
+          {
+            dim: v.embedDim,
+            numHeads: v.numHeads,
+            mlpRatio: v.mlpRatio,
+            windowSize: global ? 0 : v.windowSize,
+            inputSize: global ? grid : v.windowSize,
+          },
           2 * stored - 1,
         ),
       );
     });
     this.neckConv1 = this.child(new Conv2d(`${P}.neck.0`, v.embedDim, v.outChans, { kernel: 1, bias: false }));
     this.neckNorm1 = this.child(new LayerNorm(`${P}.neck.1`, v.outChans, 1e-6));
-    this.neckConv2 = this.child(new Conv2d(`${P}.neck.2`, v.outChans, v.outChans, { kernel: 3, padding: 1, bias: false }));
+    this.neckConv2 = this.child(
+      new Conv2d(`${P}.neck.2`, v.outChans, v.outChans, { kernel: 3, padding: 1, bias: false }),
+    );
     this.neckNorm2 = this.child(new LayerNorm(`${P}.neck.3`, v.outChans, 1e-6));
   }
 
@@ -61,7 +71,9 @@ export class Sam1ImageEncoder extends Sam2Layer {
     const grid = this.config.imageSize / this.config.vit.patchSize;
     const pe = this.posEmbed.read() as tf.Tensor4D;
     // bilinear (align_corners=False) resize of the learned grid for other input sizes
-    this.posEmbedResized = tf.tidy(() => tf.keep(pe.shape[1] === grid ? pe.clone() : tf.image.resizeBilinear(pe, [grid, grid], false, true)));
+    this.posEmbedResized = tf.tidy(() =>
+      tf.keep(pe.shape[1] === grid ? pe.clone() : tf.image.resizeBilinear(pe, [grid, grid], false, true)),
+    );
   }
 
   protected override disposeDerived(): void {

@@ -21,17 +21,28 @@ export class Sam1Model {
    * Every key must be consumed and every parameter found, or a WEIGHTS error names them.
    * The caller may dispose `weights` afterwards.
    */
-  constructor(readonly config: Sam1Config, weights: Weights) {
+  constructor(
+    readonly config: Sam1Config,
+    weights: Weights,
+  ) {
     // parameters start as references to the weights (ViT-H cannot hold a zero-filled copy too)
-    [this.imageEncoder, this.promptEncoder, this.maskDecoder] = buildWithWeights(weights, () => [
-      new Sam1ImageEncoder(config),
-      new PromptEncoder(config, 'prompt_encoder'),
-      // SAM 1's predictor returns mask 0 for single-mask output: no stability-based switch
-      new MaskDecoder(
-        { dynamicMultimaskViaStability: false, dynamicMultimaskStabilityDelta: 0.05, dynamicMultimaskStabilityThresh: 0.98 },
-        SAM1_MASK_DECODER,
-      ),
-    ] as const);
+    [this.imageEncoder, this.promptEncoder, this.maskDecoder] = buildWithWeights(
+      weights,
+      () =>
+        [
+          new Sam1ImageEncoder(config),
+          new PromptEncoder(config, 'prompt_encoder'),
+          // SAM 1's predictor returns mask 0 for single-mask output: no stability-based switch
+          new MaskDecoder(
+            {
+              dynamicMultimaskViaStability: false,
+              dynamicMultimaskStabilityDelta: 0.05,
+              dynamicMultimaskStabilityThresh: 0.98,
+            },
+            SAM1_MASK_DECODER,
+          ),
+        ] as const,
+    );
     const wanted = new Set(this.paramKeys());
     const unexpected = weights.keys().filter((k) => !wanted.has(k));
     const missing = [...wanted].filter((k) => !weights.has(k));
@@ -40,7 +51,10 @@ export class Sam1Model {
       throw new Sam2Error(
         'WEIGHTS',
         `Weights do not match ${config.name}: ` +
-          [missing.length ? `${missing.length} missing (${few(missing)})` : '', unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '']
+          [
+            missing.length ? `${missing.length} missing (${few(missing)})` : '',
+            unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '',
+          ]
             .filter(Boolean)
             .join(', ') +
           '. Was the checkpoint ported for another model?',
@@ -55,7 +69,10 @@ export class Sam1Model {
 
   /** SAM 1 cannot track videos: a CONFIG error that says what to use instead. */
   tracker(): never {
-    throw new Sam2Error('CONFIG', `${this.config.name} is a SAM 1 model, which has no memory for video: use a SAM 2 checkpoint (e.g. sam2.1_hiera_tiny) to track videos.`);
+    throw new Sam2Error(
+      'CONFIG',
+      `${this.config.name} is a SAM 1 model, which has no memory for video: use a SAM 2 checkpoint (e.g. sam2.1_hiera_tiny) to track videos.`,
+    );
   }
 
   /** Every PyTorch key the model loads. */

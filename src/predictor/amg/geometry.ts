@@ -15,7 +15,11 @@ export function buildPointGrid(nPerSide: number): [number, number][] {
 }
 
 /** One grid per crop layer, with `scalePerLayer`^i fewer points per side on layer i. */
-export function buildAllLayerPointGrids(nPerSide: number, nLayers: number, scalePerLayer: number): [number, number][][] {
+export function buildAllLayerPointGrids(
+  nPerSide: number,
+  nLayers: number,
+  scalePerLayer: number,
+): [number, number][][] {
   return Array.from({ length: nLayers + 1 }, (_, i) => buildPointGrid(Math.trunc(nPerSide / scalePerLayer ** i)));
 }
 

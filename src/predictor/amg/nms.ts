@@ -15,7 +15,12 @@ function iou(a: Box, b: Box): number {
  * dropped when its IoU with a kept box of the same group exceeds `iouThreshold`. Returns the
  * kept indices sorted by decreasing score, as torchvision.ops.batched_nms.
  */
-export function batchedNms(boxes: Box[], scores: ArrayLike<number>, groups: ArrayLike<number>, iouThreshold: number): number[] {
+export function batchedNms(
+  boxes: Box[],
+  scores: ArrayLike<number>,
+  groups: ArrayLike<number>,
+  iouThreshold: number,
+): number[] {
   const order = Array.from(boxes.keys()).sort((i, j) => scores[j] - scores[i] || i - j);
   const kept: number[] = [];
   for (const i of order) {

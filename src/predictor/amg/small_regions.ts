@@ -66,6 +66,11 @@ export function postprocessSmallRegions(
     return { mask: b.mask, changed: a.changed || b.changed };
   });
   const boxes = cleaned.map((c) => maskToBox(c.mask, h, w));
-  const keep = batchedNms(boxes, cleaned.map((c) => (c.changed ? 0 : 1)), boxes.map(() => 0), nmsThresh);
+  const keep = batchedNms(
+    boxes,
+    cleaned.map((c) => (c.changed ? 0 : 1)),
+    boxes.map(() => 0),
+    nmsThresh,
+  );
   return keep.map((i) => (cleaned[i].changed ? { index: i, mask: cleaned[i].mask, box: boxes[i] } : { index: i }));
 }
