@@ -53,7 +53,7 @@ describe('command line (sam2-tfjs)', () => {
     const badBackend = run('info', '--backend', 'tpu');
     expect(badBackend.code).to.equal(1);
     expect(badBackend.err.trim()).to.match(
-      /^sam2-tfjs info: Unknown backend "tpu"\. Use one of: auto, node-gpu, node, wasm, cpu/,
+      /^sam2-tfjs info: Unknown backend "tpu"\. Use one of: auto, tensorflow, node-gpu, node, wasm, cpu, webgpu, webgl/,
     );
     const noWeights = run(
       'auto',
