@@ -19,7 +19,7 @@ import * as path from 'path';
 import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
 
-/** `SAM2_TFJS_THREADS=1` (or 0) keeps the stock single-threaded wasm build; `=N` asks for N. */
+/** `SAM2_TFJS_THREADS=N` (N >= 2) starts the threaded build with N threads; unset, 0 or 1 keep the stock build. */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
 
 /** Emscripten pre-spawns this many pthread workers (PTHREAD_POOL_SIZE of the build). */
@@ -44,7 +44,7 @@ interface EmscriptenModule {
   };
 }
 
-/** How many threads to ask for: the env var, else every core; 1 means the stock build. */
+/** How many threads to ask for: the env var (opt-in); 1 means the stock build. */
 function wantedThreads(): { n: number; reason?: string } {
   const raw = process.env[THREADS_ENV];
   if (raw !== undefined && raw !== '') {
@@ -53,9 +53,16 @@ function wantedThreads(): { n: number; reason?: string } {
     if (n <= 1) return { n: 1, reason: `${THREADS_ENV}=${raw}` };
     return { n: Math.min(n, POOL_SIZE) };
   }
+  // Opt-in for now: in a long-lived process with a ~4 GB heap (the whole test suite, deep in the
+  // video script) the main thread was seen spinning forever on an idle pool (a deadlock in the
+  // threaded build), so the default stays the stock build until that is understood.
+  return { n: 1, reason: `off by default: set ${THREADS_ENV}=2 (or N) to use the threaded build` };
+}
+
+/** Threads the threaded build would use on this machine (every core, at most the pool size). */
+export function availableThreads(): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  if (cores < 2) return { n: 1, reason: `${cores} CPU core` };
-  return { n: Math.min(cores, POOL_SIZE) };
+  return Math.min(cores, POOL_SIZE);
 }
 
 /** The files of the threaded build inside the installed package. */
