@@ -36,15 +36,13 @@ export function planBatch(
 }
 
 /**
- * Segments everything in each image under `inputs` (image files and directories, searched
- * recursively for .jpg/.jpeg/.png) and writes one SA-1B JSON per image, atomically. Images
- * whose output is complete are skipped unless `overwrite`. An image that fails (unreadable,
- * undecodable, ...) is reported in the summary and the run goes on; bad options or inputs
- * throw a Sam2Error before any work.
- * @example
- * const summary = await generateForFiles(['photos/'], { outDir: 'masks/', model: () => loadSam2('weights/sam2.1_hiera_tiny') });
+ * What a local and a queued run share: the options check, the plan, progress events and the
+ * summary. `record` counts one finished image and reports it; `finish` stamps the run time.
  */
-export async function generateForFiles(inputs: string[], options: GenerateForFilesOptions): Promise<BatchSummary> {
+export function startBatch(
+  inputs: string[],
+  options: { outDir: string; amg?: BatchAmgOptions; overwrite?: boolean; onProgress?: (p: BatchProgress) => void },
+) {
   const started = Date.now();
   const amg = options.amg ?? {};
   checkAmgOptions(amg);
@@ -60,6 +58,33 @@ export async function generateForFiles(inputs: string[], options: GenerateForFil
     failed: [],
     seconds: 0,
   };
+  const record = (r: BatchImageResult) => {
+    if (r.status === 'written') summary.written++;
+    else {
+      summary.failed.push(r);
+      state.failed++;
+    }
+    state.done++;
+    report({ image: r });
+  };
+  const finish = (): BatchSummary => {
+    summary.seconds = (Date.now() - started) / 1000;
+    return summary;
+  };
+  return { amg, todo, report, record, finish };
+}
+
+/**
+ * Segments everything in each image under `inputs` (image files and directories, searched
+ * recursively for .jpg/.jpeg/.png) and writes one SA-1B JSON per image, atomically. Images
+ * whose output is complete are skipped unless `overwrite`. An image that fails (unreadable,
+ * undecodable, ...) is reported in the summary and the run goes on; bad options or inputs
+ * throw a Sam2Error before any work.
+ * @example
+ * const summary = await generateForFiles(['photos/'], { outDir: 'masks/', model: () => loadSam2('weights/sam2.1_hiera_tiny') });
+ */
+export async function generateForFiles(inputs: string[], options: GenerateForFilesOptions): Promise<BatchSummary> {
+  const { amg, todo, report, record, finish } = startBatch(inputs, options);
   let model: SamModel | undefined;
   let gen: AutomaticMaskGenerator | undefined;
   const owned = typeof options.model === 'function';
@@ -85,7 +110,6 @@ export async function generateForFiles(inputs: string[], options: GenerateForFil
           masks: rec.annotations.length,
           seconds: (Date.now() - t0) / 1000,
         };
-        summary.written++;
       } catch (e) {
         const error = (e as Error).message.split('\n')[0];
         result = {
@@ -96,16 +120,12 @@ export async function generateForFiles(inputs: string[], options: GenerateForFil
           error,
           seconds: (Date.now() - t0) / 1000,
         };
-        summary.failed.push(result);
-        state.failed++;
       }
-      state.done++;
-      report({ image: result });
+      record(result);
     }
   } finally {
     gen?.dispose();
     if (owned) model?.dispose();
   }
-  summary.seconds = (Date.now() - started) / 1000;
-  return summary;
+  return finish();
 }

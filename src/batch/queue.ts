@@ -8,9 +8,9 @@ import * as fs from 'fs';
 import { Sam2Error } from '../errors';
 import type { SamModel } from '../model/sam_model';
 import { outputPath, writeFileAtomic } from './files';
-import { planBatch } from './generate';
-import { annotateImage, batchGenerator, checkAmgOptions, type BatchAmgOptions, type Sa1bRecord } from './sa1b';
-import type { BatchImageResult, BatchProgress, BatchSummary } from './types';
+import { startBatch } from './generate';
+import { annotateImage, batchGenerator, type BatchAmgOptions, type Sa1bRecord } from './sa1b';
+import type { BatchProgress, BatchSummary } from './types';
 
 type Bull = typeof import('bullmq');
 type BullJob = import('bullmq').Job<AutoJobData, Sa1bRecord>;
@@ -153,35 +153,9 @@ export interface EnqueueFilesOptions {
  * Re-running after an interruption picks up the same jobs (and results already computed).
  */
 export async function enqueueFiles(inputs: string[], options: EnqueueFilesOptions): Promise<BatchSummary> {
-  const started = Date.now();
   const conn = parseRedisUrl(options.queue);
-  const amg = options.amg ?? {};
-  checkAmgOptions(amg);
-  const { todo, skipped } = planBatch(inputs, options.outDir, options.overwrite);
-  const state: BatchProgress = { total: todo.length, done: 0, failed: 0, skipped: skipped.length, elapsed: 0 };
-  const report = (extra: Partial<BatchProgress> = {}) =>
-    options.onProgress?.({ ...state, elapsed: (Date.now() - started) / 1000, ...extra });
-  report();
-  const summary: BatchSummary = {
-    found: todo.length + skipped.length,
-    written: 0,
-    skipped: skipped.length,
-    failed: [],
-    seconds: 0,
-  };
-  const finish = (r: BatchImageResult) => {
-    if (r.status === 'written') summary.written++;
-    else {
-      summary.failed.push(r);
-      state.failed++;
-    }
-    state.done++;
-    report({ image: r });
-  };
-  if (!todo.length) {
-    summary.seconds = (Date.now() - started) / 1000;
-    return summary;
-  }
+  const { amg, todo, record, finish } = startBatch(inputs, options);
+  if (!todo.length) return finish();
 
   const bull = await loadBullmq();
   const name = options.queueName ?? DEFAULT_QUEUE_NAME;
@@ -205,17 +179,17 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
       if (st === 'completed') {
         const rec = job!.returnvalue;
         if (rec?.image?.file_name !== p.relPath || !Array.isArray(rec.annotations)) {
-          finish({ ...base, status: 'failed', error: `job ${id} returned no annotations for ${p.relPath}` });
+          record({ ...base, status: 'failed', error: `job ${id} returned no annotations for ${p.relPath}` });
         } else {
           try {
             writeFileAtomic(p.output, JSON.stringify(rec));
-            finish({ ...base, status: 'written', masks: rec.annotations.length });
+            record({ ...base, status: 'written', masks: rec.annotations.length });
           } catch (e) {
-            finish({ ...base, status: 'failed', error: (e as Error).message.split('\n')[0] });
+            record({ ...base, status: 'failed', error: (e as Error).message.split('\n')[0] });
           }
         }
       } else {
-        finish({ ...base, status: 'failed', error: (job!.failedReason || `job ${id} failed`).split('\n')[0] });
+        record({ ...base, status: 'failed', error: (job!.failedReason || `job ${id} failed`).split('\n')[0] });
       }
       await job!.remove().catch(() => undefined); // frees the image bytes and result in Redis
       wake();
@@ -242,7 +216,7 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
       try {
         bytes = fs.readFileSync(img.file);
       } catch (e) {
-        finish({
+        record({
           file: img.file,
           relPath: img.relPath,
           output,
@@ -284,8 +258,7 @@ export async function enqueueFiles(inputs: string[], options: EnqueueFilesOption
     clearTimeout(sweeper);
     await closeAll([events, queue]);
   }
-  summary.seconds = (Date.now() - started) / 1000;
-  return summary;
+  return finish();
 }
 
 /** What a worker reports (the library never prints; the CLI turns these into lines). */
