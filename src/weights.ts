@@ -27,6 +27,26 @@ export class Weights {
     return t;
   }
 
+  /**
+   * Checks that these weights hold exactly the keys `wanted` (a model's parameters): a WEIGHTS
+   * error naming the first missing and unexpected ones otherwise.
+   */
+  checkKeys(wanted: Iterable<string>, modelName: string): void {
+    const want = new Set(wanted);
+    const unexpected = this.keys().filter((k) => !want.has(k));
+    const missing = [...want].filter((k) => !this.has(k));
+    if (!missing.length && !unexpected.length) return;
+    const few = (xs: string[]) => xs.slice(0, 5).join(', ') + (xs.length > 5 ? ', ...' : '');
+    const parts = [
+      missing.length ? `${missing.length} missing (${few(missing)})` : '',
+      unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '',
+    ];
+    throw new Sam2Error(
+      'WEIGHTS',
+      `Weights do not match ${modelName}: ${parts.filter(Boolean).join(', ')}. Was the checkpoint ported for another model?`,
+    );
+  }
+
   /** Frees every tensor. */
   dispose(): void {
     for (const t of this.map.values()) t.dispose();

@@ -43,23 +43,7 @@ export class Sam1Model {
           ),
         ] as const,
     );
-    const wanted = new Set(this.paramKeys());
-    const unexpected = weights.keys().filter((k) => !wanted.has(k));
-    const missing = [...wanted].filter((k) => !weights.has(k));
-    const few = (xs: string[]) => xs.slice(0, 5).join(', ') + (xs.length > 5 ? ', ...' : '');
-    if (missing.length || unexpected.length) {
-      throw new Sam2Error(
-        'WEIGHTS',
-        `Weights do not match ${config.name}: ` +
-          [
-            missing.length ? `${missing.length} missing (${few(missing)})` : '',
-            unexpected.length ? `${unexpected.length} unexpected (${few(unexpected)})` : '',
-          ]
-            .filter(Boolean)
-            .join(', ') +
-          '. Was the checkpoint ported for another model?',
-      );
-    }
+    weights.checkKeys(this.paramKeys(), config.name);
     for (const c of this.components()) c.loadFrom(weights);
   }
 
