@@ -11,7 +11,8 @@
  * kept: slicing costs ~0.1% of the block's matMuls, while kept copies would add 1/3 to the
  * weights' memory and, worse, XNNPACK keeps a packed copy of every matMul weight it has seen
  * (freed with the tensor): with kept copies ViT-H ran out of the 4 GB wasm heap at block 9 even
- * at 128 px; with per-call slices it finishes (heap 4.0 GB, from the MLP weights' packed copies).
+ * at 128 px; with per-call slices it finished at 128 px but filled the heap (4.0 GB) with the MLP
+ * weights' packed copies, so big encoders also run their MLPs uncached (`uncachedWeights`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
@@ -26,6 +27,11 @@ export interface VitBlockOptions {
   windowSize: number;
   /** Side of the token grid the attention sees: the window size, or the whole grid when global. */
   inputSize: number;
+  /**
+   * Run the MLP matMuls so that XNNPACK keeps no packed copy of their weights (see
+   * `uncachedLinear`): for encoders whose weights would not fit the wasm heap twice (ViT-H).
+   */
+  uncachedWeights?: boolean;
 }
 
 interface HeadWeights {
@@ -56,6 +62,26 @@ export function relPosTable(relPos: tf.Tensor2D, size: number): tf.Tensor3D {
     const idx = new Int32Array(size * size);
     for (let q = 0; q < size; q++) for (let k = 0; k < size; k++) idx[q * size + k] = q - k + size - 1;
     return tf.reshape(tf.gather(table, tf.tensor1d(idx, 'int32')), [size, size, c]) as tf.Tensor3D;
+  });
+}
+
+/**
+ * `linear.forward(x)` without a lasting XNNPACK operator. The wasm backend's fused matMul packs
+ * the weight matrix into an operator cached under the (weight id, bias id) pair and freed only
+ * when either tensor is disposed, so every Linear of a model ends up stored twice in the wasm
+ * heap. Handing it a short-lived copy of the bias (a few KB) makes the operator die with that
+ * copy at the end of the call. Repacking costs about as much as one pass over the weights:
+ * within noise for 4096 tokens (a 1280x5120 matMul took 3.0-3.9 s either way).
+ */
+export function uncachedLinear(linear: Linear, x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = x.shape;
+    const x2 = tf.reshape(x, [-1, linear.inDim]) as tf.Tensor2D;
+    const w = linear.weight.read() as tf.Tensor2D;
+    // the copy is what matters: a Linear without a bias gets a copy of its weight instead
+    const bias = linear.bias ? tf.clone(linear.bias.read()) : undefined;
+    const y = tf.fused.matMul({ a: x2, b: bias ? w : tf.clone(w), bias });
+    return tf.reshape(y, [...shape.slice(0, -1), linear.outDim]);
   });
 }
 
@@ -204,7 +230,8 @@ export class VitBlock extends Sam2Layer {
         );
       }
       const y = tf.add(x, attn);
-      return tf.add(y, this.lin2.forward(gelu(this.lin1.forward(this.norm2.forward(y))))) as tf.Tensor4D;
+      const lin = (l: Linear, t: tf.Tensor) => (this.opts.uncachedWeights ? uncachedLinear(l, t) : l.forward(t));
+      return tf.add(y, lin(this.lin2, gelu(lin(this.lin1, this.norm2.forward(y))))) as tf.Tensor4D;
     });
   }
 
