@@ -28,8 +28,8 @@ export interface VitBlockOptions {
   /** Side of the token grid the attention sees: the window size, or the whole grid when global. */
   inputSize: number;
   /**
-   * Run the MLP matMuls so that XNNPACK keeps no packed copy of their weights (see
-   * `uncachedLinear`): for encoders whose weights would not fit the wasm heap twice (ViT-H).
+   * Run the MLP so that XNNPACK keeps no packed copy of its weights, in token chunks (see
+   * `uncachedMlp`): for encoders whose weights would not fit the wasm heap twice (ViT-H).
    */
   uncachedWeights?: boolean;
 }
@@ -65,23 +65,43 @@ export function relPosTable(relPos: tf.Tensor2D, size: number): tf.Tensor3D {
   });
 }
 
+/** Tokens per chunk of `uncachedMlp`. */
+export const MLP_CHUNK_TOKENS = 1024;
+
 /**
- * `linear.forward(x)` without a lasting XNNPACK operator. The wasm backend's fused matMul packs
- * the weight matrix into an operator cached under the (weight id, bias id) pair and freed only
- * when either tensor is disposed, so every Linear of a model ends up stored twice in the wasm
- * heap. Handing it a short-lived copy of the bias (a few KB) makes the operator die with that
- * copy at the end of the call. Repacking costs about as much as one pass over the weights:
- * within noise for 4096 tokens (a 1280x5120 matMul took 3.0-3.9 s either way).
+ * `lin2(gelu(lin1(x)))` over x [..., C] without lasting XNNPACK operators, in chunks of
+ * MLP_CHUNK_TOKENS tokens. The wasm backend's fused matMul packs the weight matrix into an
+ * operator cached under the (weight id, bias id) pair and freed only when either tensor is
+ * disposed, so every Linear of a model ends up stored twice in the wasm heap. Short-lived copies
+ * of the biases (a few KB) make the operators die with them at the end of the call: each weight
+ * is packed once per call, which is within noise for 4096 tokens (a 1280x5120 matMul took
+ * 3.0-3.9 s either way). The chunks bound the hidden activations and GELU's temporaries (at
+ * 4096 tokens ViT-H's would be ~0.5 GB at once).
  */
-export function uncachedLinear(linear: Linear, x: tf.Tensor): tf.Tensor {
+export function uncachedMlp(lin1: Linear, lin2: Linear, x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const shape = x.shape;
-    const x2 = tf.reshape(x, [-1, linear.inDim]) as tf.Tensor2D;
-    const w = linear.weight.read() as tf.Tensor2D;
-    // the copy is what matters: a Linear without a bias gets a copy of its weight instead
-    const bias = linear.bias ? tf.clone(linear.bias.read()) : undefined;
-    const y = tf.fused.matMul({ a: x2, b: bias ? w : tf.clone(w), bias });
-    return tf.reshape(y, [...shape.slice(0, -1), linear.outDim]);
+    const x2 = tf.reshape(x, [-1, lin1.inDim]) as tf.Tensor2D;
+    const n = x2.shape[0];
+    // the copies are what matter: a Linear without a bias gets a copy of its weight instead
+    const args = (l: Linear) => {
+      const w = l.weight.read() as tf.Tensor2D;
+      return l.bias ? { b: w, bias: tf.clone(l.bias.read()) } : { b: tf.clone(w) };
+    };
+    const a1 = args(lin1);
+    const a2 = args(lin2);
+    const parts: tf.Tensor2D[] = [];
+    for (let start = 0; start < n; start += MLP_CHUNK_TOKENS) {
+      parts.push(
+        tf.tidy(() => {
+          const rows = Math.min(MLP_CHUNK_TOKENS, n - start);
+          const xi = rows === n ? x2 : tf.slice(x2, [start, 0], [rows, -1]);
+          return tf.fused.matMul({ a: gelu(tf.fused.matMul({ a: xi, ...a1 })) as tf.Tensor2D, ...a2 });
+        }),
+      );
+    }
+    const y = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+    return tf.reshape(y, [...shape.slice(0, -1), lin2.outDim]);
   });
 }
 
@@ -230,8 +250,11 @@ export class VitBlock extends Sam2Layer {
         );
       }
       const y = tf.add(x, attn);
-      const lin = (l: Linear, t: tf.Tensor) => (this.opts.uncachedWeights ? uncachedLinear(l, t) : l.forward(t));
-      return tf.add(y, lin(this.lin2, gelu(lin(this.lin1, this.norm2.forward(y))))) as tf.Tensor4D;
+      const yn = this.norm2.forward(y);
+      const mlp = this.opts.uncachedWeights
+        ? uncachedMlp(this.lin1, this.lin2, yn)
+        : this.lin2.forward(gelu(this.lin1.forward(yn)));
+      return tf.add(y, mlp) as tf.Tensor4D;
     });
   }
 

@@ -14,7 +14,7 @@ const P = 'image_encoder';
 
 /**
  * Block weights (float32 bytes) above which the MLPs run without XNNPACK's cached packed copies
- * (`uncachedLinear`): ViT-H's 2.5 GB plus ~1.7 GB of packed MLP weights overflow the 4 GB wasm
+ * (`uncachedMlp`, in token chunks): ViT-H's 2.5 GB plus ~1.7 GB of packed MLP weights overflow the 4 GB wasm
  * heap, while ViT-B (0.34 GB) and ViT-L (1.2 GB) fit with the cache and keep it.
  */
 export const UNCACHED_WEIGHT_BYTES = 1.5e9;
