@@ -62,6 +62,9 @@ runVitH1024('SAM 1 ViT-H at 1024 px (opt-in: SAM2_SAM1_VIT_H_1024=1)', () => {
         y.dispose();
         expect(allFinite).to.equal(1);
       });
+      // wasm memory only grows: its size is the peak (for the README's figure)
+      const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length;
+      if (heap) console.log(`      wasm heap peak ${(heap / 2 ** 30).toFixed(2)} GiB`);
       x.dispose();
     } finally {
       model.dispose();
