@@ -90,7 +90,7 @@ export function uncachedMlp(lin1: Linear, lin2: Linear, x: tf.Tensor): tf.Tensor
     };
     const a1 = args(lin1);
     const a2 = args(lin2);
-    const parts: tf.Tensor2D[] = [];
+    const parts: tf.Tensor[] = [];
     for (let start = 0; start < n; start += MLP_CHUNK_TOKENS) {
       parts.push(
         tf.tidy(() => {

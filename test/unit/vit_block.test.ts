@@ -15,7 +15,7 @@ describe('ViT block: the uncached, chunked MLP (big encoders)', () => {
           [l.bias, i + 11],
         ] as const) {
           if (!v) continue;
-          const t = tf.randomNormal(v.shape, 0, 0.3, 'float32', seed);
+          const t = tf.randomNormal(v.shape as number[], 0, 0.3, 'float32', seed);
           v.write(t);
           t.dispose();
         }
