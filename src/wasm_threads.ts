@@ -10,6 +10,12 @@
  * 1.35x, memory attention 2.2x faster.
  *
  * Anything unexpected falls back to the stock single-threaded backend with a one-line reason.
+ *
+ * Both builds also get a heap guard: tfjs does not check `_malloc`, so when the 4 GB heap is
+ * full it writes the new tensor at address 0, over the C stack, the allocator and the pthread
+ * pool's state. What follows is arbitrary: aborts, "table index is out of bounds", or (seen
+ * once in the whole test suite, right after the SAM 1 ViT-H test had filled the heap) the main
+ * thread spinning forever on an idle pool. The guard throws a Sam2Error instead.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as crypto from 'crypto';
@@ -18,6 +24,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
+import { Sam2Error } from './errors';
 
 /** `SAM2_TFJS_THREADS=N` (N >= 2) starts the threaded build with N threads; unset, 0 or 1 keep the stock build. */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
@@ -35,6 +42,7 @@ export interface WasmThreads {
 type WasmPackage = typeof import('@tensorflow/tfjs-backend-wasm');
 
 interface EmscriptenModule {
+  _malloc: (bytes: number) => number;
   cwrap: (name: string, ret: string | null, args: string[]) => (...a: number[]) => number;
   tfjs?: unknown;
   PThread?: {
@@ -105,6 +113,41 @@ function writeWorkerFile(contents: string): string {
   return file;
 }
 
+const GUARDED = Symbol('sam2-tfjs heap guard');
+
+/**
+ * Makes `_malloc` throw a Sam2Error when the heap is full instead of returning 0, which tfjs
+ * (BackendWasm.write) would use as the tensor's address. Idempotent. An accessor, because
+ * Emscripten's lazy export replaces `Module._malloc` with the raw wasm export on its first call.
+ */
+export function guardWasmHeap(module: { _malloc: (bytes: number) => number }): void {
+  if ((module as { [GUARDED]?: true })[GUARDED]) return;
+  let malloc = module._malloc;
+  const guarded = (bytes: number) => {
+    const ptr = malloc(bytes);
+    if (ptr === 0 && bytes > 0) {
+      throw new Sam2Error(
+        'MEMORY',
+        `The wasm heap is full (4 GB): no room for a ${(bytes / 2 ** 20).toFixed(1)} MB tensor. Dispose models, predictors and video states you no longer need, or use a smaller model or image size.`,
+      );
+    }
+    return ptr;
+  };
+  Object.defineProperty(module, '_malloc', {
+    configurable: true,
+    enumerable: true,
+    get: () => guarded,
+    set: (f: (bytes: number) => number) => (malloc = f),
+  });
+  Object.defineProperty(module, GUARDED, { value: true });
+}
+
+/** Guards the heap of the initialised `wasm` backend (either build). */
+function guardBackend(): void {
+  const module = (tf.findBackend('wasm') as unknown as { wasm?: EmscriptenModule } | null)?.wasm;
+  if (module && typeof module._malloc === 'function') guardWasmHeap(module);
+}
+
 /** Lets the process exit while the pool threads idle (they wait on Atomics forever). */
 function unrefPool(module: EmscriptenModule): void {
   const p = module.PThread;
@@ -121,6 +164,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   const stock = tf.engine().registryFactory.wasm;
   const setStock = async (reason: string): Promise<WasmThreads> => {
     if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+    guardBackend();
     return { threads: 1, reason };
   };
   const { n, reason } = wantedThreads();
@@ -131,6 +175,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   if (tf.engine().registry.wasm) {
     // already initialised (an earlier call): keep whichever build it is
     if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+    guardBackend();
     const threads = wasmPackage.getThreadsCount();
     return threads > 1 ? { threads } : { threads, reason: 'the wasm backend was initialised before' };
   }
@@ -171,6 +216,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     const module = await Promise.race([starting, instantiationFailed]);
     started = module;
     unrefPool(module);
+    guardWasmHeap(module);
     // what the stock init() attaches (backend_wasm.js), needed by BackendWasm
     module.tfjs = {
       init: module.cwrap('init', null, []),

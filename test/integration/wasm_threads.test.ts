@@ -3,7 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFile } from 'child_process';
 import { backendInfo } from '../../src/backend';
-import { THREADS_ENV, availableThreads } from '../../src/wasm_threads';
+import { THREADS_ENV, availableThreads, guardWasmHeap } from '../../src/wasm_threads';
+import { expectSam2Error } from '../helpers';
 import { parallelMemoryAttentionAvailable } from '../../src/model/memory_attention_parallel';
 
 interface ChildResult {
@@ -12,9 +13,13 @@ interface ChildResult {
   all: string;
 }
 
-/** Runs test/helpers/threads_child.ts in a fresh process; it must exit by itself. */
-function child(threads: string | undefined, infoOnly = false): Promise<ChildResult> {
-  const script = path.join(__dirname, '..', 'helpers', 'threads_child.ts');
+/** Runs a helper script in a fresh process; it must exit by itself. */
+function child<T = ChildResult>(
+  threads: string | undefined,
+  infoOnly = false,
+  helper = 'threads_child.ts',
+): Promise<T> {
+  const script = path.join(__dirname, '..', 'helpers', helper);
   const env: NodeJS.ProcessEnv = { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: '' };
   if (threads === undefined) delete env[THREADS_ENV];
   else env[THREADS_ENV] = threads;
@@ -60,5 +65,44 @@ describe('wasm backend on every core (threaded SIMD build)', () => {
   it('explains a bad thread count and falls back to one thread', async function () {
     const r = await child('many', true);
     expect(r.wasmThreads).to.deep.equal({ threads: 1, reason: `${THREADS_ENV}="many" is not a thread count` });
+  });
+
+  it('a full heap throws a MEMORY Sam2Error instead of writing the tensor at address 0', async function () {
+    // tfjs uses _malloc's 0 as the tensor's address; Emscripten's lazy export replaces _malloc on first call
+    let free = 1;
+    const raw = (bytes: number) => (bytes <= free ? 8 : 0);
+    const module = {
+      _malloc(bytes: number): number {
+        module._malloc = raw;
+        return raw(bytes);
+      },
+    };
+    guardWasmHeap(module);
+    guardWasmHeap(module); // idempotent
+    expect(module._malloc(1)).to.equal(8);
+    expect(module._malloc(0)).to.equal(8);
+    free = 0;
+    await expectSam2Error(
+      () => module._malloc(2 ** 20),
+      'MEMORY',
+      /wasm heap is full \(4 GB\): no room for a 1\.0 MB tensor/,
+    );
+  });
+
+  it('after the heap filled up to 4 GB, threaded kernels still run and give the same results (the hang seen in the whole suite)', async function () {
+    interface HeapResult {
+      wasmThreads: { threads: number };
+      error?: { name: string; code?: string; message: string };
+      fullHeapMb: number;
+      before: string;
+      after: string[];
+      tensors: number;
+    }
+    const r = await child<HeapResult>(String(availableThreads()), false, 'heap_child.ts');
+    if (cores >= 2) expect(r.wasmThreads.threads).to.equal(availableThreads());
+    expect(r.error).to.include({ name: 'Sam2Error', code: 'MEMORY' });
+    expect(r.fullHeapMb).to.be.greaterThan(4000);
+    expect(r.after).to.deep.equal([r.before, r.before]);
+    expect(r.tensors).to.equal(0);
   });
 });
