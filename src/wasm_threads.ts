@@ -26,7 +26,7 @@ import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
 import { Sam2Error } from './errors';
 
-/** `SAM2_TFJS_THREADS=N` (N >= 2) starts the threaded build with N threads; unset, 0 or 1 keep the stock build. */
+/** `SAM2_TFJS_THREADS=N`: N threads (at most 8); 0 or 1 keep the stock build; unset: every core (at most 8). */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
 
 /** Emscripten pre-spawns this many pthread workers (PTHREAD_POOL_SIZE of the build). */
@@ -52,7 +52,7 @@ interface EmscriptenModule {
   };
 }
 
-/** How many threads to ask for: the env var (opt-in); 1 means the stock build. */
+/** How many threads to ask for: the env var, else every core; 1 means the stock build. */
 function wantedThreads(): { n: number; reason?: string } {
   const raw = process.env[THREADS_ENV];
   if (raw !== undefined && raw !== '') {
@@ -61,10 +61,8 @@ function wantedThreads(): { n: number; reason?: string } {
     if (n <= 1) return { n: 1, reason: `${THREADS_ENV}=${raw}` };
     return { n: Math.min(n, POOL_SIZE) };
   }
-  // Opt-in for now: in a long-lived process with a ~4 GB heap (the whole test suite, deep in the
-  // video script) the main thread was seen spinning forever on an idle pool (a deadlock in the
-  // threaded build), so the default stays the stock build until that is understood.
-  return { n: 1, reason: `off by default: set ${THREADS_ENV}=2 (or N) to use the threaded build` };
+  const n = availableThreads();
+  return n > 1 ? { n } : { n: 1, reason: 'one core' };
 }
 
 /** Threads the threaded build would use on this machine (every core, at most the pool size). */

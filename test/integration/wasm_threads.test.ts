@@ -40,16 +40,23 @@ function child<T = ChildResult>(
 const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 
 describe('wasm backend on every core (threaded SIMD build)', () => {
-  it('is off unless asked for (SAM2_TFJS_THREADS), and then the memory-attention worker is used', function () {
+  it('is on by default on 2+ cores (SAM2_TFJS_THREADS overrides), and then the memory-attention worker is not used', function () {
     const t = backendInfo()?.wasmThreads;
     expect(t, 'backendInfo().wasmThreads').to.not.equal(undefined);
-    if (process.env[THREADS_ENV] && Number(process.env[THREADS_ENV]) >= 2) {
-      expect(t!.threads).to.equal(Math.min(Number(process.env[THREADS_ENV]), 8));
+    const env = process.env[THREADS_ENV];
+    if (env !== undefined && env !== '') {
+      expect(t!.threads).to.equal(Number(env) >= 2 ? Math.min(Number(env), 8) : 1);
       return;
     }
-    expect(t!.threads).to.equal(1);
-    expect(t!.reason).to.match(/off by default|SAM2_TFJS_THREADS/);
-    if (cores >= 2) expect(parallelMemoryAttentionAvailable()).to.equal(true);
+    expect(t!.threads).to.equal(availableThreads());
+    if (cores >= 2) expect(parallelMemoryAttentionAvailable()).to.equal(false);
+    else expect(t!.reason).to.equal('one core');
+  });
+
+  it('the default process uses every core and exits by itself', async function () {
+    if (cores < 2) this.skip();
+    const r = await child(undefined, true);
+    expect(r.wasmThreads).to.deep.equal({ threads: availableThreads() });
   });
 
   it('gives bit-identical masks and logits with threads on and off, and the process exits', async function () {
@@ -98,7 +105,7 @@ describe('wasm backend on every core (threaded SIMD build)', () => {
       after: string[];
       tensors: number;
     }
-    const r = await child<HeapResult>(String(availableThreads()), false, 'heap_child.ts');
+    const r = await child<HeapResult>(undefined, false, 'heap_child.ts');
     if (cores >= 2) expect(r.wasmThreads.threads).to.equal(availableThreads());
     expect(r.error).to.include({ name: 'Sam2Error', code: 'MEMORY' });
     expect(r.fullHeapMb).to.be.greaterThan(4000);
