@@ -43,6 +43,7 @@ type WasmPackage = typeof import('@tensorflow/tfjs-backend-wasm');
 
 interface EmscriptenModule {
   _malloc: (bytes: number) => number;
+  asm?: { malloc?: unknown };
   cwrap: (name: string, ret: string | null, args: string[]) => (...a: number[]) => number;
   tfjs?: unknown;
   PThread?: {
@@ -111,19 +112,25 @@ function writeWorkerFile(contents: string): string {
   return file;
 }
 
-const GUARDED = Symbol('sam2-tfjs heap guard');
+/** Emscripten's heap limit in both builds (getHeapMax: 4 GB less one 64 KB page). */
+const HEAP_MAX = 2 ** 32 - 2 ** 16;
 
 /**
- * Makes `_malloc` throw a Sam2Error when the heap is full instead of returning 0, which tfjs
- * (BackendWasm.write) would use as the tensor's address. Idempotent. An accessor, because
- * Emscripten's lazy export replaces `Module._malloc` with the raw wasm export on its first call.
+ * Makes `_malloc` throw a Sam2Error when the heap is full instead of returning a block tfjs
+ * cannot use: 0, which tfjs (BackendWasm.write) takes as the tensor's address, or, in the last
+ * megabytes below 4 GB, a block whose end wraps past 2^32 (seen: 1 MB at 4294046856), which
+ * kernels would write over the bottom of the heap (that block is not freed: freeing writes past
+ * its end too). Calls the wasm export (`asm.malloc`) directly: Emscripten's lazy `_malloc`
+ * replaces itself with the export on its first call, which would drop the guard. Idempotent;
+ * returns whether the module is guarded.
  */
-export function guardWasmHeap(module: { _malloc: (bytes: number) => number }): void {
-  if ((module as { [GUARDED]?: true })[GUARDED]) return;
-  let malloc = module._malloc;
+export function guardWasmHeap(module: { _malloc: (bytes: number) => number; asm?: { malloc?: unknown } }): boolean {
+  const malloc = module.asm?.malloc as ((bytes: number) => number) | undefined;
+  if (typeof malloc !== 'function') return false;
+  if ((module._malloc as { sam2Guard?: true }).sam2Guard) return true;
   const guarded = (bytes: number) => {
     const ptr = malloc(bytes);
-    if (ptr === 0 && bytes > 0) {
+    if (bytes > 0 && (ptr === 0 || (ptr >>> 0) + bytes > HEAP_MAX)) {
       throw new Sam2Error(
         'MEMORY',
         `The wasm heap is full (4 GB): no room for a ${(bytes / 2 ** 20).toFixed(1)} MB tensor. Dispose models, predictors and video states you no longer need, or use a smaller model or image size.`,
@@ -131,13 +138,45 @@ export function guardWasmHeap(module: { _malloc: (bytes: number) => number }): v
     }
     return ptr;
   };
-  Object.defineProperty(module, '_malloc', {
-    configurable: true,
-    enumerable: true,
-    get: () => guarded,
-    set: (f: (bytes: number) => number) => (malloc = f),
-  });
-  Object.defineProperty(module, GUARDED, { value: true });
+  module._malloc = Object.assign(guarded, { sam2Guard: true as const });
+  return true;
+}
+
+/** The last XNNPACK failure the wasm side printed, not yet reported. */
+let xnnFailure: string | undefined;
+
+/**
+ * The threaded module's stderr. tfjs's C++ kernels only print when an XNNPACK call fails (e.g.
+ * out of memory while packing a weight) and then return garbage: keep the line for checkKernels.
+ */
+function onPrintErr(text: string): void {
+  if (/XNN status/.test(text)) xnnFailure = text;
+  else process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Wraps the module's cwrap (BackendWasm's kernels get their wasm functions from it when tf.js
+ * sets them up) so a kernel during which XNNPACK failed throws instead of returning garbage.
+ */
+function checkKernels(module: EmscriptenModule): void {
+  const cwrap = module.cwrap;
+  module.cwrap = (name, ret, args) => {
+    const f = cwrap(name, ret, args);
+    return (...a: number[]) => {
+      const r = f(...a);
+      if (xnnFailure !== undefined) {
+        const line = xnnFailure.split('. Use')[0];
+        xnnFailure = undefined;
+        throw / status 6\b/.test(line)
+          ? new Sam2Error(
+              'MEMORY',
+              `The wasm heap is full (4 GB): XNNPACK ran out of memory in ${name}. Dispose models, predictors and video states you no longer need, or use a smaller model or image size.`,
+            )
+          : new Sam2Error('BACKEND', `The wasm kernel ${name} failed (${line}).`);
+      }
+      return r;
+    };
+  };
 }
 
 /** Guards the heap of the initialised `wasm` backend (either build). */
@@ -196,6 +235,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     let failed: (e: Error) => void = () => undefined;
     const instantiationFailed = new Promise<never>((_, reject) => (failed = reject));
     const starting = emscriptenFactory({
+      printErr: onPrintErr,
       mainScriptUrlOrBlob: files.factory, // the workers importScripts() it, then call the factory
       locateFile: (p: string) => (p.endsWith('.worker.js') ? workerFile : p.endsWith('.wasm') ? files.wasm : p),
       instantiateWasm: (
@@ -215,6 +255,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     started = module;
     unrefPool(module);
     guardWasmHeap(module);
+    checkKernels(module);
     // what the stock init() attaches (backend_wasm.js), needed by BackendWasm
     module.tfjs = {
       init: module.cwrap('init', null, []),

@@ -3,7 +3,9 @@
  * the threaded build once showed in the whole suite. Fills the 4 GB wasm heap until the next
  * tensor does not fit (tfjs used to write it at address 0, corrupting the allocator and the
  * pthread pool: the main thread then spun forever), frees it all, then runs threaded matMuls and
- * a conv. Prints one JSON line: the error, and hashes of the results before and after.
+ * a conv. On the way, a matMul whose output fits but whose packed weight (XNNPACK's own
+ * allocation) does not. Prints one JSON line: the errors, and hashes of the results before and
+ * after.
  */
 import * as crypto from 'crypto';
 import * as tf from '@tensorflow/tfjs';
@@ -36,6 +38,8 @@ async function main() {
   const info = await initBackend('wasm');
   const before = await work();
   const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength;
+  const x = tf.tensor2d(new Float32Array(8 * 1024).fill(1), [8, 1024]);
+  const w = tf.tensor2d(new Float32Array(1024 * 1024).fill(1), [1024, 1024]);
   const held: tf.Tensor[] = [];
   let error: { name: string; code?: string; message: string } | undefined;
   // big blocks first, then small ones: the heap ends up full to the last megabyte
@@ -51,12 +55,24 @@ async function main() {
     }
   }
   const fullHeap = heap();
+  // room for a matMul's output but not for the packed copy XNNPACK makes of a new weight
+  held.pop()!.dispose();
+  held.pop()!.dispose();
+  let xnn: { name: string; code?: string; message: string } | undefined;
+  try {
+    tf.matMul(x, w).dispose();
+  } catch (e) {
+    const { name, code, message } = e as { name: string; code?: string; message: string };
+    xnn = { name, code, message };
+  }
+  tf.dispose([x, w]);
   tf.dispose(held);
   const after = [await work(), await work()];
   console.log(
     JSON.stringify({
       wasmThreads: info.wasmThreads,
       error,
+      xnn,
       fullHeapMb: fullHeap / 2 ** 20,
       before,
       after,

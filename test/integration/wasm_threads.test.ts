@@ -75,31 +75,39 @@ describe('wasm backend on every core (threaded SIMD build)', () => {
   });
 
   it('a full heap throws a MEMORY Sam2Error instead of writing the tensor at address 0', async function () {
-    // tfjs uses _malloc's 0 as the tensor's address; Emscripten's lazy export replaces _malloc on first call
-    let free = 1;
-    const raw = (bytes: number) => (bytes <= free ? 8 : 0);
+    // tfjs uses _malloc's 0 as the tensor's address; Emscripten's lazy _malloc replaces itself on first call
+    let room = 1;
+    let at = 8;
+    const asm = { malloc: (bytes: number) => (bytes <= room ? at : 0) };
     const module = {
+      asm,
       _malloc(bytes: number): number {
-        module._malloc = raw;
-        return raw(bytes);
+        module._malloc = asm.malloc;
+        return asm.malloc(bytes);
       },
     };
-    guardWasmHeap(module);
-    guardWasmHeap(module); // idempotent
+    expect(guardWasmHeap({ _malloc: () => 8 }), 'no wasm export to call').to.equal(false);
+    expect(guardWasmHeap(module)).to.equal(true);
+    expect(guardWasmHeap(module), 'idempotent').to.equal(true);
     expect(module._malloc(1)).to.equal(8);
     expect(module._malloc(0)).to.equal(8);
-    free = 0;
+    room = 0;
     await expectSam2Error(
       () => module._malloc(2 ** 20),
       'MEMORY',
       /wasm heap is full \(4 GB\): no room for a 1\.0 MB tensor/,
     );
+    // near the top, the allocator once returned a block ending past 2^32 (its end wraps to 0)
+    room = 2 ** 20;
+    at = 4294046856 | 0; // _malloc returns a signed int
+    await expectSam2Error(() => module._malloc(2 ** 20), 'MEMORY', /no room for a 1\.0 MB tensor/);
   });
 
   it('after the heap filled up to 4 GB, threaded kernels still run and give the same results (the hang seen in the whole suite)', async function () {
     interface HeapResult {
       wasmThreads: { threads: number };
       error?: { name: string; code?: string; message: string };
+      xnn?: { name: string; code?: string; message: string };
       fullHeapMb: number;
       before: string;
       after: string[];
@@ -109,6 +117,8 @@ describe('wasm backend on every core (threaded SIMD build)', () => {
     if (cores >= 2) expect(r.wasmThreads.threads).to.equal(availableThreads());
     expect(r.error).to.include({ name: 'Sam2Error', code: 'MEMORY' });
     expect(r.fullHeapMb).to.be.greaterThan(4000);
+    // XNNPACK's own allocation failing: an error (MEMORY, or a trap near 4 GB), not garbage
+    if (r.wasmThreads.threads > 1) expect(r.xnn, 'matMul with no room for its packed weight').to.not.equal(undefined);
     expect(r.after).to.deep.equal([r.before, r.before]);
     expect(r.tensors).to.equal(0);
   });
