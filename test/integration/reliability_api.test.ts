@@ -5,7 +5,10 @@
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { fixturePath } from '../helpers';
 import { tinyWeights } from '../models';
 import { Sam2Error } from '../../src/errors';
@@ -15,7 +18,9 @@ import { AutomaticMaskGenerator } from '../../src/predictor/automatic_mask_gener
 import { jpegMemoryLimitMB, jpegSize, readImage } from '../../src/predictor/image_input';
 import { SamPredictor } from '../../src/predictor/sam_predictor';
 import { VideoPredictor } from '../../src/predictor/video_predictor';
-import { WORKERS_ENV } from '../../src/model/memory_attention_parallel';
+import { LongVideoResult, picture, trackLongVideo } from '../helpers/long_video';
+import { backendInfo } from '../../src/backend';
+import { THREADS_ENV } from '../../src/wasm_threads';
 
 async function rejects(p: Promise<unknown> | (() => unknown), code: string, re: RegExp) {
   try {
@@ -27,17 +32,6 @@ async function rejects(p: Promise<unknown> | (() => unknown), code: string, re: 
     return;
   }
   expect.fail('should have thrown');
-}
-
-/** A W x H RGB image: a bright square at (cx, cy) on a gradient. */
-function picture(W: number, H: number, cx: number, cy: number) {
-  const data = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++) {
-      const inside = Math.abs(x - cx) < 5 && Math.abs(y - cy) < 5;
-      data.fill(inside ? 230 : (x * 3 + y * 2) % 90, (y * W + x) * 3, (y * W + x) * 3 + 3);
-    }
-  return { data, width: W, height: H };
 }
 
 /** What SamPredictor keeps per image: 3 feature maps + the decoder's per-image precompute (src and 3 first-block projections). */
@@ -288,45 +282,27 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
 
   // SAM2_LONG_FRAMES=1000 runs the full 1000-frame check (about 10-15 min on a shared 2-core VM)
   const LONG = Number(process.env.SAM2_LONG_FRAMES || 26);
-  for (const workers of [false, true]) {
-    it(`memory stays flat over a ${LONG}-frame video at 64 px ${workers ? 'with the memory-attention worker thread' : 'on one thread'}`, async () => {
-      const env = {
-        [WORKERS_ENV]: process.env[WORKERS_ENV],
-        SAM2_TFJS_WORKER_MIN_SCORES: process.env.SAM2_TFJS_WORKER_MIN_SCORES,
-      };
-      process.env[WORKERS_ENV] = workers ? '1' : '0';
-      process.env.SAM2_TFJS_WORKER_MIN_SCORES = workers ? '1' : '';
-      const small = new Sam2Model(makeConfig('sam2.1', 'tiny', 64), tinyWeights());
-      const v = new VideoPredictor(small, { maxCachedFrames: 2 });
-      try {
-        const n = 12;
-        const state = await v.initState(Array.from({ length: LONG }, (_, t) => picture(n, n, 3 + (t % 6), 6)));
-        await v.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 6]], labels: [1] });
-        const counts: number[] = [];
-        const bytes: number[] = [];
-        const heap: number[] = [];
-        for await (const f of v.propagateInVideo(state)) {
-          counts.push(tf.memory().numTensors);
-          bytes.push(tf.memory().numBytes);
-          heap.push(process.memoryUsage().heapUsed);
-          expect(f.masks).to.have.length(1);
-        }
-        // once the memory window (16 frames + the conditioning frame) is full, nothing grows
-        const w = 18;
-        console.log(
-          `      ${LONG} frames: tensors ${counts[w]} -> ${counts[LONG - 1]}, bytes ${bytes[w]} -> ${bytes[LONG - 1]}, heap ${(heap[w] / 2 ** 20).toFixed(0)} -> ${(heap[LONG - 1] / 2 ** 20).toFixed(0)} MiB`,
-        );
-        expect(counts[LONG - 1]).to.equal(counts[w]);
-        expect(bytes[LONG - 1]).to.equal(bytes[w]);
-        v.resetState(state);
-      } finally {
-        v.dispose();
-        small.dispose();
-        for (const [k, val] of Object.entries(env)) {
-          if (val === undefined) delete process.env[k];
-          else process.env[k] = val;
-        }
-      }
-    });
-  }
+  // once the memory window (16 frames + the conditioning frame) is full, nothing may grow
+  const flat = (r: LongVideoResult, label: string) => {
+    const w = 18;
+    console.log(
+      `      ${label}, ${LONG} frames: tensors ${r.counts[w]} -> ${r.counts[LONG - 1]}, bytes ${r.bytes[w]} -> ${r.bytes[LONG - 1]}, heap ${(r.heap[w] / 2 ** 20).toFixed(0)} -> ${(r.heap[LONG - 1] / 2 ** 20).toFixed(0)} MiB`,
+    );
+    expect(r.counts).to.have.length(LONG);
+    expect(r.counts[LONG - 1]).to.equal(r.counts[w]);
+    expect(r.bytes[LONG - 1]).to.equal(r.bytes[w]);
+  };
+  it(`memory stays flat over a ${LONG}-frame video at 64 px on the default backend (threaded wasm on 2+ cores)`, async () => {
+    flat(await trackLongVideo(LONG), `${backendInfo()?.wasmThreads?.threads ?? 1} wasm thread(s)`);
+  });
+  it(`memory stays flat over a ${LONG}-frame video at 64 px on one wasm thread with the memory-attention worker thread`, async function () {
+    if (os.cpus().length < 2) this.skip(); // the worker needs a second core
+    const script = path.join(__dirname, '..', 'helpers', 'long_video.ts');
+    const env = { ...process.env, SAM2_TFJS_QUIET: '1', SAM2_TFJS_BACKEND: '', [THREADS_ENV]: '1' };
+    const out = execFileSync(process.execPath, ['--import', 'tsx', script, String(LONG)], { env, encoding: 'utf8' });
+    const r = JSON.parse(out.trim().split('\n').pop() as string) as LongVideoResult;
+    expect(r.threads).to.equal(1);
+    expect(r.worker, 'memory attention may use its worker thread').to.equal(true);
+    flat(r, 'one thread + worker');
+  });
 });
