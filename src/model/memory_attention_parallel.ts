@@ -12,7 +12,7 @@ import { Worker } from 'worker_threads';
 import { backendInfo } from '../backend';
 import type { GridRows } from '../layers/rope_attention';
 import { MemoryAttention, type PointerTokens, type SpatialMemory } from './memory_attention';
-import type { FromWorker, ToWorker } from './memory_attention_worker';
+import type { FromWorker, ToWorker } from './memory_attention_messages';
 
 /** Set to 0 to keep memory attention on one thread. */
 export const WORKERS_ENV = 'SAM2_TFJS_WORKERS';

@@ -6,20 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { parentPort } from 'worker_threads';
 import { initBackend } from '../backend';
-import type { Sam2Config } from '../config';
 import { MemoryAttention } from './memory_attention';
 import { Weights } from '../weights';
-import type { GridRows } from '../layers/rope_attention';
-
-/** Messages from the main thread. */
-export type ToWorker =
-  | { type: 'init'; config: Sam2Config; weights: [string, number[], Float32Array][] }
-  | { type: 'bank'; keysT: Float32Array[]; numKeys: number; values: Float32Array }
-  | { type: 'layer'; layer: number; x: Float32Array; rows: GridRows }
-  | { type: 'release' };
-
-/** Replies: 'ready' after init, 'rows' after a layer, 'error' for any failure. */
-export type FromWorker = { type: 'ready' } | { type: 'rows'; data: Float32Array } | { type: 'error'; message: string };
+import type { FromWorker, ToWorker } from './memory_attention_messages';
 
 let attention: MemoryAttention | undefined;
 let bank: { keysT: tf.Tensor2D[]; values: tf.Tensor2D } | undefined;
