@@ -9,7 +9,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { fixturePath } from '../helpers';
+import { expectSam2Error, fixturePath } from '../helpers';
 import { tinyWeights } from '../models';
 import { Sam2Error } from '../../src/errors';
 import { makeConfig } from '../../src/config';
@@ -21,18 +21,6 @@ import { VideoPredictor } from '../../src/predictor/video_predictor';
 import { LongVideoResult, picture, trackLongVideo } from '../helpers/long_video';
 import { backendInfo } from '../../src/backend';
 import { THREADS_ENV } from '../../src/wasm_threads';
-
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, re: RegExp) {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(Sam2Error);
-    expect((e as Sam2Error).code, (e as Error).message).to.equal(code);
-    expect((e as Error).message).to.match(re);
-    return;
-  }
-  expect.fail('should have thrown');
-}
 
 /** What SamPredictor keeps per image: 3 feature maps + the decoder's per-image precompute (src and 3 first-block projections). */
 const CACHED_PER_IMAGE = 3 + 4;
@@ -50,20 +38,20 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const img = await readImage(t);
     expect([img.width, img.height]).to.deep.equal([40, 30]);
     expect(tf.memory().numTensors).to.equal(before);
-    await rejects(readImage(null as never), 'INPUT', /Unsupported image null/);
-    await rejects(readImage(42 as never), 'INPUT', /Unsupported image number/);
-    await rejects(
+    await expectSam2Error(readImage(null as never), 'INPUT', /Unsupported image null/);
+    await expectSam2Error(readImage(42 as never), 'INPUT', /Unsupported image number/);
+    await expectSam2Error(
       readImage({ data: new Uint8Array(0), width: 0, height: 0 }),
       'INPUT',
       /width and height must be positive integers, got 0x0/,
     );
-    await rejects(
+    await expectSam2Error(
       readImage({ data: new Uint8Array(12), width: -2, height: 2 }),
       'INPUT',
       /positive integers, got -2x2/,
     );
     const unit = tf.tidy(() => tf.div(tf.cast(t, 'float32'), 255) as tf.Tensor3D);
-    await rejects(readImage(unit), 'INPUT', /values are all in 0\.\.1 .* multiply it by 255/);
+    await expectSam2Error(readImage(unit), 'INPUT', /values are all in 0\.\.1 .* multiply it by 255/);
     tf.dispose([t, unit]);
     expect(tf.memory().numTensors).to.equal(before - 1);
   });
@@ -81,7 +69,7 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const sof = big.indexOf(Buffer.from([0xff, 0xc0]));
     big.writeUInt16BE(9000, sof + 5);
     big.writeUInt16BE(12000, sof + 7);
-    await rejects(
+    await expectSam2Error(
       readImage(big),
       'IMAGE',
       /12000x9000 JPEG \(108 MP\), more than the 100 MP sam2-tfjs decodes: downscale it first/,
@@ -100,20 +88,20 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const mask = tf.tensor(r.lowResLogits[0]);
     await p.predict({ pointCoords: [[10, 10]], pointLabels: [1], maskInput: mask });
     expect(tf.memory().numTensors).to.equal(withImage + 1);
-    await rejects(
+    await expectSam2Error(
       p.predict({ pointCoords: [[10, 10]], pointLabels: [7] }),
       'INPUT',
       /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/,
     );
     const c = tf.zeros([1, 2]);
     const l = tf.zeros([1, 1]);
-    await rejects(
+    await expectSam2Error(
       () => p.predictTensors(c as tf.Tensor3D, l as tf.Tensor2D),
       'INPUT',
       /coords must be \[B, N, 2\], got \[1,2\]/,
     );
     const c3 = tf.zeros([2, 1, 2]);
-    await rejects(
+    await expectSam2Error(
       () => p.predictTensors(c3 as tf.Tensor3D, l as tf.Tensor2D),
       'INPUT',
       /labels must be \[2, 1\] to match coords, got \[1,1\]/,
@@ -139,7 +127,7 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     expect(r2.map((r) => r.width)).to.deep.equal([40, 40]);
     expect(tf.memory().numTensors).to.equal(base + CACHED_PER_IMAGE); // one image's cache
     // a failed setImage leaves the previous image set
-    await rejects(p.setImage(Buffer.from('not an image')), 'IMAGE', /Cannot decode image bytes/);
+    await expectSam2Error(p.setImage(Buffer.from('not an image')), 'IMAGE', /Cannot decode image bytes/);
     expect((await p.predict({ pointCoords: [[5, 5]], pointLabels: [1] })).width).to.equal(40);
     p.dispose();
     expect(tf.memory().numTensors).to.equal(base);
@@ -207,42 +195,46 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
   it('a failed addNewPointsOrBox leaves the state as it was; bad labels, object ids and options are INPUT errors that change nothing', async () => {
     const base = tf.memory().numTensors;
     const state = await video.initState([...frames(3), Buffer.from('not a frame'), picture(W + 2, H, 4, 4)]);
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 3, objId: 1, points: [[4, 4]], labels: [1] }),
       'IMAGE',
       /Cannot decode image bytes/,
     );
     expect(state.objIds).to.deep.equal([]);
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 4, objId: 1, points: [[4, 4]], labels: [1] }),
       'INPUT',
       /Frame 4 is 26x16 but the video is 24x16: give frames of one size/,
     );
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [7] }),
       'INPUT',
       /the label of point 0 must be 1 \(foreground\) or 0 \(background\), got 7/,
     );
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[4, 4]], labels: [-1] }),
       'INPUT',
       /got -1/,
     );
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1.5, points: [[4, 4]], labels: [1] }),
       'INPUT',
       /objId must be an integer, got 1\.5/,
     );
     await video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[6, 8]], labels: [1] });
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 3, objId: 2, points: [[4, 4]], labels: [1] }),
       'IMAGE',
       /Cannot decode/,
     );
     expect(state.objIds).to.deep.equal([1]);
     const count = tf.memory().numTensors;
-    await rejects(video.propagateInVideo(state, { startFrameIdx: 9 }).next(), 'INPUT', /frameIdx 9 is out of range/);
-    await rejects(
+    await expectSam2Error(
+      video.propagateInVideo(state, { startFrameIdx: 9 }).next(),
+      'INPUT',
+      /frameIdx 9 is out of range/,
+    );
+    await expectSam2Error(
       video.propagateInVideo(state, { maxFrameNumToTrack: -1 }).next(),
       'INPUT',
       /maxFrameNumToTrack must be a non-negative integer, got -1/,
@@ -266,13 +258,13 @@ describe('reliability: video state under failures and concurrent calls (128 px)'
     expect(rs.map((r) => r.objIds)).to.deep.equal([[1], [1, 2], [1, 2]]);
     for await (const f of video.propagateInVideo(state)) {
       if (f.frameIdx !== 1) continue;
-      await rejects(
+      await expectSam2Error(
         video.addNewPointsOrBox(state, { frameIdx: 1, objId: 1, points: [[6, 8]], labels: [1] }),
         'STATE',
         /propagateInVideo is running on this video state/,
       );
-      await rejects(video.propagateInVideo(state).next(), 'STATE', /propagateInVideo is running/);
-      await rejects(() => video.removeObject(state, 2), 'STATE', /propagateInVideo is running/);
+      await expectSam2Error(video.propagateInVideo(state).next(), 'STATE', /propagateInVideo is running/);
+      await expectSam2Error(() => video.removeObject(state, 2), 'STATE', /propagateInVideo is running/);
     }
     // after the loop the state takes calls again
     await video.addNewPointsOrBox(state, { frameIdx: 2, objId: 1, points: [[8, 8]], labels: [1] });

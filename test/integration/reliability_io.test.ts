@@ -7,7 +7,7 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
-import { fixturePath } from '../helpers';
+import { expectSam2Error, fixturePath } from '../helpers';
 import { downloadCheckpoint } from '../../src/io/download';
 import { portCheckpoint } from '../../src/io/port';
 import { readPortedWeights } from '../../src/io/ported';
@@ -53,18 +53,6 @@ async function cliRun(args: string[], cwd: string, env: Record<string, string> =
   child.stderr.on('data', (d) => (r.stderr += d));
   r.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   return r;
-}
-
-async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, re: RegExp) {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(Sam2Error);
-    expect((e as Sam2Error).code).to.equal(code);
-    expect((e as Error).message).to.match(re);
-    return;
-  }
-  expect.fail('should have thrown');
 }
 
 describe('weights files: concurrent downloads, servers down, files placed by hand', () => {
@@ -137,7 +125,7 @@ describe('weights files: concurrent downloads, servers down, files placed by han
     // a port nothing listens on any more
     const srv = await slowServer(body);
     srv.close();
-    await rejectsWith(
+    await expectSam2Error(
       readPortedWeights(`${srv.url}/weights/sam2.1_hiera_tiny`),
       'NETWORK',
       /Cannot fetch http:.*\/weights\/sam2\.1_hiera_tiny\/model\.json \(ECONNREFUSED\): check the URL and that the server is up/,
