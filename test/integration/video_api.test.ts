@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { maskIoU } from '../helpers';
+import { expectSam2Error, maskIoU } from '../helpers';
 import { tinyWeights } from '../models';
 import { makeConfig } from '../../src/config';
 import { Sam2Model } from '../../src/model/sam2';
@@ -23,17 +23,6 @@ function frames(n: number) {
   });
 }
 
-async function rejects(p: Promise<unknown> | (() => unknown), re: RegExp) {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(Sam2Error);
-    expect((e as Error).message).to.match(re);
-    return;
-  }
-  expect.fail('should have thrown');
-}
-
 describe('VideoPredictor: API, errors and bounded memory (formula weights at 128 px)', () => {
   let model: Sam2Model;
   let video: VideoPredictor;
@@ -45,23 +34,27 @@ describe('VideoPredictor: API, errors and bounded memory (formula weights at 128
 
   it('rejects bad prompts, unknown objects, frames out of range and reset states', async () => {
     const state = await video.initState(frames(5));
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 9, objId: 1, points: [[1, 1]], labels: [1] }),
+      'INPUT',
       /frameIdx 9 is out of range: the video has 5 frames/,
     );
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [] }),
+      'INPUT',
       /1 points but 0 labels/,
     );
-    await rejects(
+    await expectSam2Error(
       video.addNewMask(state, { frameIdx: 0, objId: 1, mask: new Uint8Array(10) }),
+      'INPUT',
       /mask has 10 values but the video is 48x32/,
     );
-    await rejects(() => video.removeObject(state, 7), /Unknown object id 7/);
-    await rejects(video.propagateInVideo(state).next(), /No object has prompts yet/);
+    await expectSam2Error(() => video.removeObject(state, 7), 'INPUT', /Unknown object id 7/);
+    await expectSam2Error(video.propagateInVideo(state).next(), 'STATE', /No object has prompts yet/);
     video.resetState(state);
-    await rejects(
+    await expectSam2Error(
       video.addNewPointsOrBox(state, { frameIdx: 0, objId: 1, points: [[1, 1]], labels: [1] }),
+      'STATE',
       /reset or disposed: call initState again/,
     );
     expect(() => new VideoPredictor(new Sam2Model(makeConfig('sam2.1', 'tiny', 128), imageOnlyWeights()))).to.throw(
