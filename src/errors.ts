@@ -8,7 +8,8 @@ export type Sam2ErrorCode =
   | 'INPUT' // a bad argument from the caller (shape, range, type)
   | 'IMAGE' // image bytes that cannot be decoded
   | 'STATE' // a call made in the wrong order (predict before setImage, reset state)
-  | 'NETWORK'; // a download that cannot proceed
+  | 'NETWORK' // a download that cannot proceed
+  | 'MEMORY'; // the backend ran out of memory (the 4 GB wasm heap is full)
 
 /**
  * The one error type sam2-tfjs throws on bad input or bad files. `code` tells the category;

@@ -10,6 +10,12 @@
  * 1.35x, memory attention 2.2x faster.
  *
  * Anything unexpected falls back to the stock single-threaded backend with a one-line reason.
+ *
+ * Both builds also get a heap guard: tfjs does not check `_malloc`, so when the 4 GB heap is
+ * full it writes the new tensor at address 0, over the C stack, the allocator and the pthread
+ * pool's state. What follows is arbitrary: aborts, "table index is out of bounds", or (seen
+ * once in the whole test suite, right after the SAM 1 ViT-H test had filled the heap) the main
+ * thread spinning forever on an idle pool. The guard throws a Sam2Error instead.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as crypto from 'crypto';
@@ -18,8 +24,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
+import { Sam2Error } from './errors';
 
-/** `SAM2_TFJS_THREADS=N` (N >= 2) starts the threaded build with N threads; unset, 0 or 1 keep the stock build. */
+/** `SAM2_TFJS_THREADS=N`: N threads (at most 8); 0 or 1 keep the stock build; unset: every core (at most 8). */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
 
 /** Emscripten pre-spawns this many pthread workers (PTHREAD_POOL_SIZE of the build). */
@@ -35,6 +42,8 @@ export interface WasmThreads {
 type WasmPackage = typeof import('@tensorflow/tfjs-backend-wasm');
 
 interface EmscriptenModule {
+  _malloc: (bytes: number) => number;
+  asm?: { malloc?: unknown };
   cwrap: (name: string, ret: string | null, args: string[]) => (...a: number[]) => number;
   tfjs?: unknown;
   PThread?: {
@@ -44,7 +53,7 @@ interface EmscriptenModule {
   };
 }
 
-/** How many threads to ask for: the env var (opt-in); 1 means the stock build. */
+/** How many threads to ask for: the env var, else every core; 1 means the stock build. */
 function wantedThreads(): { n: number; reason?: string } {
   const raw = process.env[THREADS_ENV];
   if (raw !== undefined && raw !== '') {
@@ -53,10 +62,8 @@ function wantedThreads(): { n: number; reason?: string } {
     if (n <= 1) return { n: 1, reason: `${THREADS_ENV}=${raw}` };
     return { n: Math.min(n, POOL_SIZE) };
   }
-  // Opt-in for now: in a long-lived process with a ~4 GB heap (the whole test suite, deep in the
-  // video script) the main thread was seen spinning forever on an idle pool (a deadlock in the
-  // threaded build), so the default stays the stock build until that is understood.
-  return { n: 1, reason: `off by default: set ${THREADS_ENV}=2 (or N) to use the threaded build` };
+  const n = availableThreads();
+  return n > 1 ? { n } : { n: 1, reason: 'one core' };
 }
 
 /** Threads the threaded build would use on this machine (every core, at most the pool size). */
@@ -105,6 +112,79 @@ function writeWorkerFile(contents: string): string {
   return file;
 }
 
+/** Emscripten's heap limit in both builds (getHeapMax: 4 GB less one 64 KB page). */
+const HEAP_MAX = 2 ** 32 - 2 ** 16;
+
+/**
+ * Makes `_malloc` throw a Sam2Error when the heap is full instead of returning a block tfjs
+ * cannot use: 0, which tfjs (BackendWasm.write) takes as the tensor's address, or, in the last
+ * megabytes below 4 GB, a block whose end wraps past 2^32 (seen: 1 MB at 4294046856), which
+ * kernels would write over the bottom of the heap (that block is not freed: freeing writes past
+ * its end too). Calls the wasm export (`asm.malloc`) directly: Emscripten's lazy `_malloc`
+ * replaces itself with the export on its first call, which would drop the guard. Idempotent;
+ * returns whether the module is guarded.
+ */
+export function guardWasmHeap(module: { _malloc: (bytes: number) => number; asm?: { malloc?: unknown } }): boolean {
+  const malloc = module.asm?.malloc as ((bytes: number) => number) | undefined;
+  if (typeof malloc !== 'function') return false;
+  if ((module._malloc as { sam2Guard?: true }).sam2Guard) return true;
+  const guarded = (bytes: number) => {
+    const ptr = malloc(bytes);
+    if (bytes > 0 && (ptr === 0 || (ptr >>> 0) + bytes > HEAP_MAX)) {
+      throw new Sam2Error(
+        'MEMORY',
+        `The wasm heap is full (4 GB): no room for a ${(bytes / 2 ** 20).toFixed(1)} MB tensor. Dispose models, predictors and video states you no longer need, or use a smaller model or image size.`,
+      );
+    }
+    return ptr;
+  };
+  module._malloc = Object.assign(guarded, { sam2Guard: true as const });
+  return true;
+}
+
+/** The last XNNPACK failure the wasm side printed, not yet reported. */
+let xnnFailure: string | undefined;
+
+/**
+ * The threaded module's stderr. tfjs's C++ kernels only print when an XNNPACK call fails (e.g.
+ * out of memory while packing a weight) and then return garbage: keep the line for checkKernels.
+ */
+function onPrintErr(text: string): void {
+  if (/XNN status/.test(text)) xnnFailure = text;
+  else process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Wraps the module's cwrap (BackendWasm's kernels get their wasm functions from it when tf.js
+ * sets them up) so a kernel during which XNNPACK failed throws instead of returning garbage.
+ */
+function checkKernels(module: EmscriptenModule): void {
+  const cwrap = module.cwrap;
+  module.cwrap = (name, ret, args) => {
+    const f = cwrap(name, ret, args);
+    return (...a: number[]) => {
+      const r = f(...a);
+      if (xnnFailure !== undefined) {
+        const line = xnnFailure.split('. Use')[0];
+        xnnFailure = undefined;
+        throw / status 6\b/.test(line)
+          ? new Sam2Error(
+              'MEMORY',
+              `The wasm heap is full (4 GB): XNNPACK ran out of memory in ${name}. Dispose models, predictors and video states you no longer need, or use a smaller model or image size.`,
+            )
+          : new Sam2Error('BACKEND', `The wasm kernel ${name} failed (${line}).`);
+      }
+      return r;
+    };
+  };
+}
+
+/** Guards the heap of the initialised `wasm` backend (either build). */
+function guardBackend(): void {
+  const module = (tf.findBackend('wasm') as unknown as { wasm?: EmscriptenModule } | null)?.wasm;
+  if (module && typeof module._malloc === 'function') guardWasmHeap(module);
+}
+
 /** Lets the process exit while the pool threads idle (they wait on Atomics forever). */
 function unrefPool(module: EmscriptenModule): void {
   const p = module.PThread;
@@ -121,6 +201,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   const stock = tf.engine().registryFactory.wasm;
   const setStock = async (reason: string): Promise<WasmThreads> => {
     if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+    guardBackend();
     return { threads: 1, reason };
   };
   const { n, reason } = wantedThreads();
@@ -131,6 +212,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   if (tf.engine().registry.wasm) {
     // already initialised (an earlier call): keep whichever build it is
     if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+    guardBackend();
     const threads = wasmPackage.getThreadsCount();
     return threads > 1 ? { threads } : { threads, reason: 'the wasm backend was initialised before' };
   }
@@ -153,6 +235,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     let failed: (e: Error) => void = () => undefined;
     const instantiationFailed = new Promise<never>((_, reject) => (failed = reject));
     const starting = emscriptenFactory({
+      printErr: onPrintErr,
       mainScriptUrlOrBlob: files.factory, // the workers importScripts() it, then call the factory
       locateFile: (p: string) => (p.endsWith('.worker.js') ? workerFile : p.endsWith('.wasm') ? files.wasm : p),
       instantiateWasm: (
@@ -171,6 +254,8 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     const module = await Promise.race([starting, instantiationFailed]);
     started = module;
     unrefPool(module);
+    guardWasmHeap(module);
+    checkKernels(module);
     // what the stock init() attaches (backend_wasm.js), needed by BackendWasm
     module.tfjs = {
       init: module.cwrap('init', null, []),

@@ -11,7 +11,8 @@
  * kept: slicing costs ~0.1% of the block's matMuls, while kept copies would add 1/3 to the
  * weights' memory and, worse, XNNPACK keeps a packed copy of every matMul weight it has seen
  * (freed with the tensor): with kept copies ViT-H ran out of the 4 GB wasm heap at block 9 even
- * at 128 px; with per-call slices it finishes (heap 4.0 GB, from the MLP weights' packed copies).
+ * at 128 px; with per-call slices it finished at 128 px but filled the heap (4.0 GB) with the MLP
+ * weights' packed copies, so big encoders also run their MLPs uncached (`uncachedWeights`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
@@ -26,6 +27,11 @@ export interface VitBlockOptions {
   windowSize: number;
   /** Side of the token grid the attention sees: the window size, or the whole grid when global. */
   inputSize: number;
+  /**
+   * Run the MLP so that XNNPACK keeps no packed copy of its weights, in token chunks (see
+   * `uncachedMlp`): for encoders whose weights would not fit the wasm heap twice (ViT-H).
+   */
+  uncachedWeights?: boolean;
 }
 
 interface HeadWeights {
@@ -56,6 +62,46 @@ export function relPosTable(relPos: tf.Tensor2D, size: number): tf.Tensor3D {
     const idx = new Int32Array(size * size);
     for (let q = 0; q < size; q++) for (let k = 0; k < size; k++) idx[q * size + k] = q - k + size - 1;
     return tf.reshape(tf.gather(table, tf.tensor1d(idx, 'int32')), [size, size, c]) as tf.Tensor3D;
+  });
+}
+
+/** Tokens per chunk of `uncachedMlp`. */
+export const MLP_CHUNK_TOKENS = 1024;
+
+/**
+ * `lin2(gelu(lin1(x)))` over x [..., C] without lasting XNNPACK operators, in chunks of
+ * MLP_CHUNK_TOKENS tokens. The wasm backend's fused matMul packs the weight matrix into an
+ * operator cached under the (weight id, bias id) pair and freed only when either tensor is
+ * disposed, so every Linear of a model ends up stored twice in the wasm heap. Short-lived copies
+ * of the biases (a few KB) make the operators die with them at the end of the call: each weight
+ * is packed once per call, which is within noise for 4096 tokens (a 1280x5120 matMul took
+ * 3.0-3.9 s either way). The chunks bound the hidden activations and GELU's temporaries (at
+ * 4096 tokens ViT-H's would be ~0.5 GB at once).
+ */
+export function uncachedMlp(lin1: Linear, lin2: Linear, x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = x.shape;
+    const x2 = tf.reshape(x, [-1, lin1.inDim]) as tf.Tensor2D;
+    const n = x2.shape[0];
+    // the copies are what matter: a Linear without a bias gets a copy of its weight instead
+    const args = (l: Linear) => {
+      const w = l.weight.read() as tf.Tensor2D;
+      return l.bias ? { b: w, bias: tf.clone(l.bias.read()) } : { b: tf.clone(w) };
+    };
+    const a1 = args(lin1);
+    const a2 = args(lin2);
+    const parts: tf.Tensor[] = [];
+    for (let start = 0; start < n; start += MLP_CHUNK_TOKENS) {
+      parts.push(
+        tf.tidy(() => {
+          const rows = Math.min(MLP_CHUNK_TOKENS, n - start);
+          const xi = rows === n ? x2 : tf.slice(x2, [start, 0], [rows, -1]);
+          return tf.fused.matMul({ a: gelu(tf.fused.matMul({ a: xi, ...a1 })) as tf.Tensor2D, ...a2 });
+        }),
+      );
+    }
+    const y = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+    return tf.reshape(y, [...shape.slice(0, -1), lin2.outDim]);
   });
 }
 
@@ -204,7 +250,11 @@ export class VitBlock extends Sam2Layer {
         );
       }
       const y = tf.add(x, attn);
-      return tf.add(y, this.lin2.forward(gelu(this.lin1.forward(this.norm2.forward(y))))) as tf.Tensor4D;
+      const yn = this.norm2.forward(y);
+      const mlp = this.opts.uncachedWeights
+        ? uncachedMlp(this.lin1, this.lin2, yn)
+        : this.lin2.forward(gelu(this.lin1.forward(yn)));
+      return tf.add(y, mlp) as tf.Tensor4D;
     });
   }
 

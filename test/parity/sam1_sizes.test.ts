@@ -8,11 +8,7 @@ import { SamPredictor } from '../../src/predictor/sam_predictor';
 
 describe('SAM 1: every size builds from its manifest and runs at a small size', () => {
   for (const size of SAM1_SIZE_NAMES) {
-    // ViT-H peaks at the 4 GB wasm heap even at 128 px (2.4 GB of weights + XNNPACK's packed
-    // copies): after other suites have grown the heap it runs out of memory, so in the whole
-    // suite it runs only with SAM2_SAM1_VIT_H=1 (alone it passes). Known limit, see README.
-    const run = size === 'vit_h' && process.env.SAM2_SAM1_VIT_H !== '1' ? it.skip : it;
-    run(`${size}: detects the size, consumes every key, encodes and decodes at 128 px`, async () => {
+    it(`${size}: detects the size, consumes every key, encodes and decodes at 128 px`, async () => {
       const manifest = loadManifest(`sam_${size}`);
       const config = detectSam1Config(new Map(manifest.map(([k, s]) => [k, s] as const)), 128);
       expect(config).to.deep.equal(makeSam1Config(size, 128));
@@ -47,4 +43,31 @@ describe('SAM 1: every size builds from its manifest and runs at a small size', 
       }
     });
   }
+});
+
+// ~5 min of compute and ~3 GB of wasm heap: opt-in with SAM2_SAM1_VIT_H_1024=1 (best alone:
+// `SAM2_SAM1_VIT_H_1024=1 npx mocha test/parity/sam1_sizes.test.ts -g 1024`)
+const runVitH1024 = process.env.SAM2_SAM1_VIT_H_1024 === '1' ? describe : describe.skip;
+runVitH1024('SAM 1 ViT-H at 1024 px (opt-in: SAM2_SAM1_VIT_H_1024=1)', () => {
+  it('encodes a 1024 px image within the 4 GB wasm heap, finite, without leaks', async () => {
+    const weights = formulaWeights(loadManifest('sam_vit_h'));
+    const model = new Sam1Model(makeSam1Config('vit_h', 1024), weights);
+    weights.dispose();
+    try {
+      const x = tf.randomNormal([1, 1024, 1024, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+      await expectNoLeak('vit_h encode at 1024', () => {
+        const y = model.imageEncoder.forward(x);
+        expect(y.shape).to.deep.equal([1, 64, 64, 256]);
+        const allFinite = tf.tidy(() => tf.all(tf.isFinite(y)).dataSync()[0]);
+        y.dispose();
+        expect(allFinite).to.equal(1);
+      });
+      // wasm memory only grows: its size is the peak (for the README's figure)
+      const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length;
+      if (heap) console.log(`      wasm heap peak ${(heap / 2 ** 30).toFixed(2)} GiB`);
+      x.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
 });

@@ -12,6 +12,18 @@ import type { Sam1Config } from '../../config_sam1';
 
 const P = 'image_encoder';
 
+/**
+ * Block weights (float32 bytes) above which the MLPs run without XNNPACK's cached packed copies
+ * (`uncachedMlp`, in token chunks): ViT-H's 2.5 GB plus ~1.7 GB of packed MLP weights overflow the 4 GB wasm
+ * heap, while ViT-B (0.34 GB) and ViT-L (1.2 GB) fit with the cache and keep it.
+ */
+export const UNCACHED_WEIGHT_BYTES = 1.5e9;
+
+/** Float32 bytes of the ViT blocks' attention and MLP weights. */
+export function vitBlockWeightBytes(v: Sam1Config['vit']): number {
+  return v.depth * (4 + 2 * v.mlpRatio) * v.embedDim * v.embedDim * 4;
+}
+
 /** The features SamPredictor caches per image with SAM 1 (no high-resolution levels). */
 export interface Sam1ImageFeatures {
   /** Neck output [B, S/16, S/16, 256]. */
@@ -36,6 +48,7 @@ export class Sam1ImageEncoder extends Sam2Layer {
     const v = config.vit;
     const grid = config.imageSize / v.patchSize;
     const pretrainGrid = v.pretrainImgSize / v.patchSize;
+    const uncachedWeights = vitBlockWeightBytes(v) > UNCACHED_WEIGHT_BYTES;
     this.patchEmbed = this.child(
       new Conv2d(`${P}.patch_embed.proj`, 3, v.embedDim, { kernel: v.patchSize, stride: v.patchSize }),
     );
@@ -53,6 +66,7 @@ export class Sam1ImageEncoder extends Sam2Layer {
             mlpRatio: v.mlpRatio,
             windowSize: global ? 0 : v.windowSize,
             inputSize: global ? grid : v.windowSize,
+            uncachedWeights,
           },
           2 * stored - 1,
         ),
