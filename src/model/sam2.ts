@@ -9,6 +9,8 @@ import { MemoryAttention } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { TrackingParams, Tracker } from './tracker';
 import { TfjsExecutor, type Sam2Executor } from './executor';
+import { forwardSamHeads, type SamHeadsInput } from './sam_heads';
+import type { MaskDecoderOutput } from './mask_decoder';
 
 /**
  * Parameters only video tracking uses (memory encoder, memory attention, object pointers,
@@ -60,6 +62,11 @@ export class Sam2Model {
       this.maskDecoder,
       ...(v ? [v.memoryEncoder, v.memoryAttention, v.params] : []),
     ];
+  }
+
+  /** Prompt encoder + mask decoder on one image (see model/sam_heads.ts); the caller disposes the result. */
+  forwardSamHeads(input: SamHeadsInput): MaskDecoderOutput {
+    return forwardSamHeads(this, input);
   }
 
   /** The tracker for video prediction; a STATE error for image-only weights. */

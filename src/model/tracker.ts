@@ -6,15 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { Conv2d, Linear, Mlp } from '../layers/common';
-import { componentAreas } from '../ops/components';
 import { resizeAntialiasBilinear } from '../ops/transforms';
 import type { Sam2Config } from '../config';
 import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
 import { ParallelMemoryAttention, parallelMemoryAttentionAvailable } from './memory_attention_parallel';
 import type { ImageEncoder } from './image_encoder';
-import type { MaskDecoder } from './mask_decoder';
+import type { MaskDecoderOutput } from './mask_decoder';
 import type { PromptEncoder } from './prompt_encoder';
+import { clampMaskLogits, type SamHeadsInput } from './sam_heads';
 
 /** Logit given to masks of frames where the object is absent. */
 export const NO_OBJ_SCORE = -1024;
@@ -76,7 +76,7 @@ export interface FrameFeatures {
 
 /** What the tracker keeps per object and frame. */
 export interface FrameOutput {
-  /** Low-res mask logits (s*4)^2 after hole filling, on the host. */
+  /** Low-res mask logits (s*4)^2 on the host (the video predictor fills their small holes). */
   predMasks: Float32Array;
   /** Object pointer (256 values), kept on the host. */
   objPtr: Float32Array;
@@ -98,7 +98,7 @@ export interface TrackStepInput {
   features: FrameFeatures;
   /** Points in model-input pixels with labels (box corners as labels 2/3). */
   points?: { coords: number[][]; labels: number[] };
-  /** Low-res logits used as the mask prompt (the previous prediction on a corrected frame). */
+  /** Low-res logits used as the mask prompt (the previous prediction on a corrected frame; clamped here). */
   maskLogits?: Float32Array;
   memory: ObjectMemory;
   numFrames: number;
@@ -130,8 +130,9 @@ export interface TrackerTimings {
 export interface TrackerModel {
   readonly config: Sam2Config;
   readonly imageEncoder: Pick<ImageEncoder, 'noMemEmbed'>;
-  readonly promptEncoder: PromptEncoder;
-  readonly maskDecoder: MaskDecoder;
+  readonly promptEncoder: Pick<PromptEncoder, 'maskInputSize'>;
+  /** Prompt encoder + mask decoder (Sam2Model.forwardSamHeads). */
+  forwardSamHeads(input: SamHeadsInput): MaskDecoderOutput;
 }
 
 export class Tracker {
@@ -294,26 +295,19 @@ export class Tracker {
     this.timings.memoryAttention += Date.now() - t;
     t = Date.now();
     const heads = tf.tidy(() => {
-      const coords = input.points ? tf.tensor3d([input.points.coords]) : tf.zeros([1, 1, 2]);
-      const labels = input.points
-        ? tf.tensor2d([input.points.labels], undefined, 'int32')
-        : tf.tensor2d([[-1]], [1, 1], 'int32');
       const ms = this.model.promptEncoder.maskInputSize;
-      const masks = input.maskLogits ? tf.tensor4d(input.maskLogits, [1, ms, ms, 1]) : undefined;
-      const { sparse, dense } = this.model.promptEncoder.forward({
-        points: { coords: coords as tf.Tensor3D, labels: labels as tf.Tensor2D },
-        masks,
-      });
-      const o = this.model.maskDecoder.forward({
-        imageEmbeddings: pix,
-        imagePe: this.model.promptEncoder.getDensePe(),
-        sparsePromptEmbeddings: sparse,
-        densePromptEmbeddings: dense,
+      return this.model.forwardSamHeads({
+        imageEmbed: pix,
+        highRes: input.features.highRes,
+        points: input.points
+          ? {
+              coords: tf.tensor3d([input.points.coords]),
+              labels: tf.tensor2d([input.points.labels], undefined, 'int32'),
+            }
+          : paddingPoint(),
+        maskInput: input.maskLogits ? clampMaskLogits(tf.tensor4d(input.maskLogits, [1, ms, ms, 1])) : undefined,
         multimaskOutput: multimask,
-        repeatImage: false,
-        highResFeatures: input.features.highRes,
       });
-      return o;
     });
     pix.dispose();
     const score = (await heads.objectScoreLogits.data())[0];
@@ -340,7 +334,7 @@ export class Tracker {
       maskmemFeatures = await this.encodeMemory(input.features, highRes, score, input.points !== undefined);
       highRes.dispose();
     }
-    const predMasks = fillHoles(lowRes.dataSync() as Float32Array, hs, ws, cfg.fillHoleArea);
+    const predMasks = lowRes.dataSync() as Float32Array;
     lowRes.dispose();
     return { predMasks, objPtr, objectScoreLogit: score, maskmemFeatures };
   }
@@ -361,19 +355,12 @@ export class Tracker {
     const predMasks = resizeAntialiasBilinear(high, 1, S, S, s, s);
     const pix = await this.conditionedFeatures(input);
     const ptrT = tf.tidy(() => {
-      const prompt = this.params.maskDownsample.forward(tf.tensor4d(input.mask, [1, S, S, 1]));
-      const { sparse, dense } = this.model.promptEncoder.forward({
-        points: { coords: tf.zeros([1, 1, 2]) as tf.Tensor3D, labels: tf.tensor2d([[-1]], [1, 1], 'int32') },
-        masks: prompt,
-      });
-      const o = this.model.maskDecoder.forward({
-        imageEmbeddings: pix,
-        imagePe: this.model.promptEncoder.getDensePe(),
-        sparsePromptEmbeddings: sparse,
-        densePromptEmbeddings: dense,
+      const o = this.model.forwardSamHeads({
+        imageEmbed: pix,
+        highRes: input.features.highRes,
+        points: paddingPoint(),
+        maskInput: this.params.maskDownsample.forward(tf.tensor4d(input.mask, [1, S, S, 1])) as tf.Tensor4D,
         multimaskOutput: false,
-        repeatImage: false,
-        highResFeatures: input.features.highRes,
       });
       const p = this.params.objPtrProj.forward(
         tf.reshape(tf.slice(o.samTokensOut, [0, 0, 0], [1, 1, -1]), [1, -1]),
@@ -383,7 +370,7 @@ export class Tracker {
     pix.dispose();
     const objPtr = (await ptrT.data()) as Float32Array;
     ptrT.dispose();
-    return { predMasks: fillHoles(predMasks, s, s, cfg.fillHoleArea), objPtr, objectScoreLogit: present ? 10 : -10 };
+    return { predMasks, objPtr, objectScoreLogit: present ? 10 : -10 };
   }
 
   /** A new memory from a high-res mask (binarized when it came from clicks). */
@@ -412,19 +399,13 @@ export class Tracker {
   }
 }
 
+/** The one "not a point" token the SAM heads get when a frame has no clicks (as the reference pads). */
+function paddingPoint() {
+  return { coords: tf.zeros([1, 1, 2]) as tf.Tensor3D, labels: tf.tensor2d([[-1]], [1, 1], 'int32') };
+}
+
 function concatPtrs(ptrs: Float32Array[]): Float32Array {
   const out = new Float32Array(ptrs.length * (ptrs[0]?.length ?? 0));
   ptrs.forEach((p, i) => out.set(p, i * p.length));
   return out;
-}
-
-/** Background components of <= maxArea pixels (8-connected) become 0.1 (foreground). */
-export function fillHoles(logits: Float32Array, h: number, w: number, maxArea: number): Float32Array {
-  if (maxArea <= 0) return logits;
-  const areas = componentAreas(
-    logits.map((v) => (v <= 0 ? 1 : 0)),
-    h,
-    w,
-  );
-  return logits.map((v, i) => (areas[i] > 0 && areas[i] <= maxArea ? 0.1 : v));
 }

@@ -116,6 +116,39 @@ export function preprocessImage(image: RgbImage, size: number): tf.Tensor4D {
 }
 
 /**
+ * The one mapping of prompt points to model-input pixels, for a point (x, y) of an image of
+ * `origHW` = [height, width] pixels (pass [1, 1] for coordinates already in [0, 1]). SAM 2
+ * stretches the image to the size x size input (transform_coords); SAM 1 gives `inputHW`, the
+ * image's size after resizing its longest side, and scales by the same factors (apply_coords).
+ * Each keeps its reference's order of operations.
+ */
+export function toModelCoords(
+  x: number,
+  y: number,
+  [h, w]: readonly [number, number],
+  size: number,
+  inputHW?: readonly [number, number],
+): [number, number] {
+  if (inputHW) return [x * (inputHW[1] / w), y * (inputHW[0] / h)];
+  return [(x / w) * size, (y / h) * size];
+}
+
+/**
+ * The video predictor's hole filling (fill_holes_in_mask_scores): background components of
+ * <= maxArea pixels (8-connected) become 0.1, i.e. foreground. Returns a new array (the input
+ * when maxArea <= 0).
+ */
+export function fillHoles(logits: Float32Array, h: number, w: number, maxArea: number): Float32Array {
+  if (maxArea <= 0) return logits;
+  const areas = componentAreas(
+    logits.map((v) => (v <= 0 ? 1 : 0)),
+    h,
+    w,
+  );
+  return logits.map((v, i) => (areas[i] > 0 && areas[i] <= maxArea ? 0.1 : v));
+}
+
+/**
  * Replaces small background components (holes, area <= maxHoleArea) of each low-res mask with
  * threshold + 10 and small foreground components (sprinkles) with threshold - 10, as the
  * reference's postprocess_masks does. logits: [M][h*w] on the host, modified in place.

@@ -8,6 +8,7 @@ import { check } from '../errors';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SamPredictor, concatRows } from './sam_predictor';
+import { clampMaskLogits } from '../model/sam_heads';
 import { SerialQueue } from './serial_queue';
 import { removeHolesAndSprinkles } from '../ops/transforms';
 import { postprocessSmallRegions } from './amg/small_regions';
@@ -356,7 +357,7 @@ export class AutomaticMaskGenerator {
     let ious = lowRes.ious;
     try {
       if (o.useM2m) {
-        const refined = this.refineWithM2m(points, masks, w, h);
+        const refined = this.refineWithM2m(points, masks);
         tf.dispose([masks, ious]);
         masks = refined.masks;
         ious = refined.ious;
@@ -422,18 +423,20 @@ export class AutomaticMaskGenerator {
   }
 
   /** Second pass: each point again with its own low-res mask as the mask prompt, single mask. */
-  private refineWithM2m(points: [number, number][], masks: tf.Tensor4D, w: number, h: number) {
-    const S = this.predictor.imageSize;
+  private refineWithM2m(points: [number, number][], masks: tf.Tensor4D) {
     return tf.tidy(() => {
       const [b, s, , m] = masks.shape;
       const maskInput = tf.reshape(tf.transpose(masks, [0, 3, 1, 2]), [b * m, s, s, 1]) as tf.Tensor4D;
       const coords = tf.tensor3d(
-        points.flatMap(([x, y]) => new Array(m).fill(0).flatMap(() => [(x / w) * S, (y / h) * S])),
+        points.flatMap(([x, y]) => {
+          const xy = this.predictor.modelCoords(x, y);
+          return new Array(m).fill(0).flatMap(() => xy);
+        }),
         [b * m, 1, 2],
       );
       const r = this.predictor.predictTensors(coords, tf.ones([b * m, 1], 'int32') as tf.Tensor2D, {
         multimaskOutput: false,
-        maskInput: tf.clipByValue(maskInput, -32, 32) as tf.Tensor4D,
+        maskInput: clampMaskLogits(maskInput), // as the reference's predictor returns them
       });
       // back to [b, s, s, m] so candidates stay point-major
       return {

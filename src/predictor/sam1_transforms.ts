@@ -134,13 +134,3 @@ export function postprocessSam1(
     return tf.image.resizeBilinear(cropped, origHW, false, true);
   });
 }
-
-/** A point of the original image in model-input pixels (apply_coords). */
-export function sam1Coords(
-  x: number,
-  y: number,
-  origHW: [number, number],
-  inputHW: [number, number],
-): [number, number] {
-  return [x * (inputHW[1] / origHW[1]), y * (inputHW[0] / origHW[0])];
-}

@@ -7,10 +7,11 @@ import { Sam2Error, check } from '../errors';
 import type { ImageFeatures } from '../model/image_encoder';
 import type { SamModel } from '../model/sam_model';
 import { disposeImageCache, type DecoderImageCache } from '../model/mask_decoder';
+import { MASK_LOGIT_LIMIT } from '../model/sam_heads';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SerialQueue } from './serial_queue';
-import { preprocessImage, removeHolesAndSprinkles, upsampleLogits } from '../ops/transforms';
-import { getPreprocessShape, postprocessSam1, preprocessSam1, sam1Coords } from './sam1_transforms';
+import { preprocessImage, removeHolesAndSprinkles, toModelCoords, upsampleLogits } from '../ops/transforms';
+import { getPreprocessShape, postprocessSam1, preprocessSam1 } from './sam1_transforms';
 
 export interface SamPredictorOptions {
   /** Logit threshold of the binary masks (default 0). */
@@ -359,24 +360,15 @@ export class SamPredictor {
     return tf.tidy(() => {
       const pick = (t: tf.Tensor4D) =>
         t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
-      const { sparse, dense } = this.model.promptEncoder.forward(
-        this.model.kind === 'sam1'
-          ? sam1Prompts(coords, labels, options.maskInput)
-          : { points: coords.shape[1] > 0 ? { coords, labels } : undefined, masks: options.maskInput },
-      );
       const high = features.highResFeats;
-      const out = this.model.maskDecoder.forward(
-        {
-          imageEmbeddings: pick(features.imageEmbed),
-          imagePe: this.model.promptEncoder.getDensePe(),
-          sparsePromptEmbeddings: sparse,
-          densePromptEmbeddings: dense,
-          multimaskOutput: options.multimaskOutput ?? true,
-          repeatImage: coords.shape[0] > 1,
-          highResFeatures: high ? [pick(high[0]), pick(high[1])] : undefined,
-        },
-        options.maskInput ? undefined : decoderCache[i],
-      );
+      const out = this.model.forwardSamHeads({
+        imageEmbed: pick(features.imageEmbed),
+        highRes: high ? [pick(high[0]), pick(high[1])] : undefined,
+        points: { coords, labels },
+        maskInput: options.maskInput,
+        multimaskOutput: options.multimaskOutput ?? true,
+        cache: decoderCache[i],
+      });
       return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
     });
   }
@@ -465,6 +457,7 @@ export class SamPredictor {
         for (let j = 0; j < c; j++) full.push(data.slice(j * h * w, (j + 1) * h * w)); // copies: the chunk's buffer is freed
       }
       const results: PredictResult[] = [];
+      const L = MASK_LOGIT_LIMIT;
       for (let i = 0; i < b; i++) {
         const idx = Array.from({ length: m }, (_, j) => i * m + j);
         results.push({
@@ -475,7 +468,7 @@ export class SamPredictor {
           ),
           scores: iouData.slice(i * m, (i + 1) * m),
           lowResLogits: idx.map((k) =>
-            lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(32, Math.max(-32, v))),
+            lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(L, Math.max(-L, v))),
           ),
           logits: returnLogits ? idx.map((k) => full[k] as Float32Array) : undefined,
           width: w,
@@ -502,19 +495,24 @@ export class SamPredictor {
 
   /** A point of image `imageIndex` (pixels) in model-input pixels. */
   modelCoords(x: number, y: number, imageIndex = 0): [number, number] {
-    const state = this.requireState();
-    const [h, w] = this.originalSize(imageIndex);
-    if (state.inputHW) return sam1Coords(x, y, [h, w], state.inputHW[imageIndex]);
-    return [(x / w) * this.imageSize, (y / h) * this.imageSize];
+    return toModelCoords(
+      x,
+      y,
+      this.originalSize(imageIndex),
+      this.imageSize,
+      this.requireState().inputHW?.[imageIndex],
+    );
   }
 
   /** Validates a prompt set and maps it to model-input coordinates (box corners first). */
   private preparePrompt(p: PredictOptions, h: number, w: number, where: string, imageIndex = 0): PreparedPrompt {
     const normalize = p.normalizeCoords ?? true;
-    const S = this.imageSize;
+    // SAM 1 (whose reference takes pixels only) scales [0, 1] coordinates to image pixels first
     const sam1 = this.model.kind === 'sam1';
     const toModel = (x: number, y: number) =>
-      normalize || sam1 ? this.modelCoords(normalize ? x : x * w, normalize ? y : y * h, imageIndex) : [x * S, y * S];
+      normalize || sam1
+        ? this.modelCoords(normalize ? x : x * w, normalize ? y : y * h, imageIndex)
+        : toModelCoords(x, y, [1, 1], this.imageSize);
     const coords: number[][] = [];
     const labels: number[] = [];
     if (p.box !== undefined && p.box !== null) {
@@ -598,25 +596,4 @@ export function concatRows(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.length * n);
   rows.forEach((r, i) => out.set(r, i * n));
   return out;
-}
-
-/**
- * SAM 1's prompt-encoder call: box corners (labels 2, 3 first, as preparePrompt writes them)
- * go as a box after the points, and the points get the padding token only without a box.
- */
-function sam1Prompts(coords: tf.Tensor3D, labels: tf.Tensor2D, masks?: tf.Tensor4D) {
-  const [b, n] = coords.shape;
-  const hasBox = n >= 2 && labels.arraySync()[0][0] === 2;
-  const start = hasBox ? 2 : 0;
-  return {
-    points:
-      n > start
-        ? {
-            coords: tf.slice(coords, [0, start, 0], [b, n - start, 2]),
-            labels: tf.slice(labels, [0, start], [b, n - start]),
-          }
-        : undefined,
-    boxes: hasBox ? (tf.reshape(tf.slice(coords, [0, 0, 0], [b, 2, 2]), [b, 4]) as tf.Tensor2D) : undefined,
-    masks,
-  };
 }

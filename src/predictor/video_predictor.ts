@@ -13,19 +13,12 @@ import {
   type FrameOutput,
   type FrameShared,
   type Tracker,
+  type TrackStepInput,
 } from '../model/tracker';
 import type { RgbImage } from './image_input';
-import { resizeAntialiasBilinear, upsampleLogits } from '../ops/transforms';
+import { fillHoles, resizeAntialiasBilinear, toModelCoords, upsampleLogits } from '../ops/transforms';
 import { preprocessVideoFrame } from './video_frames';
-import {
-  VideoState,
-  disposeObject,
-  disposeOutput,
-  forgetMemoryKeys,
-  openFrames,
-  type ObjectState,
-  type VideoSource,
-} from './video_state';
+import { VideoState, openFrames, type VideoSource } from './video_state';
 
 export interface VideoPredictorOptions {
   /** Encoded frames kept in memory (default 16). */
@@ -59,17 +52,6 @@ export interface PropagateOptions {
   maxFrameNumToTrack?: number;
   reverse?: boolean;
   returnLogits?: boolean;
-}
-
-/** A fresh object with no prompts or memories. */
-function newObject(id: number): ObjectState {
-  return {
-    id,
-    points: new Map(),
-    memory: { cond: new Map(), nonCond: new Map() },
-    temp: { cond: new Map(), nonCond: new Map() },
-    tracked: new Map(),
-  };
 }
 
 function checkObjId(objId: number): void {
@@ -142,20 +124,18 @@ export class VideoPredictor {
     );
   }
 
-  private object(state: VideoState, objId: number, create: boolean): ObjectState {
-    let o = state.objects.find((x) => x.id === objId);
-    if (!o) {
-      if (!create) throw new Sam2Error('INPUT', `Unknown object id ${objId}; known ids: [${state.objIds}].`);
-      o = {
-        id: objId,
-        points: new Map(),
-        memory: { cond: new Map(), nonCond: new Map() },
-        temp: { cond: new Map(), nonCond: new Map() },
-        tracked: new Map(),
-      };
-      state.objects.push(o);
-    }
-    return o;
+  /**
+   * One frame's inference for one object (the reference's single-frame inference step): the
+   * tracker's step, or the given mask as output, then the output mask's small holes filled.
+   * Memories are encoded from the unfilled mask inside the step (as the reference's track step
+   * does); preflight encodes prompted outputs from the stored, filled one (as its memory encoder
+   * run on the consolidated output does).
+   */
+  private async inferFrame(input: TrackStepInput | (TrackStepInput & { mask: Float32Array })): Promise<FrameOutput> {
+    const out = 'mask' in input ? await this.tracker.maskAsOutput(input) : await this.tracker.step(input);
+    const s = Math.sqrt(out.predMasks.length);
+    out.predMasks = fillHoles(out.predMasks, s, s, this.model.config.fillHoleArea);
+    return out;
   }
 
   /**
@@ -195,11 +175,10 @@ export class VideoPredictor {
     check(!prompt.box || prompt.box.length === 4, 'box must be [x0, y0, x1, y1].');
     const clear = prompt.clearOldPoints ?? true;
     check(!prompt.box || clear, 'A box must come with clearOldPoints true (the box goes before any clicks).');
-    const S = this.model.config.imageSize;
-    const norm = prompt.normalizeCoords ?? true;
+    const origHW: [number, number] = (prompt.normalizeCoords ?? true) ? [state.height, state.width] : [1, 1];
     const toModel = ([x, y]: number[]) => {
       check(Number.isFinite(x) && Number.isFinite(y), `Point [${x}, ${y}] is not finite.`);
-      return norm ? [(x / state.width) * S, (y / state.height) * S] : [x * S, y * S];
+      return toModelCoords(x, y, origHW, this.model.config.imageSize);
     };
     const coords: number[][] = [];
     const labs: number[] = [];
@@ -212,67 +191,42 @@ export class VideoPredictor {
       labs.push(labels[i]);
     });
     // a new object joins the state only when its first prompt succeeds (a failed call changes nothing)
-    const known = state.objects.find((x) => x.id === objId);
-    const obj = known ?? newObject(objId);
+    const obj = state.objectOrNew(objId);
     const old = clear ? undefined : obj.points.get(frameIdx);
     const input = { coords: [...(old?.coords ?? []), ...coords], labels: [...(old?.labels ?? []), ...labs] };
 
-    const isInitCondFrame = !obj.tracked.has(frameIdx);
-    const reverse = isInitCondFrame ? false : obj.tracked.get(frameIdx)!.reverse;
-    const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
-    const prev = temp.get(frameIdx) ?? obj.memory.cond.get(frameIdx) ?? obj.memory.nonCond.get(frameIdx);
+    const isInitCondFrame = state.isInitCondFrame(obj, frameIdx);
+    const prev = state.output(obj, frameIdx, isInitCondFrame);
     const features = await state.frameFeatures(frameIdx, this.encode);
-    const out = await this.tracker.step({
+    const out = await this.inferFrame({
       frameIdx,
       isInitCondFrame,
       features,
       points: input,
-      maskLogits: prev ? prev.predMasks.map((v) => Math.min(32, Math.max(-32, v))) : undefined,
+      maskLogits: prev?.predMasks,
       memory: obj.memory,
       numFrames: state.numFrames,
-      reverse,
+      reverse: isInitCondFrame ? false : obj.tracked.get(frameIdx)!.reverse,
       runMemEncoder: false,
     });
-    if (!known) state.objects.push(obj);
+    state.addObject(obj);
     obj.points.set(frameIdx, input);
-    disposeOutput(temp.get(frameIdx));
-    temp.set(frameIdx, out);
-    const outs = state.objects.map(
-      (o) =>
-        (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
-        o.memory.cond.get(frameIdx) ??
-        o.memory.nonCond.get(frameIdx),
-    );
-    return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
+    state.setPromptOutput(obj, frameIdx, isInitCondFrame, out);
+    return this.videoResult(state, frameIdx, state.outputs(frameIdx, isInitCondFrame), prompt.returnLogits ?? false);
   }
 
-  /** Moves prompted outputs into the memory banks, encoding their memories. */
-  private async preflight(state: VideoState): Promise<void> {
-    check(state.objects.length > 0, 'No object has prompts yet: add points or a box first.', 'STATE');
+  /** A prompted output's memory, encoded from its stored mask (upsampled to the model's size). */
+  private encodePromptMemory = async (state: VideoState, frameIdx: number, out: FrameOutput): Promise<tf.Tensor2D> => {
     const S = this.model.config.imageSize;
-    for (const obj of state.objects) {
-      for (const isCond of [false, true]) {
-        const temp = isCond ? obj.temp.cond : obj.temp.nonCond;
-        const bank = isCond ? obj.memory.cond : obj.memory.nonCond;
-        for (const [frameIdx, out] of temp) {
-          if (!out.maskmemFeatures) {
-            const features = await state.frameFeatures(frameIdx, this.encode);
-            const s = Math.sqrt(out.predMasks.length);
-            const highRes = tf.tidy(() => upsampleLogits(tf.tensor4d(out.predMasks, [1, s, s, 1]), S, S));
-            out.maskmemFeatures = await this.tracker.encodeMemory(features, highRes, out.objectScoreLogit, true);
-            highRes.dispose();
-          }
-          if (bank.get(frameIdx) !== out) disposeOutput(bank.get(frameIdx));
-          bank.set(frameIdx, out);
-        }
-        temp.clear();
-      }
-      for (const frameIdx of obj.memory.cond.keys()) {
-        disposeOutput(obj.memory.nonCond.get(frameIdx));
-        obj.memory.nonCond.delete(frameIdx);
-      }
+    const features = await state.frameFeatures(frameIdx, this.encode);
+    const s = Math.sqrt(out.predMasks.length);
+    const highRes = tf.tidy(() => upsampleLogits(tf.tensor4d(out.predMasks, [1, s, s, 1]), S, S));
+    try {
+      return await this.tracker.encodeMemory(features, highRes, out.objectScoreLogit, true);
+    } finally {
+      highRes.dispose();
     }
-  }
+  };
 
   /** Tracks every object through the video, yielding each frame's masks. */
   async *propagateInVideo(state: VideoState, options: PropagateOptions = {}): AsyncGenerator<VideoFrameResult> {
@@ -296,10 +250,10 @@ export class VideoPredictor {
     maxNum: number,
   ): AsyncGenerator<VideoFrameResult> {
     // waits for calls queued before it; later calls are refused until it ends
-    await state.queue.run(() => this.preflight(state));
+    await state.queue.run(() => state.preflight((frameIdx, out) => this.encodePromptMemory(state, frameIdx, out)));
     const n = state.numFrames;
     const reverse = options.reverse ?? false;
-    const start = options.startFrameIdx ?? Math.min(...state.objects.flatMap((o) => [...o.memory.cond.keys()]));
+    const start = options.startFrameIdx ?? state.firstCondFrame();
     this.checkFrame(state, start);
     const order: number[] = [];
     if (reverse) {
@@ -316,9 +270,10 @@ export class VideoPredictor {
       try {
         for (const obj of state.objects) {
           let out = obj.memory.cond.get(frameIdx);
-          if (!out) {
+          if (out) obj.tracked.set(frameIdx, { reverse });
+          else {
             const features = await state.frameFeatures(frameIdx, this.encode);
-            out = await this.tracker.step({
+            out = await this.inferFrame({
               frameIdx,
               isInitCondFrame: false,
               features,
@@ -328,35 +283,15 @@ export class VideoPredictor {
               runMemEncoder: true,
               shared,
             });
-            disposeOutput(obj.memory.nonCond.get(frameIdx));
-            obj.memory.nonCond.set(frameIdx, out);
+            state.setTrackedOutput(obj, frameIdx, reverse, out);
           }
-          obj.tracked.set(frameIdx, { reverse });
           outs.push(out);
         }
       } finally {
         disposeFrameShared(shared);
       }
-      this.forgetUnreachable(state, frameIdx, reverse);
+      state.forgetUnreachable(frameIdx, reverse, this.model.config.numMaskmem, this.model.config.maxObjPtrsInEncoder);
       yield await this.videoResult(state, frameIdx, outs, options.returnLogits ?? false);
-    }
-  }
-
-  /**
-   * Bounded memory: only the most recent num_maskmem - 1 memories and max_obj_ptrs pointers
-   * in the tracking direction can be attended to again, so older non-conditioning memories
-   * are dropped (their masks stay, for re-prompting), and so are the cached keys of memories
-   * that left the num_maskmem window.
-   */
-  private forgetUnreachable(state: VideoState, frameIdx: number, reverse: boolean): void {
-    const { numMaskmem, maxObjPtrsInEncoder } = this.model.config;
-    const keep = Math.max(numMaskmem, maxObjPtrsInEncoder);
-    for (const obj of state.objects) {
-      for (const [t, out] of obj.memory.nonCond) {
-        const behind = reverse ? t - frameIdx : frameIdx - t;
-        if (behind >= numMaskmem - 1) forgetMemoryKeys(out);
-        if (behind > keep) disposeOutput(out);
-      }
     }
   }
 
@@ -406,10 +341,8 @@ export class VideoPredictor {
       mask.length === state.width * state.height,
       `mask has ${mask.length} values but the video is ${state.width}x${state.height} (${state.width * state.height}).`,
     );
-    const known = state.objects.find((x) => x.id === objId);
-    const obj = known ?? newObject(objId);
-    const isInitCondFrame = !obj.tracked.has(frameIdx);
-    const temp = isInitCondFrame ? obj.temp.cond : obj.temp.nonCond;
+    const obj = state.objectOrNew(objId);
+    const isInitCondFrame = state.isInitCondFrame(obj, frameIdx);
     const features = await state.frameFeatures(frameIdx, this.encode);
     const S = this.model.config.imageSize;
     const resized = resizeAntialiasBilinear(
@@ -421,7 +354,7 @@ export class VideoPredictor {
       S,
     );
     const binary = resized.map((v) => (v >= 0.5 ? 1 : 0));
-    const out = await this.tracker.maskAsOutput({
+    const out = await this.inferFrame({
       frameIdx,
       isInitCondFrame,
       features,
@@ -431,17 +364,10 @@ export class VideoPredictor {
       runMemEncoder: false,
       mask: binary,
     });
-    if (!known) state.objects.push(obj);
+    state.addObject(obj);
     obj.points.delete(frameIdx);
-    disposeOutput(temp.get(frameIdx));
-    temp.set(frameIdx, out);
-    const outs = state.objects.map(
-      (o) =>
-        (isInitCondFrame ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
-        o.memory.cond.get(frameIdx) ??
-        o.memory.nonCond.get(frameIdx),
-    );
-    return this.videoResult(state, frameIdx, outs, prompt.returnLogits ?? false);
+    state.setPromptOutput(obj, frameIdx, isInitCondFrame, out);
+    return this.videoResult(state, frameIdx, state.outputs(frameIdx, isInitCondFrame), prompt.returnLogits ?? false);
   }
 
   /** Removes one object's prompts on a frame; a prompted frame that was tracked becomes a tracked frame again. */
@@ -456,27 +382,8 @@ export class VideoPredictor {
   ): Promise<VideoFrameResult> {
     this.checkState(state);
     this.checkFrame(state, frameIdx);
-    const obj = this.object(state, objId, false);
-    obj.points.delete(frameIdx);
-    for (const m of [obj.temp.cond, obj.temp.nonCond]) {
-      disposeOutput(m.get(frameIdx));
-      m.delete(frameIdx);
-    }
-    const out = obj.memory.cond.get(frameIdx);
-    if (out) {
-      obj.memory.cond.delete(frameIdx);
-      disposeOutput(obj.memory.nonCond.get(frameIdx));
-      obj.memory.nonCond.set(frameIdx, out);
-      obj.tracked.delete(frameIdx);
-    }
-    const isCond = state.objects.some((o) => o.temp.cond.has(frameIdx));
-    const outs = state.objects.map(
-      (o) =>
-        (isCond ? o.temp.cond : o.temp.nonCond).get(frameIdx) ??
-        o.memory.cond.get(frameIdx) ??
-        o.memory.nonCond.get(frameIdx),
-    );
-    return this.videoResult(state, frameIdx, outs, false);
+    const isCond = state.clearPrompts(state.object(objId), frameIdx);
+    return this.videoResult(state, frameIdx, state.outputs(frameIdx, isCond), false);
   }
 
   /** Removes an object and everything tracked for it. */
@@ -488,9 +395,7 @@ export class VideoPredictor {
       'removeObject: another call on this video state is still running; await it first.',
       'STATE',
     );
-    const o = this.object(state, objId, false);
-    disposeObject(o);
-    state.objects.splice(state.objects.indexOf(o), 1);
+    state.removeObject(objId);
   }
 
   /** Forgets every object, prompt and memory; the state can no longer be used. */

@@ -1,12 +1,13 @@
 /**
  * Inference state of a video: frames (decoded and encoded lazily, features cached with a
- * bound), objects and their prompts, and each object's memory bank. Plain data; the tracking
- * itself lives in model/tracker.ts.
+ * bound), objects and their prompts, each object's memory bank, and the bookkeeping on them
+ * (output lookups, consolidation of prompted outputs, forgetting unreachable memories). The
+ * tracking itself lives in model/tracker.ts; VideoPredictor drives both.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Sam2Error } from '../errors';
+import { Sam2Error, check } from '../errors';
 import type { FrameFeatures, FrameOutput, ObjectMemory } from '../model/tracker';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SerialQueue } from './serial_queue';
@@ -44,6 +45,144 @@ export class VideoState {
 
   get objIds(): number[] {
     return this.objects.map((o) => o.id);
+  }
+
+  /** The object with this id; an INPUT error naming the known ids when there is none. */
+  object(objId: number): ObjectState {
+    const o = this.objects.find((x) => x.id === objId);
+    if (!o) throw new Sam2Error('INPUT', `Unknown object id ${objId}; known ids: [${this.objIds}].`);
+    return o;
+  }
+
+  /**
+   * The object with this id, or a fresh one (no prompts or memories) that joins the state only
+   * through `addObject`, once its first prompt has succeeded (a failed call changes nothing).
+   */
+  objectOrNew(objId: number): ObjectState {
+    return (
+      this.objects.find((x) => x.id === objId) ?? {
+        id: objId,
+        points: new Map(),
+        memory: { cond: new Map(), nonCond: new Map() },
+        temp: { cond: new Map(), nonCond: new Map() },
+        tracked: new Map(),
+      }
+    );
+  }
+
+  /** Adds an object made by objectOrNew (no-op when it is already in the state). */
+  addObject(obj: ObjectState): void {
+    if (!this.objects.includes(obj)) this.objects.push(obj);
+  }
+
+  /** Removes an object and frees everything tracked for it. */
+  removeObject(objId: number): void {
+    const o = this.object(objId);
+    disposeObject(o);
+    this.objects.splice(this.objects.indexOf(o), 1);
+  }
+
+  /**
+   * An object's current output on a frame: a prompted one not yet consolidated (conditioning
+   * or not, as asked), else the memory bank's.
+   */
+  output(obj: ObjectState, frameIdx: number, isCond: boolean): FrameOutput | undefined {
+    return (
+      (isCond ? obj.temp.cond : obj.temp.nonCond).get(frameIdx) ??
+      obj.memory.cond.get(frameIdx) ??
+      obj.memory.nonCond.get(frameIdx)
+    );
+  }
+
+  /** Every object's output on a frame, in objIds order (undefined where an object has none). */
+  outputs(frameIdx: number, isCond: boolean): (FrameOutput | undefined)[] {
+    return this.objects.map((o) => this.output(o, frameIdx, isCond));
+  }
+
+  /** Whether the frame is an initial conditioning frame for the object (not tracked before). */
+  isInitCondFrame(obj: ObjectState, frameIdx: number): boolean {
+    return !obj.tracked.has(frameIdx);
+  }
+
+  /** Stores a prompted output until the next preflight, replacing the frame's earlier one. */
+  setPromptOutput(obj: ObjectState, frameIdx: number, isCond: boolean, out: FrameOutput): void {
+    const temp = isCond ? obj.temp.cond : obj.temp.nonCond;
+    disposeOutput(temp.get(frameIdx));
+    temp.set(frameIdx, out);
+  }
+
+  /** Stores a tracked (non-conditioning) output in the memory bank, replacing the frame's earlier one. */
+  setTrackedOutput(obj: ObjectState, frameIdx: number, reverse: boolean, out: FrameOutput): void {
+    disposeOutput(obj.memory.nonCond.get(frameIdx));
+    obj.memory.nonCond.set(frameIdx, out);
+    obj.tracked.set(frameIdx, { reverse });
+  }
+
+  /**
+   * Removes one object's prompts on a frame: its prompted outputs are dropped, and a
+   * conditioning output becomes the frame's tracked output again. Returns whether another
+   * object still has a conditioning prompt output there.
+   */
+  clearPrompts(obj: ObjectState, frameIdx: number): boolean {
+    obj.points.delete(frameIdx);
+    for (const m of [obj.temp.cond, obj.temp.nonCond]) {
+      disposeOutput(m.get(frameIdx));
+      m.delete(frameIdx);
+    }
+    const out = obj.memory.cond.get(frameIdx);
+    if (out) {
+      obj.memory.cond.delete(frameIdx);
+      disposeOutput(obj.memory.nonCond.get(frameIdx));
+      obj.memory.nonCond.set(frameIdx, out);
+      obj.tracked.delete(frameIdx);
+    }
+    return this.objects.some((o) => o.temp.cond.has(frameIdx));
+  }
+
+  /**
+   * Before tracking: moves prompted outputs into the memory banks, encoding the memories they
+   * lack with `encodeMemory`, and drops tracked outputs of frames that are now conditioning.
+   */
+  async preflight(encodeMemory: (frameIdx: number, out: FrameOutput) => Promise<tf.Tensor2D>): Promise<void> {
+    check(this.objects.length > 0, 'No object has prompts yet: add points or a box first.', 'STATE');
+    for (const obj of this.objects) {
+      for (const isCond of [false, true]) {
+        const temp = isCond ? obj.temp.cond : obj.temp.nonCond;
+        const bank = isCond ? obj.memory.cond : obj.memory.nonCond;
+        for (const [frameIdx, out] of temp) {
+          out.maskmemFeatures ??= await encodeMemory(frameIdx, out);
+          if (bank.get(frameIdx) !== out) disposeOutput(bank.get(frameIdx));
+          bank.set(frameIdx, out);
+        }
+        temp.clear();
+      }
+      for (const frameIdx of obj.memory.cond.keys()) {
+        disposeOutput(obj.memory.nonCond.get(frameIdx));
+        obj.memory.nonCond.delete(frameIdx);
+      }
+    }
+  }
+
+  /** The first conditioning frame of any object (where tracking starts by default). */
+  firstCondFrame(): number {
+    return Math.min(...this.objects.flatMap((o) => [...o.memory.cond.keys()]));
+  }
+
+  /**
+   * Bounded memory: only the most recent numMaskmem - 1 memories and maxObjPtrs pointers in
+   * the tracking direction can be attended to again, so older non-conditioning memories are
+   * dropped (their masks stay, for re-prompting), and so are the cached keys of memories that
+   * left the numMaskmem window.
+   */
+  forgetUnreachable(frameIdx: number, reverse: boolean, numMaskmem: number, maxObjPtrs: number): void {
+    const keep = Math.max(numMaskmem, maxObjPtrs);
+    for (const obj of this.objects) {
+      for (const [t, out] of obj.memory.nonCond) {
+        const behind = reverse ? t - frameIdx : frameIdx - t;
+        if (behind >= numMaskmem - 1) forgetMemoryKeys(out);
+        if (behind > keep) disposeOutput(out);
+      }
+    }
   }
 
   /** The frame's features, encoding it on first use; least recently used ones are evicted. */

@@ -6,6 +6,8 @@ import { PromptEncoder } from '../prompt_encoder';
 import { MaskDecoder, SAM1_MASK_DECODER } from '../mask_decoder';
 import type { Sam1Config } from '../../config_sam1';
 import { Sam1ImageEncoder } from './image_encoder';
+import { forwardSamHeads, type SamHeadsInput } from '../sam_heads';
+import type { MaskDecoderOutput } from '../mask_decoder';
 
 export class Sam1Model {
   /** Tells the model kinds apart (Sam2Model has kind 'sam2'). */
@@ -49,6 +51,11 @@ export class Sam1Model {
 
   private components() {
     return [this.imageEncoder, this.promptEncoder, this.maskDecoder];
+  }
+
+  /** Prompt encoder + mask decoder on one image (box corners go as SAM 1's box prompt); the caller disposes the result. */
+  forwardSamHeads(input: SamHeadsInput): MaskDecoderOutput {
+    return forwardSamHeads(this, input);
   }
 
   /** SAM 1 cannot track videos: a CONFIG error that says what to use instead. */
