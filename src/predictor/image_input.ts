@@ -56,10 +56,11 @@ export function jpegSize(bytes: Uint8Array): { width: number; height: number } |
 
 /**
  * jpeg-js's memory limit for decoding a JPEG of this size: its default (512 MB) stops at ~35 MP,
- * below many phone photos; it needs ~15 bytes per pixel while decoding, so allow 16 plus slack.
+ * below many phone photos. It counts ~15 bytes per pixel for 4:2:0 chroma and ~19 for 4:4:4
+ * (a 50 MP 4:4:4 JPEG needed over 900 MB), so allow 24 plus slack.
  */
 export function jpegMemoryLimitMB(width: number, height: number): number {
-  return Math.max(512, Math.ceil((width * height * 16) / 2 ** 20) + 64);
+  return Math.max(512, Math.ceil((width * height * 24) / 2 ** 20) + 64);
 }
 
 async function decodeBytes(bytes: Buffer, what: string): Promise<RgbImage> {

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as jpegJs from 'jpeg-js';
 import * as os from 'os';
 import * as path from 'path';
 import { expectSam2Error, fixturePath } from '../helpers';
@@ -60,8 +61,8 @@ describe('reliability: images, concurrency and validation (formula weights at 12
     const jpg = fs.readFileSync(fixturePath('images/truck.jpg'));
     const size = jpegSize(jpg)!;
     expect(size).to.deep.equal({ width: 1800, height: 1200 });
-    // jpeg-js's default 512 MB stops at ~35 MP; a 50 MP photo needs ~800 MB
-    expect(jpegMemoryLimitMB(8160, 6120)).to.be.within(770, 900);
+    // jpeg-js's default 512 MB stops at ~35 MP; a 50 MP photo needs ~800 MB (4:2:0) to ~950 MB (4:4:4)
+    expect(jpegMemoryLimitMB(8160, 6120)).to.be.within(1000, 1300);
     expect(jpegMemoryLimitMB(100, 100)).to.equal(512);
     expect((await readImage(jpg)).width).to.equal(1800);
     // a 12000x9000 header: refused before decoding, saying what happened
@@ -74,6 +75,34 @@ describe('reliability: images, concurrency and validation (formula weights at 12
       'IMAGE',
       /12000x9000 JPEG \(108 MP\), more than the 100 MP sam2-tfjs decodes: downscale it first/,
     );
+  });
+
+  it("a real 50 MP JPEG (8160x6120, a phone photo's size) decodes and segments", async () => {
+    // a smooth pattern, so JPEG's loss stays small and pixels can be checked
+    const [W, H] = [8160, 6120];
+    const value = (x: number, y: number) => [(x >> 5) & 255, (y >> 5) & 255, ((x + y) >> 6) & 255];
+    const rgba = Buffer.alloc(W * H * 4, 255);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) rgba.set(value(x, y), (y * W + x) * 4);
+    const bytes = jpegJs.encode({ data: rgba, width: W, height: H }, 75).data;
+    const img = await readImage(bytes);
+    expect([img.width, img.height]).to.deep.equal([W, H]);
+    for (const [x, y] of [
+      [100, 100],
+      [4000, 3000],
+      [8000, 6000],
+    ]) {
+      const at = (y * W + x) * 3;
+      const got = Array.from(img.data.subarray(at, at + 3));
+      const want = value(x, y);
+      got.forEach((v, c) => expect(Math.abs(v - want[c]), `pixel ${x},${y} channel ${c}`).to.be.at.most(12));
+    }
+    const p = new SamPredictor(model);
+    const base = tf.memory().numTensors;
+    await p.setImage(img);
+    const r = await p.predict({ pointCoords: [[4000, 3000]], pointLabels: [1], multimaskOutput: false });
+    expect([r.width, r.height]).to.deep.equal([W, H]);
+    p.dispose();
+    expect(tf.memory().numTensors).to.equal(base);
   });
 
   it('SamPredictor: setImage(tensor) and a tensor maskInput leak nothing; predictTensors checks shapes', async () => {
