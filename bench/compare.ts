@@ -7,6 +7,7 @@
  *   SAM2_REFERENCE_DIR=/path/to/sam2 npm run bench:reference -- [--rounds 2] [stage ...]
  *
  * Stages: set_image, predict_click_median, predict_batch, per_frame (median over frames), generate.
+ * SAM2_TFJS_EXECUTOR=onnxruntime compares the ONNX Runtime executor instead of TF.js.
  * PYTHON picks the interpreter (default /usr/bin/python3, Debian's, which has python3-torch).
  */
 import { spawnSync } from 'child_process';
@@ -19,6 +20,7 @@ interface Line {
   seconds: number | number[];
   median?: number;
   backend: string;
+  executor?: string;
   threads: number | null;
 }
 
@@ -65,6 +67,7 @@ function main() {
           tfjs: secondsOf(a),
           torch: secondsOf(b),
           ratio: Math.round(ratio * 100) / 100,
+          tfjsExecutor: a.executor,
           tfjsBackend: a.backend,
           tfjsThreads: a.threads,
           torchThreads: b.threads,

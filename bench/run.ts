@@ -1,6 +1,7 @@
 /**
  * Benchmarks on the current backend (wasm unless SAM2_TFJS_BACKEND says otherwise; threads as
- * SAM2_TFJS_THREADS says), with Hiera-T formula weights (same compute as trained weights).
+ * SAM2_TFJS_THREADS says) and executor (SAM2_TFJS_EXECUTOR: tfjs or onnxruntime), with Hiera-T
+ * formula weights (same compute as trained weights).
  * Prints one JSON line per stage on stdout, so runs can be compared over time:
  *   {"stage":"set_image","seconds":...,"backend":"wasm","threads":2,...}
  * Stages (all by default, or the ones named):
@@ -17,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
 import { makeConfig } from '../src/config';
+import { createExecutor } from '../src/load';
 import { Sam2Model } from '../src/model/sam2';
 import { AutomaticMaskGenerator } from '../src/predictor/automatic_mask_generator';
 import { SamPredictor } from '../src/predictor/sam_predictor';
@@ -60,18 +62,22 @@ async function main() {
     if (!(STAGES as readonly string[]).includes(a)) throw new Error(`unknown stage ${a}; stages: ${STAGES.join(', ')}`);
   const want = (s: Stage) => asked.length === 0 || asked.includes(s);
   const info = await initBackend();
+  const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
+  const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
+  weights.dispose();
+  // SAM2_TFJS_EXECUTOR=onnxruntime runs the heavy parts on ONNX Runtime, as loadSam2 would
+  model.executor = await createExecutor(model, undefined);
+  const exec = model.executor.info;
   const common = {
+    executor: exec.executor,
     backend: info.tfBackend,
-    threads: info.wasmThreads?.threads ?? null,
+    threads: exec.executor === 'tfjs' ? (info.wasmThreads?.threads ?? null) : exec.threads,
     threadsNote: info.wasmThreads?.reason,
     tfjs: info.tfjsVersion,
     model: 'sam2.1_hiera_tiny (formula weights)',
   };
   const print = (stage: Stage, fields: Record<string, unknown>) =>
     console.log(JSON.stringify({ stage, ...fields, ...common }));
-  const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
-  const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
-  weights.dispose();
 
   if (want('set_image') || want('predict_click_median') || want('predict_batch')) {
     const predictor = new SamPredictor(model);
