@@ -10,7 +10,13 @@ import { disposeImageCache, type DecoderImageCache } from '../model/mask_decoder
 import { MASK_LOGIT_LIMIT } from '../model/sam_heads';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
 import { SerialQueue } from './serial_queue';
-import { preprocessImage, removeHolesAndSprinkles, toModelCoords, upsampleLogits } from '../ops/transforms';
+import {
+  preprocessImage,
+  removeHolesAndSprinkles,
+  toModelCoords,
+  upsampleLogits,
+  upsampleMasks,
+} from '../ops/transforms';
 import { getPreprocessShape, postprocessSam1, preprocessSam1 } from './sam1_transforms';
 
 export interface SamPredictorOptions {
@@ -435,26 +441,34 @@ export class SamPredictor {
     let lowRes = out.lowRes;
     try {
       const [lowResData, iouData] = (await Promise.all([out.lowRes.data(), out.ious.data()])) as Float32Array[];
+      let planes = lowResData;
       if (this.maxHoleArea > 0 || this.maxSprinkleArea > 0) {
         const raw: Float32Array[] = [];
         for (let k = 0; k < b * m; k++) raw.push(lowResData.slice(k * s * s, (k + 1) * s * s));
         removeHolesAndSprinkles(raw, s, s, this.maxHoleArea, this.maxSprinkleArea, this.maskThreshold);
-        lowRes = tf.tensor4d(concatRows(raw), [b * m, s, s, 1]);
+        planes = concatRows(raw);
       }
-      // full resolution in chunks, on the device until the host copy
-      const full: (Uint8Array | Float32Array)[] = [];
-      for (let k = 0; k < b * m; k += UPSAMPLE_CHUNK) {
-        const c = Math.min(UPSAMPLE_CHUNK, b * m - k);
-        const t = tf.tidy(() => {
-          const up = this.postprocessLogits(
-            c === b * m ? lowRes : (tf.slice(lowRes, [k, 0, 0, 0], [c, -1, -1, -1]) as tf.Tensor4D),
-            imageIndex,
-          );
-          return returnLogits ? up : tf.greater(up, this.maskThreshold);
-        });
-        const data = (await t.data()) as Uint8Array | Float32Array;
-        t.dispose();
-        for (let j = 0; j < c; j++) full.push(data.slice(j * h * w, (j + 1) * h * w)); // copies: the chunk's buffer is freed
+      let full: (Uint8Array | Float32Array)[];
+      if (!returnLogits && !this.requireState().inputHW) {
+        // SAM 2 masks: the low-res logits are on the host already, upsample there
+        full = upsampleMasks(planes, b * m, s, h, w, this.maskThreshold);
+      } else {
+        if (planes !== lowResData) lowRes = tf.tensor4d(planes, [b * m, s, s, 1]);
+        full = [];
+        // full resolution in chunks, on the device until the host copy
+        for (let k = 0; k < b * m; k += UPSAMPLE_CHUNK) {
+          const c = Math.min(UPSAMPLE_CHUNK, b * m - k);
+          const t = tf.tidy(() => {
+            const up = this.postprocessLogits(
+              c === b * m ? lowRes : (tf.slice(lowRes, [k, 0, 0, 0], [c, -1, -1, -1]) as tf.Tensor4D),
+              imageIndex,
+            );
+            return returnLogits ? up : tf.greater(up, this.maskThreshold);
+          });
+          const data = (await t.data()) as Uint8Array | Float32Array;
+          t.dispose();
+          for (let j = 0; j < c; j++) full.push(data.slice(j * h * w, (j + 1) * h * w)); // copies: the chunk's buffer is freed
+        }
       }
       const results: PredictResult[] = [];
       const L = MASK_LOGIT_LIMIT;
