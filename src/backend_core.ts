@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ExecutorInfo } from './executor';
 import type { WasmThreads } from './wasm_threads';
 import { Sam2Error } from './errors';
+import { patchWasmKernels } from './wasm_kernels';
 
 /** tf.js backend names sam2-tfjs can run on. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -164,6 +165,7 @@ export async function initBackendOn(
         'kept the cpu backend that was already active (set with tf.setBackend, or picked by tf.js for a tensor made before loading); it is ~30x slower than wasm: pass backend "wasm" (or "auto" before making tensors) to change it.',
       ];
     }
+    if (active === 'wasm') patchWasmKernels();
     return current;
   }
   pending = select(platform, wanted, smoke);
@@ -172,6 +174,7 @@ export async function initBackendOn(
   } finally {
     pending = undefined;
   }
+  if (current.tfBackend === 'wasm') patchWasmKernels();
   return current;
 }
 

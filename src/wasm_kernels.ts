@@ -1,0 +1,62 @@
+/**
+ * Kernel fixes for tfjs-backend-wasm 4.22, registered over its own (Node and browser builds).
+ *
+ * Slice: the backend's kernel reads its whole input to a JS copy (`readSync`) before copying
+ * the slice out, so taking the B windows of a [B, n, d] tensor one by one costs O(B^2) copies
+ * (~0.6 ms per slice of a 1.5 MB tensor). This one copies the slice straight from the wasm heap.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The parts of tfjs-backend-wasm's BackendWasm that the kernels here use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+let patched = false;
+
+/** Registers the kernels above for the `wasm` backend (idempotent; call after loading it). */
+export function patchWasmKernels(): void {
+  if (patched) return;
+  const original = tf.getKernel('Slice', 'wasm');
+  if (!original) return; // tfjs-backend-wasm not loaded
+  patched = true;
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string' || x.dtype === 'complex64') return original.kernelFunc(args);
+    const backend = args.backend as unknown as WasmBackendLike;
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size?: number | number[] };
+    const [start, extent] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    const out = backend.makeOutput(extent, x.dtype);
+    // views taken after makeOutput: allocating may grow (and replace) the heap's buffer
+    const from = backend.typedArrayFromHeap(x);
+    const to = backend.typedArrayFromHeap(out);
+    const rank = x.shape.length;
+    if (rank === 0 || to.length === 0) {
+      if (rank === 0) to[0] = from[0];
+      return out;
+    }
+    const strides = tf.util.computeStrides(x.shape);
+    if (tf.slice_util.isSliceContinous(x.shape, start, extent)) {
+      const offset = tf.slice_util.computeFlatOffset(start, strides);
+      to.set(from.subarray(offset, offset + to.length));
+      return out;
+    }
+    const last = extent[rank - 1];
+    // copy one run along the last axis per index of the outer axes
+    const runs = to.length / last;
+    const index = new Array<number>(rank - 1).fill(0);
+    for (let r = 0; r < runs; r++) {
+      let offset = start[rank - 1];
+      for (let a = 0; a < rank - 1; a++) offset += (start[a] + index[a]) * strides[a];
+      to.set(from.subarray(offset, offset + last), r * last);
+      for (let a = rank - 2; a >= 0; a--) {
+        if (++index[a] < extent[a]) break;
+        index[a] = 0;
+      }
+    }
+    return out;
+  };
+  tf.unregisterKernel('Slice', 'wasm');
+  tf.registerKernel({ kernelName: 'Slice', backendName: 'wasm', kernelFunc });
+}
