@@ -78,6 +78,13 @@ export function windowUnpartition(
 }
 
 export class MultiScaleBlock extends Sam2Layer {
+  /**
+   * Windows of at least this many tokens run one rank-2 attention product per window on wasm;
+   * smaller ones (many tiny windows) pay more in per-op overhead than the batched matMul costs.
+   * Tests set it to Infinity to compare with the batched path.
+   */
+  static perWindowMinTokens = 49;
+
   static className = 'Sam2MultiScaleBlock';
   readonly norm1: LayerNorm;
   readonly norm2: LayerNorm;
@@ -165,6 +172,18 @@ export class MultiScaleBlock extends Sam2Layer {
         if (g === 1) {
           const p = tf.softmax(tf.matMul(q, tf.transpose(k)));
           o = tf.matMul(p, v) as tf.Tensor2D;
+        } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm') {
+          // wasm runs batched matMuls on a single-threaded loop (~3.5 GFLOP/s); one rank-2
+          // product per window goes through XNNPACK on both cores (~80 GFLOP/s)
+          const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
+          const outs: tf.Tensor2D[] = [];
+          for (let i = 0; i < g; i++) {
+            const qi = tf.slice(q, [i * nq, 0], [nq, d]);
+            const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
+            const vi = tf.slice(v, [i * n, 0], [n, d]);
+            outs.push(tf.matMul(tf.softmax(tf.matMul(qi, kTi)), vi));
+          }
+          o = tf.concat(outs, 0);
         } else {
           const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
           const p = tf.softmax(tf.matMul(tf.reshape(q, [g, nq, d]) as tf.Tensor3D, kT));

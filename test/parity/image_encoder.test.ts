@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { caseTensor, expectClose, expectNoLeak, sampleNchwFromNhwc, nhwcToNchw } from '../helpers';
 import { tinyImageEncoder, tinyWeights, truckEncoding, truckInput } from '../models';
 import { ImageEncoder } from '../../src/model/image_encoder';
+import { MultiScaleBlock } from '../../src/layers/hiera_block';
 import { makeConfig, type SizeName } from '../../src/config';
 import { formulaWeights, loadManifest } from '../../src/testing/manifest';
 import { Weights } from '../../src/weights';
@@ -100,6 +101,29 @@ describe('image encoder: every size, config checks and errors', () => {
       [1, 64, 64, 64],
     ]);
     tf.dispose([x, f.imageEmbed, ...f.highResFeats]);
+    enc.disposeAll();
+  });
+
+  it('windowed attention one window at a time (wasm) matches the batched matMul path', () => {
+    const enc = new ImageEncoder(makeConfig('sam2.1', 'tiny', 256));
+    enc.loadFrom(tinyWeights());
+    const x = tf.randomNormal([1, 256, 256, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const perWindow = enc.imageFeatures(x);
+    const saved = MultiScaleBlock.perWindowMinTokens;
+    MultiScaleBlock.perWindowMinTokens = Infinity;
+    let batched: typeof perWindow;
+    try {
+      batched = enc.imageFeatures(x);
+    } finally {
+      MultiScaleBlock.perWindowMinTokens = saved;
+    }
+    const pairs = [
+      ['image_embed', perWindow.imageEmbed, batched!.imageEmbed],
+      ...perWindow.highResFeats.map((t, i) => [`high_res_feats${i}`, t, batched!.highResFeats[i]]),
+    ] as [string, tf.Tensor, tf.Tensor][];
+    // XNNPACK and the batched loop sum in other orders: rounding only (the reference is ~5e-6 x std away)
+    for (const [name, a, b] of pairs) expectClose(name, a.dataSync(), b.dataSync(), 2e-5);
+    tf.dispose([x, perWindow.imageEmbed, ...perWindow.highResFeats, batched!.imageEmbed, ...batched!.highResFeats]);
     enc.disposeAll();
   });
 

@@ -6,7 +6,7 @@ describe('upsampleMasks (host bilinear upsampling + threshold)', () => {
   // smooth logits like a decoder's (a few blobs), plus a constant plane and a noisy one
   function planes(s: number): Float32Array {
     return tf.tidy(() => {
-      const smooth = tf.image.resizeBilinear(tf.randomNormal([2, 9, 9, 1], 0, 6, 'float32', 7), [s, s]);
+      const smooth = tf.image.resizeBilinear(tf.randomNormal([2, 9, 9, 1], 0, 6, 'float32', 7) as tf.Tensor4D, [s, s]);
       const flat = tf.fill([1, s, s, 1], -3);
       const noise = tf.randomNormal([1, s, s, 1], 0, 4, 'float32', 8);
       return tf.concat([smooth, flat, noise]).dataSync() as Float32Array;
