@@ -210,6 +210,18 @@ export class VitBlock extends Sam2Layer {
           if (g === 1) {
             const logits = tf.add(tf.matMul(q, tf.transpose(k)), tf.reshape(bias, [n, n]));
             o = tf.matMul(tf.softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
+          } else if (tf.getBackend() === 'wasm') {
+            // one rank-2 product per window: XNNPACK on both cores instead of wasm's
+            // single-threaded batched matMul (as Hiera's MultiScaleBlock does)
+            const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
+            const parts: tf.Tensor2D[] = [];
+            for (let i = 0; i < g; i++) {
+              const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
+              const bi = tf.reshape(tf.slice(bias, [i, 0, 0], [1, n, n]), [n, n]);
+              const logits = tf.add(tf.matMul(tf.slice(q, [i * n, 0], [n, d]), kTi), bi);
+              parts.push(tf.matMul(tf.softmax(logits) as tf.Tensor2D, tf.slice(v, [i * n, 0], [n, d])));
+            }
+            o = tf.concat(parts, 0);
           } else {
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
             const logits = tf.add(tf.matMul(tf.reshape(q, [g, n, d]) as tf.Tensor3D, kT), bias);
