@@ -6,14 +6,15 @@
  *
  *   SAM2_REFERENCE_DIR=/path/to/sam2 npm run bench:reference -- [--rounds 2] [stage ...]
  *
- * Stages: set_image, predict_click_median, predict_batch, per_frame (median over frames), generate.
+ * Stages: set_image, predict_click_median, predict_batch, per_frame (median over frames), generate,
+ * generate_defaults (AMG defaults: 32x32 points on truck.jpg; not run unless named).
  * SAM2_TFJS_EXECUTOR=onnxruntime compares the ONNX Runtime executor instead of TF.js.
  * PYTHON picks the interpreter (default /usr/bin/python3, Debian's, which has python3-torch).
  */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
-const STAGES = ['set_image', 'predict_click_median', 'predict_batch', 'per_frame', 'generate'];
+const STAGES = ['set_image', 'predict_click_median', 'predict_batch', 'per_frame', 'generate', 'generate_defaults'];
 
 interface Line {
   stage: string;
@@ -42,7 +43,7 @@ function main() {
   const at = args.indexOf('--rounds');
   if (at >= 0) rounds = Number(args.splice(at, 2)[1]);
   for (const a of args) if (!STAGES.includes(a)) throw new Error(`unknown stage ${a}; stages: ${STAGES.join(', ')}`);
-  const stages = args.length ? args : STAGES;
+  const stages = args.length ? args : STAGES.filter((s) => s !== 'generate_defaults');
   const root = path.join(__dirname, '..');
   const python = process.env.PYTHON || '/usr/bin/python3';
   const ratios = new Map<string, number[]>(stages.map((s) => [s, []]));

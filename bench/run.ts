@@ -11,6 +11,8 @@
  *   memory_attention      7 memories + 16 pointers at 1024 px, one object
  *   per_frame             bedroom frames 1-7, 2 objects (a click and a box on frame 0)
  *   generate              AutomaticMaskGenerator, 16x16 points on amg_truck/input.png
+ *   generate_defaults     AutomaticMaskGenerator defaults (32x32 points, 64 per batch) on truck.jpg
+ *                         (only when named)
  *   npm run bench [-- set_image predict_click_median ...]
  * Timings on shared machines are noisy: compare programs by alternating runs (see
  * docs/DEVELOPING.md), never with figures from another day.
@@ -34,6 +36,7 @@ const STAGES = [
   'memory_attention',
   'per_frame',
   'generate',
+  'generate_defaults',
 ] as const;
 type Stage = (typeof STAGES)[number];
 
@@ -60,7 +63,8 @@ async function main() {
   const asked = process.argv.slice(2);
   for (const a of asked)
     if (!(STAGES as readonly string[]).includes(a)) throw new Error(`unknown stage ${a}; stages: ${STAGES.join(', ')}`);
-  const want = (s: Stage) => asked.length === 0 || asked.includes(s);
+  // generate_defaults (~2 min) only when named
+  const want = (s: Stage) => (asked.length === 0 ? s !== 'generate_defaults' : asked.includes(s));
   const info = await initBackend();
   const weights = formulaWeights(loadManifest('sam2.1_hiera_tiny'));
   const model = new Sam2Model(makeConfig('sam2.1', 'tiny'), weights);
@@ -152,23 +156,25 @@ async function main() {
     video.dispose();
   }
 
-  if (want('generate')) {
-    const gen = new AutomaticMaskGenerator(model, { pointsPerSide: 16 });
+  const amg = async (stage: Stage, pointsPerSide: number, image: string, label: string) => {
+    const gen = new AutomaticMaskGenerator(model, { pointsPerSide, pointsPerBatch: 64 });
     const t0 = performance.now();
-    const anns = await gen.generate(fixturePath('amg_truck/input.png'));
+    const anns = await gen.generate(fixturePath(image));
     const s = (performance.now() - t0) / 1000;
     const t = gen.lastTimings;
-    print('generate', {
+    print(stage, {
       seconds: round(s),
       encode: round(t.encode / 1000),
       decode: round(t.decode / 1000),
       postprocess: round(t.postprocess / 1000),
       masks: anns.length,
-      points: '16x16',
-      image: 'amg_truck/input.png 450x300',
+      points: `${pointsPerSide}x${pointsPerSide}`,
+      image: label,
     });
     gen.dispose();
-  }
+  };
+  if (want('generate')) await amg('generate', 16, 'amg_truck/input.png', 'amg_truck/input.png 450x300');
+  if (want('generate_defaults')) await amg('generate_defaults', 32, 'images/truck.jpg', 'truck.jpg 1800x1200');
   model.dispose();
 }
 

@@ -29,7 +29,7 @@ import yaml
 FIXTURES = os.environ.get(
     "SAM2_FIXTURES", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures")
 )
-STAGES = ["set_image", "predict_click_median", "predict_batch", "per_frame", "generate"]
+STAGES = ["set_image", "predict_click_median", "predict_batch", "per_frame", "generate", "generate_defaults"]
 
 
 def setup_reference():
@@ -216,6 +216,15 @@ def main():
             t0 = time.perf_counter()
             anns = gen.generate(image)
             emit("generate", {"seconds": r3(time.perf_counter() - t0), "masks": len(anns), "points": "16x16", "image": "amg_truck/input.png 450x300"})
+
+        if want("generate_defaults"):
+            from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+            gen = SAM2AutomaticMaskGenerator(build_model(root, video=False), points_per_side=32, points_per_batch=64)
+            image = np.array(Image.open(os.path.join(FIXTURES, "images", "truck.jpg")).convert("RGB"))
+            t0 = time.perf_counter()
+            anns = gen.generate(image)
+            emit("generate_defaults", {"seconds": r3(time.perf_counter() - t0), "masks": len(anns), "points": "32x32", "image": "truck.jpg 1800x1200"})
 
 
 if __name__ == "__main__":
