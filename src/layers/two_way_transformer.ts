@@ -82,14 +82,23 @@ export class TwoWayAttentionBlock extends Sam2Layer {
       }
       q = n1.forward(q) as tf.Tensor3D;
       const kp = pre ? null : (tf.add(keys, keyPe) as tf.Tensor3D);
-      const t2i = pre ? { k: pre.tokenToImageK, v: pre.tokenToImageV } : {};
-      q = n2.forward(
-        tf.add(q, this.crossAttnTokenToImage.forward(tf.add(q, queryPe) as tf.Tensor3D, kp, keys, t2i)),
-      ) as tf.Tensor3D;
+      const nt = queries.shape[1];
+      const t2i = this.crossAttnTokenToImage;
+      const qPe = tf.add(q, queryPe) as tf.Tensor3D;
+      // image tokens of each prompt set (after the first block): attend without projecting them
+      const attended =
+        pre || !t2i.reassociates(nt)
+          ? t2i.forward(qPe, kp, keys, pre ? { k: pre.tokenToImageK, v: pre.tokenToImageV } : {})
+          : t2i.tokenToImage(qPe, kp!, keys);
+      q = n2.forward(tf.add(q, attended)) as tf.Tensor3D;
       q = n3.forward(tf.add(q, this.mlp.forward(q))) as tf.Tensor3D;
       const qp = tf.add(q, queryPe) as tf.Tensor3D;
-      const i2t = pre ? { q: pre.imageToTokenQ } : {};
-      const k = n4.forward(tf.add(keys, this.crossAttnImageToToken.forward(kp, qp, q, i2t))) as tf.Tensor3D;
+      const i2t = this.crossAttnImageToToken;
+      const image = pre ? { q: pre.imageToTokenQ } : { keys: kp! };
+      const update = i2t.reassociates(nt)
+        ? i2t.imageToToken(image, qp, q)
+        : i2t.forward(kp, qp, q, pre ? { q: pre.imageToTokenQ } : {});
+      const k = n4.forward(tf.add(keys, update)) as tf.Tensor3D;
       return [q, k];
     });
   }
@@ -143,7 +152,9 @@ export class TwoWayTransformer extends Sam2Layer {
       );
       const q = tf.add(queries, points) as tf.Tensor3D;
       const k = tf.add(keys, imagePe) as tf.Tensor3D;
-      queries = tf.add(queries, this.finalAttnTokenToImage.forward(q, k, keys)) as tf.Tensor3D;
+      const last = this.finalAttnTokenToImage;
+      const attended = last.reassociates(q.shape[1]) ? last.tokenToImage(q, k, keys) : last.forward(q, k, keys);
+      queries = tf.add(queries, attended) as tf.Tensor3D;
       return [this.normFinalAttn.forward(queries) as tf.Tensor3D, keys];
     });
   }

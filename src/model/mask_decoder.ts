@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { LayerNorm, Mlp, gelu } from '../layers/common';
 import { TwoWayTransformer, type ImageSideProjections } from '../layers/two_way_transformer';
+import { batchMatMul } from '../layers/attention';
 import type { Sam2Config } from '../config';
 
 const NUM_MASK_TOKENS = 4;
@@ -239,7 +240,7 @@ export class MaskDecoder extends Sam2Layer {
         2,
       ) as tf.Tensor3D; // [b, 32, count]
       const [, uh, uw, uc] = upscaled.shape;
-      const masks = tf.reshape(tf.matMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [
+      const masks = tf.reshape(batchMatMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [
         b,
         uh,
         uw,

@@ -154,17 +154,14 @@ describe('SamPredictor: decoder parity on the fixture features (image_truck)', (
         return [out.masks, out.iouPred];
       });
       const [a, b] = [await withCache.lowResMasks.data(), await without[0].data()];
-      if (coords.length === 1) {
-        expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), 'one prompt: bit-identical').to.equal(true);
-      } else {
-        // without the cache the batch's image tokens are per prompt (a batched attention path)
-        expectClose('batched low-res logits', a as Float32Array, b as Float32Array, 1e-4);
-      }
+      // without the cache the first block projects the image tokens itself (and, for a batch,
+      // per prompt set): the same sums in another order
+      expectClose(`${coords.length} prompt set(s): low-res logits`, a as Float32Array, b as Float32Array, 1e-4);
       expectClose(
         'ious',
         (await withCache.ious.data()) as Float32Array,
         (await without[1].data()) as Float32Array,
-        1e-5,
+        1e-4,
       );
       tf.dispose([c, l, withCache.lowResMasks, withCache.ious, withCache.objectScoreLogits, ...without]);
     }
