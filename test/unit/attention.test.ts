@@ -7,7 +7,8 @@ import { expectClose } from '../../src/testing/compare';
 describe('decoder attention reassociated over image tokens (tokenToImage, imageToToken)', () => {
   // 3 prompt sets of 8 tokens over 256 image tokens, per prompt set (as after the first block)
   const [b, nt, ni, c] = [3, 8, 256, 256];
-  const seeded = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor3D;
+  const seeded = (shape: [number, number, number], seed: number) =>
+    tf.randomNormal(shape, 0, 1, 'float32', seed) as tf.Tensor3D;
 
   it('token-to-image: the same as projecting keys and values, with and without a shared image', () => {
     const att = tinyImageModel().maskDecoder.transformer.layers[1].crossAttnTokenToImage;
