@@ -87,8 +87,14 @@ export type MaskDecoderOutput = {
 /** Fraction of pixels above +delta among those above -delta, per mask: [B, h, w, M] -> [B, M]. */
 export function stabilityScores(logits: tf.Tensor4D, delta: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const inter = tf.sum(tf.cast(tf.greater(logits, delta), 'float32'), [1, 2]);
-    const union = tf.sum(tf.cast(tf.greater(logits, -delta), 'float32'), [1, 2]);
+    const [b, h, w, m] = logits.shape;
+    // pixels on the last axis, so the counts reduce it without transposing a cast of booleans
+    // (tfjs-backend-webgpu 4.22 emits a shader that fails to compile for that transpose, and the
+    // reduction then reads garbage)
+    const flat =
+      m === 1 ? tf.reshape(logits, [b, 1, h * w]) : tf.reshape(tf.transpose(logits, [0, 3, 1, 2]), [b, m, h * w]);
+    const inter = tf.sum(tf.cast(tf.greater(flat, delta), 'float32'), 2);
+    const union = tf.sum(tf.cast(tf.greater(flat, -delta), 'float32'), 2);
     return tf.where(tf.greater(union, 0), tf.div(inter, tf.maximum(union, 1)), tf.onesLike(union)) as tf.Tensor2D;
   });
 }
