@@ -36,6 +36,12 @@ export interface Sam2Executor {
    * (the TF.js executor always does). New tensors: the caller disposes them.
    */
   decode?(request: DecodeRequest): Promise<DecodedPrompts | undefined>;
+  /**
+   * A video frame's levels as ImageEncoder.forwardImage gives them (conv_s0, conv_s1, top level
+   * without the no-memory embedding) for one preprocessed frame [1, S, S, 3]; absent when the
+   * TF.js encoder does it. New tensors: the caller disposes them.
+   */
+  frameFeatures?(x: tf.Tensor4D): Promise<{ highRes: [tf.Tensor4D, tf.Tensor4D]; top: tf.Tensor4D }>;
   /** Frees what the executor holds (sessions, cached features). */
   dispose(): void;
 }

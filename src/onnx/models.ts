@@ -19,7 +19,7 @@ import {
 } from './layers';
 
 /** Bumped whenever the emitted graphs change, so cached .onnx files are rebuilt. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 2;
 
 export interface BuiltModel {
   name: 'image_encoder' | 'prompt_mask_decoder';
@@ -28,7 +28,7 @@ export interface BuiltModel {
   outputs: ValueInfo[];
 }
 
-/** Image encoder: image [1, S, S, 3] (normalized, NHWC) -> image_embed, high_res_feats_0/1. */
+/** Image encoder: image [1, S, S, 3] (normalized, NHWC) -> image_embed, high_res_feats_0/1, vision_features. */
 export function buildImageEncoder(model: Sam2Model): BuiltModel {
   const enc = model.imageEncoder;
   const S = model.config.imageSize;
@@ -85,6 +85,13 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
   b.output('image_embed', embed, 'float32', [1, s16, s16, d], 'lowest-resolution features + no_mem_embed, NHWC');
   b.output('high_res_feats_0', s0, 'float32', [1, 4 * s16, 4 * s16, d / 8], 'conv_s0 of neck level 0, NHWC');
   b.output('high_res_feats_1', s1, 'float32', [1, 2 * s16, 2 * s16, d / 4], 'conv_s1 of neck level 1, NHWC');
+  b.output(
+    'vision_features',
+    feats[2],
+    'float32',
+    [1, s16, s16, d],
+    'lowest-resolution features (video tracking), NHWC',
+  );
   return {
     name: 'image_encoder',
     bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`),

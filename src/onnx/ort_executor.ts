@@ -97,7 +97,13 @@ export class OrtExecutor implements Sam2Executor {
     const perImage: Feeds[] = [];
     for (let i = 0; i < b; i++) {
       const image = new this.ort.Tensor('float32', data.slice(i * s * s * c, (i + 1) * s * s * c), [1, s, s, c]);
-      perImage.push((await encoder.run({ image })) as unknown as Feeds);
+      const out = await encoder.run({ image });
+      // the decoder's inputs only (vision_features is for video frames)
+      perImage.push({
+        image_embed: out.image_embed,
+        high_res_feats_0: out.high_res_feats_0,
+        high_res_feats_1: out.high_res_feats_1,
+      });
     }
     const toTf = (name: keyof Feeds) =>
       tf.tidy(() => {
@@ -112,6 +118,17 @@ export class OrtExecutor implements Sam2Executor {
     };
     this.feeds.set(features.imageEmbed, new Map(perImage.map((f, i) => [i, f])));
     return features;
+  }
+
+  async frameFeatures(x: tf.Tensor4D): Promise<{ highRes: [tf.Tensor4D, tf.Tensor4D]; top: tf.Tensor4D }> {
+    const [encoder] = this.sessions();
+    const image = new this.ort.Tensor('float32', Float32Array.from((await x.data()) as Float32Array), x.shape);
+    const out = await encoder.run({ image });
+    const toTf = (t: Ort.Tensor) => tf.tensor4d(t.data as Float32Array, t.dims as [number, number, number, number]);
+    return {
+      highRes: [toTf(out.high_res_feats_0), toTf(out.high_res_feats_1)],
+      top: toTf(out.vision_features),
+    };
   }
 
   /** Decoder inputs of image `i` of `f`: kept from the encode, or copied from tf once (e.g. setImageFeatures). */

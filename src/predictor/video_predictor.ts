@@ -100,10 +100,16 @@ export class VideoPredictor {
     return { encoder: this.encodeMs, ...this.tracker.timings };
   }
 
-  private encode = (img: RgbImage): FrameFeatures => {
+  private encode = async (img: RgbImage): Promise<FrameFeatures> => {
     const t = Date.now();
     const x = preprocessVideoFrame(img, this.model.config.imageSize);
     try {
+      const onExecutor = this.model.executor.frameFeatures;
+      if (onExecutor) {
+        // the executor's encoder (ONNX Runtime); the sine encoding is the neck's cached one
+        const { highRes, top } = await onExecutor.call(this.model.executor, x);
+        return { highRes, top, topPos: this.model.imageEncoder.neck.position(top.shape[1], top.shape[2]) };
+      }
       // no host read to end the timing: the wasm and cpu backends run each op when it is called
       const { backboneFpn, visionPosEnc } = this.model.imageEncoder.forwardImage(x);
       return { highRes: [backboneFpn[0], backboneFpn[1]], top: backboneFpn[2], topPos: visionPosEnc[2] };

@@ -186,7 +186,7 @@ export class VideoState {
   }
 
   /** The frame's features, encoding it on first use; least recently used ones are evicted. */
-  async frameFeatures(frameIdx: number, encode: (img: RgbImage) => FrameFeatures): Promise<FrameFeatures> {
+  async frameFeatures(frameIdx: number, encode: (img: RgbImage) => Promise<FrameFeatures>): Promise<FrameFeatures> {
     let f = this.features.get(frameIdx);
     if (f) {
       this.features.delete(frameIdx); // refresh its LRU position
@@ -194,7 +194,7 @@ export class VideoState {
       return f;
     }
     const img = await this.frames[frameIdx]();
-    f = encode(img);
+    f = await encode(img);
     this.features.set(frameIdx, f);
     while (this.features.size > this.maxCachedFrames) {
       const [oldest, old] = this.features.entries().next().value as [number, FrameFeatures];

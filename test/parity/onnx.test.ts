@@ -37,6 +37,8 @@ import { exportOnnx } from '../../src/export_onnx';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
 import { AutomaticMaskGenerator } from '../../src/predictor/automatic_mask_generator';
+import { VideoPredictor } from '../../src/predictor/video_predictor';
+import { runVideoScript } from '../helpers/video_script';
 import { portCheckpoint } from '../../src/io/port';
 import { createExecutor, loadSam2 } from '../../src/load';
 import { Sam2Error } from '../../src/errors';
@@ -340,6 +342,25 @@ describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png',
     console.log(`      loadSam2 with cached graphs ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(((again as Sam2Model).executor as OrtExecutor).graphs.cached).to.equal(true);
     again.dispose();
+  });
+});
+
+describe('ONNX Runtime executor: VideoPredictor (frames encoded by ONNX Runtime)', () => {
+  it('video_bedroom: both prompts on frame 0 and the first 2 propagated frames match the reference; no leaks', async () => {
+    const before = tf.memory().numTensors;
+    const model = (await loadSam2(ported(), { executor: 'onnxruntime' })) as Sam2Model;
+    const exec = model.executor as OrtExecutor;
+    let encodes = 0;
+    const frameFeatures = exec.frameFeatures.bind(exec);
+    exec.frameFeatures = (x) => (encodes++, frameFeatures(x));
+    const video = new VideoPredictor(model);
+    const t0 = Date.now();
+    await runVideoScript(video, { steps: 3, maxFrames: 2 });
+    console.log(`      ${((Date.now() - t0) / 1000).toFixed(1)} s (frame encodes: ${video.timings.encoder} ms)`);
+    expect(encodes).to.equal(3);
+    video.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors, 'tensors left after the video and the model are disposed').to.equal(before);
   });
 });
 
