@@ -350,7 +350,7 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         console.log(`      worst mask IoU vs wasm: ${worst.toFixed(5)}`);
       });
 
-      it('image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits <= 1e-3 std)', async () => {
+      it('image_truck prompts decoded at 1024 from the reference image features match the reference (masks IoU >= 0.999, logits within the backend tolerance)', async () => {
         const r = await page.evaluate(
           async (backend, prompts, H, W) => {
             const s = (window as any).sam2;
