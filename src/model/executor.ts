@@ -42,6 +42,11 @@ export interface Sam2Executor {
    * TF.js encoder does it. New tensors: the caller disposes them.
    */
   frameFeatures?(x: tf.Tensor4D): Promise<{ highRes: [tf.Tensor4D, tf.Tensor4D]; top: tf.Tensor4D }>;
+  /**
+   * Memory attention (MemoryAttention.forwardBank after prepareBank): x [N, d], each layer's
+   * bank keys [d, M], the bank's values [M, memDim] -> [N, d]; absent when TF.js does it.
+   */
+  attendMemory?(x: tf.Tensor2D, keysT: tf.Tensor2D[], values: tf.Tensor2D): Promise<tf.Tensor2D>;
   /** Frees what the executor holds (sessions, cached features). */
   dispose(): void;
 }

@@ -10,6 +10,7 @@ import { resizeAntialiasBilinear } from '../ops/transforms';
 import type { Sam2Config } from '../config';
 import { MemoryAttention, roundToBfloat16, sine1d, type PointerTokens, type SpatialMemory } from './memory_attention';
 import { MemoryEncoder } from './memory_encoder';
+import type { Sam2Executor } from './executor';
 import { ParallelMemoryAttention, parallelMemoryAttentionAvailable } from './memory_attention_parallel';
 import type { ImageEncoder } from './image_encoder';
 import type { MaskDecoderOutput } from './mask_decoder';
@@ -133,6 +134,8 @@ export interface TrackerModel {
   readonly promptEncoder: Pick<PromptEncoder, 'maskInputSize'>;
   /** Prompt encoder + mask decoder (Sam2Model.forwardSamHeads). */
   forwardSamHeads(input: SamHeadsInput): MaskDecoderOutput;
+  /** The executor, when it runs memory attention itself (ONNX Runtime). */
+  readonly executor?: Pick<Sam2Executor, 'attendMemory'>;
 }
 
 export class Tracker {
@@ -258,6 +261,16 @@ export class Tracker {
     pointers?: PointerTokens,
     shared?: FrameShared,
   ): Promise<tf.Tensor2D> {
+    const onExecutor = this.model.executor?.attendMemory;
+    if (onExecutor) {
+      // the executor's memory attention (ONNX Runtime); keys come from the TF.js key caches
+      const bank = this.memoryAttention.prepareBank(curr, currPos, spatial, pointers);
+      try {
+        return await onExecutor.call(this.model.executor, bank.x, bank.keysT, bank.values);
+      } finally {
+        tf.dispose([bank.x, ...bank.keysT, bank.values]);
+      }
+    }
     const numKeys = spatial.reduce((k, m) => k + m.features.shape[0], pointers?.tokens.shape[0] ?? 0);
     // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
     const minScores = typeof process === 'undefined' ? undefined : process.env?.SAM2_TFJS_WORKER_MIN_SCORES; // no process in browsers

@@ -5,11 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Sam2Model } from '../model/sam2';
+import type { RoPEAttention } from '../layers/rope_attention';
+import { axialRopeTables } from '../layers/rope_attention';
 import { OnnxBuilder, type ValueInfo } from './builder';
 import {
   emitConv2d,
   emitGelu,
   emitLayerNorm,
+  emitLinear,
   emitMlp,
   emitMultiScaleBlock,
   emitTwoWayTransformer,
@@ -22,7 +25,7 @@ import {
 export const GRAPH_VERSION = 2;
 
 export interface BuiltModel {
-  name: 'image_encoder' | 'prompt_mask_decoder';
+  name: 'image_encoder' | 'prompt_mask_decoder' | 'memory_attention';
   bytes: Uint8Array;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
@@ -240,6 +243,67 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
   return {
     name: 'prompt_mask_decoder',
     bytes: b.toBytes(`${model.config.name} prompt encoder + mask decoder (sam2-tfjs)`),
+    inputs: b.inputs,
+    outputs: b.outputs,
+  };
+}
+
+/**
+ * Memory attention over a memory bank (video tracking): x [N, d] (the frame's features plus
+ * 0.1 x their sine encoding, N = (S/16)^2), per layer the bank's rotated keys keys_t_<l> [d, M]
+ * (MemoryAttention.bankKeys: cached per memory in TF.js) and the bank's values [M, memDim];
+ * returns the conditioned features [N, d]. M is dynamic. RoPE in real arithmetic: x*cos +
+ * swap(x)*sin with the grid's tables as constants.
+ */
+export function buildMemoryAttention(model: Sam2Model): BuiltModel {
+  const att = model.video!.memoryAttention;
+  const cfg = model.config;
+  const d = cfg.neck.dModel;
+  const side = cfg.imageSize / cfg.backboneStride;
+  const n = side * side;
+  const b = new OnnxBuilder('sam2_memory_attention');
+  let x = b.input('x', 'float32', [n, d], "the frame's features + 0.1 x their sine encoding, [N, d]");
+  const keys = att.layers.map((_, l) =>
+    b.input(`keys_t_${l}`, 'float32', [d, 'M'], `layer ${l}: the bank's rotated keys, transposed`),
+  );
+  const values = b.input(
+    'values',
+    'float32',
+    ['M', cfg.memoryDim],
+    "the bank's values (memory features, then pointers)",
+  );
+  const tables = axialRopeTables(d, side, side);
+  const cos = b.weight('rope_cos', tables.cos, [n, d]);
+  const sin = b.weight('rope_sin', tables.sin, [n, d]);
+  const swapData = new Float32Array(d * d);
+  for (let i = 0; i < d; i += 2) {
+    swapData[(i + 1) * d + i] = -1;
+    swapData[i * d + i + 1] = 1;
+  }
+  const swap = b.weight('rope_swap', swapData, [d, d]);
+  const rotate = (v: string) => b.op('Add', [b.op('Mul', [v, cos]), b.op('Mul', [b.op('MatMul', [v, swap]), sin])]);
+  // RoPEAttention.attend: rotated, scaled queries; values averaged before v_proj
+  const attend = (name: string, a: RoPEAttention, q: string, keysT: string, vals: string) =>
+    b.scope(name, () => {
+      const qr = b.op('Mul', [rotate(emitLinear(b, a.qProj, q)), b.f32(1 / Math.sqrt(a.dim))]);
+      const p = b.op('Softmax', [b.op('MatMul', [qr, keysT])], { axis: -1 });
+      return emitLinear(b, a.outProj, emitLinear(b, a.vProj, b.op('MatMul', [p, vals])));
+    });
+  att.layers.forEach((layer, l) => {
+    b.scope(`layer${l}`, () => {
+      const [n1, n2, n3] = layer.norms;
+      const h = emitLayerNorm(b, n1, x);
+      const selfKeysT = b.op('Transpose', [rotate(emitLinear(b, layer.selfAttn.kProj, h))], { perm: [1, 0] });
+      x = b.op('Add', [x, attend('self_attn', layer.selfAttn, h, selfKeysT, h)]);
+      x = b.op('Add', [x, attend('cross_attn_image', layer.crossAttnImage, emitLayerNorm(b, n2, x), keys[l], values)]);
+      const mlp = emitLinear(b, layer.linear2, emitLinear(b, layer.linear1, emitLayerNorm(b, n3, x), 'relu'));
+      x = b.op('Add', [x, mlp]);
+    });
+  });
+  b.output('y', emitLayerNorm(b, att.norm, x), 'float32', [n, d], 'conditioned features [N, d]');
+  return {
+    name: 'memory_attention',
+    bytes: b.toBytes(`${cfg.name} memory attention (sam2-tfjs)`),
     inputs: b.inputs,
     outputs: b.outputs,
   };

@@ -13,6 +13,7 @@ import type { DecodeRequest, DecodedPrompts, Sam2Executor } from '../model/execu
 import type { ImageFeatures } from '../model/image_encoder';
 import type { Sam2Model } from '../model/sam2';
 import type { OnnxGraphs } from './graphs';
+import { buildMemoryAttention } from './models';
 
 export interface OrtExecutorOptions {
   /** 'cpu' (default) or 'cuda' (falls back to cpu with a reason when it does not load). */
@@ -39,7 +40,12 @@ export class OrtExecutor implements Sam2Executor {
     readonly info: ExecutorInfo,
     /** Where the graphs came from, for `info`. */
     readonly graphs: Pick<OnnxGraphs, 'dir' | 'cached'>,
+    /** Options of the sessions (provider, threads), for graphs built later. */
+    private readonly sessionOptions: Ort.InferenceSession.SessionOptions,
   ) {}
+
+  /** The memory-attention session, created on the first video frame that needs it. */
+  private memoryAttention?: Promise<Ort.InferenceSession>;
 
   /** Creates sessions for both graphs; CUDA when asked and it loads, else CPU with a reason. */
   static async create(model: Sam2Model, graphs: OnnxGraphs, options: OrtExecutorOptions = {}): Promise<OrtExecutor> {
@@ -48,18 +54,17 @@ export class OrtExecutor implements Sam2Executor {
     const ort = loaded as typeof Ort;
     const threads = options.threads ?? os.availableParallelism?.() ?? os.cpus().length;
     const fallback: string[] = [];
-    const sessions = async (provider: ExecutionProvider) => {
-      const opts: Ort.InferenceSession.SessionOptions = {
-        executionProviders: [provider],
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-      };
-      return Promise.all([
-        ort.InferenceSession.create(graphs.imageEncoder, opts),
-        ort.InferenceSession.create(graphs.promptMaskDecoder, opts),
+    const optionsFor = (provider: ExecutionProvider): Ort.InferenceSession.SessionOptions => ({
+      executionProviders: [provider],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+    const sessions = async (provider: ExecutionProvider) =>
+      Promise.all([
+        ort.InferenceSession.create(graphs.imageEncoder, optionsFor(provider)),
+        ort.InferenceSession.create(graphs.promptMaskDecoder, optionsFor(provider)),
       ]);
-    };
     let provider: ExecutionProvider = options.executionProvider ?? 'cpu';
     let pair: Ort.InferenceSession[];
     try {
@@ -81,7 +86,15 @@ export class OrtExecutor implements Sam2Executor {
       version: ort.env.versions?.node ?? ort.env.versions?.common,
       fallback: fallback.length ? fallback : undefined,
     };
-    return new OrtExecutor(model, ort, pair[0], pair[1], info, { dir: graphs.dir, cached: graphs.cached });
+    return new OrtExecutor(
+      model,
+      ort,
+      pair[0],
+      pair[1],
+      info,
+      { dir: graphs.dir, cached: graphs.cached },
+      optionsFor(provider),
+    );
   }
 
   private sessions(): [Ort.InferenceSession, Ort.InferenceSession] {
@@ -129,6 +142,23 @@ export class OrtExecutor implements Sam2Executor {
       highRes: [toTf(out.high_res_feats_0), toTf(out.high_res_feats_1)],
       top: toTf(out.vision_features),
     };
+  }
+
+  async attendMemory(x: tf.Tensor2D, keysT: tf.Tensor2D[], values: tf.Tensor2D): Promise<tf.Tensor2D> {
+    this.sessions(); // disposed check
+    // built on first use: image-only users never pay for it
+    this.memoryAttention ??= this.ort.InferenceSession.create(
+      buildMemoryAttention(this.model).bytes,
+      this.sessionOptions,
+    );
+    const session = await this.memoryAttention;
+    const T = this.ort.Tensor;
+    const host = async (t: tf.Tensor2D) =>
+      new T('float32', Float32Array.from((await t.data()) as Float32Array), t.shape);
+    const feeds: Record<string, Ort.Tensor> = { x: await host(x), values: await host(values) };
+    for (let l = 0; l < keysT.length; l++) feeds[`keys_t_${l}`] = await host(keysT[l]);
+    const y = (await session.run(feeds)).y;
+    return tf.tensor2d(y.data as Float32Array, y.dims as [number, number]);
   }
 
   /** Decoder inputs of image `i` of `f`: kept from the encode, or copied from tf once (e.g. setImageFeatures). */
@@ -227,6 +257,7 @@ export class OrtExecutor implements Sam2Executor {
   dispose(): void {
     void this.encoder?.release();
     void this.decoder?.release();
-    this.encoder = this.decoder = undefined;
+    void this.memoryAttention?.then((m) => m.release()).catch(() => undefined);
+    this.encoder = this.decoder = this.memoryAttention = undefined;
   }
 }

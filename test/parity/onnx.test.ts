@@ -33,6 +33,8 @@ import {
 } from '../../src/onnx/layers';
 import { OrtExecutor } from '../../src/onnx/ort_executor';
 import { buildOnnxGraphs, MANIFEST_FILE } from '../../src/onnx/graphs';
+import { buildMemoryAttention } from '../../src/onnx/models';
+import { makeConfig } from '../../src/config';
 import { exportOnnx } from '../../src/export_onnx';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
 import { SamPredictor, type PredictOptions, type PredictResult } from '../../src/predictor/sam_predictor';
@@ -141,6 +143,46 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
     );
     expectSame('Attention', y, a.forward(q, k, k));
     tf.dispose([q, k]);
+  });
+
+  it('memory attention (RoPE, 4 layers) over 2 memories and 4 pointers, dynamic bank size, at 256 px', async () => {
+    const m = new Sam2Model(makeConfig('sam2.1', 'tiny', 256), tinyWeights());
+    const att = m.video!.memoryAttention;
+    const n = 16 * 16;
+    const curr = rand([n, 256], 30) as tf.Tensor2D;
+    const currPos = rand([n, 256], 31) as tf.Tensor2D;
+    const spatial = [0, 1].map((i) => {
+      const features = rand([n, 64], 32 + i) as tf.Tensor2D;
+      const pos = rand([n, 64], 34 + i) as tf.Tensor2D;
+      const keysT = att.spatialKeys(features, pos);
+      pos.dispose();
+      return { features, keysT, tpos: rand([1, 64], 36 + i) as tf.Tensor2D };
+    });
+    const pointers = { tokens: rand([4, 64], 38) as tf.Tensor2D, pos: rand([4, 64], 39) as tf.Tensor2D };
+    const session = await ort.InferenceSession.create(buildMemoryAttention(m).bytes, { intraOpNumThreads: 2 });
+    for (const bank of [spatial, spatial.slice(0, 1)]) {
+      const ref = att.forwardBank(curr, currPos, bank, pointers);
+      const { x, keysT, values } = att.prepareBank(curr, currPos, bank, pointers);
+      const feeds: Record<string, Ort.Tensor> = {
+        x: new ort.Tensor('float32', Float32Array.from(x.dataSync()), x.shape),
+        values: new ort.Tensor('float32', Float32Array.from(values.dataSync()), values.shape),
+      };
+      keysT.forEach(
+        (k, l) => (feeds[`keys_t_${l}`] = new ort.Tensor('float32', Float32Array.from(k.dataSync()), k.shape)),
+      );
+      const y = (await session.run(feeds)).y.data as Float32Array;
+      expectSame(`memory attention, ${bank.length} memories`, y, ref, 1e-5);
+      tf.dispose([ref, x, ...keysT, values]);
+    }
+    await session.release();
+    tf.dispose([
+      curr,
+      currPos,
+      pointers.tokens,
+      pointers.pos,
+      ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT]),
+    ]);
+    m.dispose();
   });
 });
 
