@@ -47,6 +47,11 @@ export interface Sam2Executor {
    * bank keys [d, M], the bank's values [M, memDim] -> [N, d]; absent when TF.js does it.
    */
   attendMemory?(x: tf.Tensor2D, keysT: tf.Tensor2D[], values: tf.Tensor2D): Promise<tf.Tensor2D>;
+  /**
+   * Memory encoder (MemoryEncoder.forward's features): pixFeat [1, s, s, d], mask [1, 16s, 16s,
+   * 1] already scaled -> [1, s, s, memDim]; absent when TF.js does it.
+   */
+  encodeMemory?(pixFeat: tf.Tensor4D, mask: tf.Tensor4D): Promise<tf.Tensor4D>;
   /** Frees what the executor holds (sessions, cached features). */
   dispose(): void;
 }

@@ -134,8 +134,8 @@ export interface TrackerModel {
   readonly promptEncoder: Pick<PromptEncoder, 'maskInputSize'>;
   /** Prompt encoder + mask decoder (Sam2Model.forwardSamHeads). */
   forwardSamHeads(input: SamHeadsInput): MaskDecoderOutput;
-  /** The executor, when it runs memory attention itself (ONNX Runtime). */
-  readonly executor?: Pick<Sam2Executor, 'attendMemory'>;
+  /** The executor, when it runs memory attention and the memory encoder itself (ONNX Runtime). */
+  readonly executor?: Pick<Sam2Executor, 'attendMemory' | 'encodeMemory'>;
 }
 
 export class Tracker {
@@ -395,15 +395,27 @@ export class Tracker {
   ): Promise<tf.Tensor2D> {
     const cfg = this.config;
     const t = Date.now();
-    const feats = tf.tidy(() => {
+    const mask = tf.tidy(() => {
       const binarize = cfg.binarizeMaskFromPtsForMemEnc && fromPoints;
       const m = binarize ? tf.cast(tf.greater(highResMask, 0), 'float32') : tf.sigmoid(highResMask);
-      const mask = tf.add(tf.mul(m, cfg.sigmoidScaleForMemEnc), cfg.sigmoidBiasForMemEnc) as tf.Tensor4D;
-      let f = this.memoryEncoder.forward(features.top, mask).visionFeatures;
+      return tf.add(tf.mul(m, cfg.sigmoidScaleForMemEnc), cfg.sigmoidBiasForMemEnc) as tf.Tensor4D;
+    });
+    let encoded: tf.Tensor4D;
+    try {
+      const onExecutor = this.model.executor?.encodeMemory;
+      encoded = onExecutor
+        ? await onExecutor.call(this.model.executor, features.top, mask)
+        : this.memoryEncoder.forward(features.top, mask).visionFeatures;
+    } finally {
+      mask.dispose();
+    }
+    const feats = tf.tidy(() => {
+      let f: tf.Tensor = encoded;
       if (objectScore <= 0 && this.params.noObjEmbedSpatial)
         f = tf.add(f, tf.reshape(this.params.noObjEmbedSpatial.read(), [1, 1, 1, -1]));
       return tf.reshape(f, [-1, cfg.memoryDim]);
     });
+    encoded.dispose();
     const rounded = roundToBfloat16((await feats.data()) as Float32Array);
     const shape = feats.shape as [number, number];
     feats.dispose();

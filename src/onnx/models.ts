@@ -25,7 +25,7 @@ import {
 export const GRAPH_VERSION = 2;
 
 export interface BuiltModel {
-  name: 'image_encoder' | 'prompt_mask_decoder' | 'memory_attention';
+  name: 'image_encoder' | 'prompt_mask_decoder' | 'memory_attention' | 'memory_encoder';
   bytes: Uint8Array;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
@@ -304,6 +304,57 @@ export function buildMemoryAttention(model: Sam2Model): BuiltModel {
   return {
     name: 'memory_attention',
     bytes: b.toBytes(`${cfg.name} memory attention (sam2-tfjs)`),
+    inputs: b.inputs,
+    outputs: b.outputs,
+  };
+}
+
+/**
+ * Memory encoder (video tracking): pix_feat [1, s, s, d] (the frame's top features without the
+ * no-memory embedding) and mask [1, 16s, 16s, 1] (sigmoid or binarized, scaled) -> the memory
+ * features [1, s, s, memDim] before the no-object embedding.
+ */
+export function buildMemoryEncoder(model: Sam2Model): BuiltModel {
+  const enc = model.video!.memoryEncoder;
+  const cfg = model.config;
+  const d = cfg.neck.dModel;
+  const s = cfg.imageSize / cfg.backboneStride;
+  const b = new OnnxBuilder('sam2_memory_encoder');
+  const pix = b.input('pix_feat', 'float32', [1, s, s, d], "the frame's top-level features, NHWC");
+  let m = b.input('mask', 'float32', [1, 16 * s, 16 * s, 1], 'the mask through sigmoid (or binarized), scaled, NHWC');
+  for (let i = 0; i < 4; i++) m = emitGelu(b, emitLayerNorm(b, enc.downNorms[i], emitConv2d(b, enc.downConvs[i], m)));
+  let x = b.op('Add', [emitConv2d(b, enc.pixFeatProj, pix), emitConv2d(b, enc.downOut, m)]);
+  enc.fuser.forEach((blk, i) => {
+    const key = `memory_encoder.fuser.layers.${i}`;
+    const params = paramsOf(blk);
+    x = b.scope(key, () => {
+      // depthwise 7x7 conv (NCHW, one group per channel), LayerNorm, pointwise MLP, layer scale
+      const k = blk.kernel;
+      const p = (k - 1) / 2;
+      const dw = b.op(
+        'Conv',
+        [
+          b.op('Transpose', [x], { perm: [0, 3, 1, 2] }),
+          paramInit(b, 'dwconv.weight', params.get(`${key}.dwconv.weight`)!, (w) => tf.transpose(w, [2, 3, 0, 1])),
+          paramInit(b, 'dwconv.bias', params.get(`${key}.dwconv.bias`)!),
+        ],
+        { kernel_shape: [k, k], pads: [p, p, p, p], group: blk.dim },
+      );
+      const y = b.op('Transpose', [dw], { perm: [0, 2, 3, 1] });
+      const h = emitLinear(b, blk.pwconv2, emitGelu(b, emitLinear(b, blk.pwconv1, emitLayerNorm(b, blk.norm, y))));
+      return b.op('Add', [x, b.op('Mul', [h, paramInit(b, 'gamma', params.get(`${key}.gamma`)!)])]);
+    });
+  });
+  b.output(
+    'vision_features',
+    emitConv2d(b, enc.outProj, x),
+    'float32',
+    [1, s, s, cfg.memoryDim],
+    'memory features, NHWC',
+  );
+  return {
+    name: 'memory_encoder',
+    bytes: b.toBytes(`${cfg.name} memory encoder (sam2-tfjs)`),
     inputs: b.inputs,
     outputs: b.outputs,
   };

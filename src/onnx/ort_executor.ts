@@ -13,7 +13,7 @@ import type { DecodeRequest, DecodedPrompts, Sam2Executor } from '../model/execu
 import type { ImageFeatures } from '../model/image_encoder';
 import type { Sam2Model } from '../model/sam2';
 import type { OnnxGraphs } from './graphs';
-import { buildMemoryAttention } from './models';
+import { buildMemoryAttention, buildMemoryEncoder } from './models';
 
 export interface OrtExecutorOptions {
   /** 'cpu' (default) or 'cuda' (falls back to cpu with a reason when it does not load). */
@@ -44,8 +44,9 @@ export class OrtExecutor implements Sam2Executor {
     private readonly sessionOptions: Ort.InferenceSession.SessionOptions,
   ) {}
 
-  /** The memory-attention session, created on the first video frame that needs it. */
+  /** The video sessions, created on the first frame that needs them. */
   private memoryAttention?: Promise<Ort.InferenceSession>;
+  private memoryEncoder?: Promise<Ort.InferenceSession>;
 
   /** Creates sessions for both graphs; CUDA when asked and it loads, else CPU with a reason. */
   static async create(model: Sam2Model, graphs: OnnxGraphs, options: OrtExecutorOptions = {}): Promise<OrtExecutor> {
@@ -142,6 +143,16 @@ export class OrtExecutor implements Sam2Executor {
       highRes: [toTf(out.high_res_feats_0), toTf(out.high_res_feats_1)],
       top: toTf(out.vision_features),
     };
+  }
+
+  async encodeMemory(pixFeat: tf.Tensor4D, mask: tf.Tensor4D): Promise<tf.Tensor4D> {
+    this.sessions(); // disposed check
+    this.memoryEncoder ??= this.ort.InferenceSession.create(buildMemoryEncoder(this.model).bytes, this.sessionOptions);
+    const session = await this.memoryEncoder;
+    const host = async (t: tf.Tensor) =>
+      new this.ort.Tensor('float32', Float32Array.from((await t.data()) as Float32Array), t.shape);
+    const y = (await session.run({ pix_feat: await host(pixFeat), mask: await host(mask) })).vision_features;
+    return tf.tensor4d(y.data as Float32Array, y.dims as [number, number, number, number]);
   }
 
   async attendMemory(x: tf.Tensor2D, keysT: tf.Tensor2D[], values: tf.Tensor2D): Promise<tf.Tensor2D> {
@@ -257,7 +268,7 @@ export class OrtExecutor implements Sam2Executor {
   dispose(): void {
     void this.encoder?.release();
     void this.decoder?.release();
-    void this.memoryAttention?.then((m) => m.release()).catch(() => undefined);
-    this.encoder = this.decoder = this.memoryAttention = undefined;
+    for (const m of [this.memoryAttention, this.memoryEncoder]) void m?.then((x) => x.release()).catch(() => undefined);
+    this.encoder = this.decoder = this.memoryAttention = this.memoryEncoder = undefined;
   }
 }

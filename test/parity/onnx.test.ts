@@ -33,7 +33,7 @@ import {
 } from '../../src/onnx/layers';
 import { OrtExecutor } from '../../src/onnx/ort_executor';
 import { buildOnnxGraphs, MANIFEST_FILE } from '../../src/onnx/graphs';
-import { buildMemoryAttention } from '../../src/onnx/models';
+import { buildMemoryAttention, buildMemoryEncoder } from '../../src/onnx/models';
 import { makeConfig } from '../../src/config';
 import { exportOnnx } from '../../src/export_onnx';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
@@ -182,6 +182,23 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
       pointers.pos,
       ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT]),
     ]);
+    m.dispose();
+  });
+
+  it('memory encoder (mask downsampler, CXBlock fuser with a depthwise 7x7 conv) at 256 px', async () => {
+    const m = new Sam2Model(makeConfig('sam2.1', 'tiny', 256), tinyWeights());
+    const pix = rand([1, 16, 16, 256], 40) as tf.Tensor4D;
+    const mask = tf.tidy(() => tf.sub(tf.mul(tf.sigmoid(rand([1, 256, 256, 1], 41)), 20), 10)) as tf.Tensor4D;
+    const session = await ort.InferenceSession.create(buildMemoryEncoder(m).bytes, { intraOpNumThreads: 2 });
+    const feeds = {
+      pix_feat: new ort.Tensor('float32', Float32Array.from(pix.dataSync()), pix.shape),
+      mask: new ort.Tensor('float32', Float32Array.from(mask.dataSync()), mask.shape),
+    };
+    const y = (await session.run(feeds)).vision_features.data as Float32Array;
+    const ref = m.video!.memoryEncoder.forward(pix, mask).visionFeatures;
+    expectSame('memory encoder', y, ref, 1e-5);
+    await session.release();
+    tf.dispose([pix, mask, ref]);
     m.dispose();
   });
 });
