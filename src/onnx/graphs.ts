@@ -6,7 +6,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Sam2Model } from '../model/sam2';
 import { OPSET, type ValueInfo } from './builder';
-import { GRAPH_VERSION, buildImageEncoder, buildPromptMaskDecoder, type BuiltModel } from './models';
+import {
+  GRAPH_VERSION,
+  buildImageEncoder,
+  buildMemoryAttention,
+  buildMemoryEncoder,
+  buildPromptMaskDecoder,
+  type BuiltModel,
+} from './models';
 
 export const MANIFEST_FILE = 'sam2_onnx.json';
 
@@ -18,13 +25,17 @@ export interface OnnxManifest {
   imageSize: number;
   /** Identifies the weights the graphs were built from (model.json size and mtime). */
   weightsStamp?: string;
-  models: Record<BuiltModel['name'], { file: string; inputs: ValueInfo[]; outputs: ValueInfo[] }>;
+  models: Partial<Record<BuiltModel['name'], { file: string; inputs: ValueInfo[]; outputs: ValueInfo[] }>> &
+    Record<'image_encoder' | 'prompt_mask_decoder', { file: string; inputs: ValueInfo[]; outputs: ValueInfo[] }>;
   notes: string[];
 }
 
 export interface OnnxGraphs {
   imageEncoder: Uint8Array;
   promptMaskDecoder: Uint8Array;
+  /** Video tracking's memory encoder and memory attention (models built with video parts). */
+  memoryEncoder?: Uint8Array;
+  memoryAttention?: Uint8Array;
   manifest: OnnxManifest;
   /** Where they were read from or written to, if anywhere. */
   dir?: string;
@@ -37,6 +48,7 @@ const NOTES = [
   'point_coords are in model-input pixels (0..imageSize); a box is two points with labels 2 (top-left) and 3 (bottom-right); the graph appends the padding point itself.',
   'low_res_masks holds all four mask tokens: multimask output is masks 1..3; single-mask output is mask 0 (or, as SAM 2 does, the best multimask one when mask 0 is unstable).',
   'Without a mask prompt feed mask_input zeros [1, s, s, 1] and has_mask_input [0].',
+  'Video: memory_encoder takes vision_features (image_encoder) and the mask (sigmoid, x20, -10); memory_attention takes the frame tokens + 0.1 x their sine encoding and, per layer, the memory bank keys already projected and rotated (RoPE), transposed [d, M], with the bank values [M, 64].',
 ];
 
 /** Stamp of a ported folder's weights, so a re-port invalidates the cache. */
@@ -68,10 +80,13 @@ function manifestFor(model: Sam2Model, built: BuiltModel[], stamp?: string): Onn
 export function buildOnnxGraphs(model: Sam2Model, stamp?: string): OnnxGraphs {
   const enc = buildImageEncoder(model);
   const dec = buildPromptMaskDecoder(model);
+  const video = model.video ? [buildMemoryEncoder(model), buildMemoryAttention(model)] : [];
   return {
     imageEncoder: enc.bytes,
     promptMaskDecoder: dec.bytes,
-    manifest: manifestFor(model, [enc, dec], stamp),
+    memoryEncoder: video[0]?.bytes,
+    memoryAttention: video[1]?.bytes,
+    manifest: manifestFor(model, [enc, dec, ...video], stamp),
     cached: false,
   };
 }
@@ -82,6 +97,10 @@ export function writeOnnxGraphs(graphs: OnnxGraphs, dir: string): void {
   const m = graphs.manifest.models;
   fs.writeFileSync(path.join(dir, m.image_encoder.file), graphs.imageEncoder);
   fs.writeFileSync(path.join(dir, m.prompt_mask_decoder.file), graphs.promptMaskDecoder);
+  if (graphs.memoryEncoder && m.memory_encoder)
+    fs.writeFileSync(path.join(dir, m.memory_encoder.file), graphs.memoryEncoder);
+  if (graphs.memoryAttention && m.memory_attention)
+    fs.writeFileSync(path.join(dir, m.memory_attention.file), graphs.memoryAttention);
   // manifest last: its presence marks a complete cache
   fs.writeFileSync(path.join(dir, MANIFEST_FILE), JSON.stringify(graphs.manifest, null, 2) + '\n');
 }
@@ -102,6 +121,10 @@ export function readCachedGraphs(model: Sam2Model, dir: string, stamp?: string):
     return {
       imageEncoder: fs.readFileSync(path.join(dir, manifest.models.image_encoder.file)),
       promptMaskDecoder: fs.readFileSync(path.join(dir, manifest.models.prompt_mask_decoder.file)),
+      memoryEncoder:
+        manifest.models.memory_encoder && fs.readFileSync(path.join(dir, manifest.models.memory_encoder.file)),
+      memoryAttention:
+        manifest.models.memory_attention && fs.readFileSync(path.join(dir, manifest.models.memory_attention.file)),
       manifest,
       dir,
       cached: true,

@@ -40,8 +40,10 @@ export class OrtExecutor implements Sam2Executor {
     readonly info: ExecutorInfo,
     /** Where the graphs came from, for `info`. */
     readonly graphs: Pick<OnnxGraphs, 'dir' | 'cached'>,
-    /** Options of the sessions (provider, threads), for graphs built later. */
+    /** Options of the sessions (provider, threads), for the video sessions made later. */
     private readonly sessionOptions: Ort.InferenceSession.SessionOptions,
+    /** The video graphs, when built or cached with the others. */
+    private readonly videoGraphs: Pick<OnnxGraphs, 'memoryEncoder' | 'memoryAttention'> = {},
   ) {}
 
   /** The video sessions, created on the first frame that needs them. */
@@ -95,6 +97,7 @@ export class OrtExecutor implements Sam2Executor {
       info,
       { dir: graphs.dir, cached: graphs.cached },
       optionsFor(provider),
+      { memoryEncoder: graphs.memoryEncoder, memoryAttention: graphs.memoryAttention },
     );
   }
 
@@ -147,7 +150,10 @@ export class OrtExecutor implements Sam2Executor {
 
   async encodeMemory(pixFeat: tf.Tensor4D, mask: tf.Tensor4D): Promise<tf.Tensor4D> {
     this.sessions(); // disposed check
-    this.memoryEncoder ??= this.ort.InferenceSession.create(buildMemoryEncoder(this.model).bytes, this.sessionOptions);
+    this.memoryEncoder ??= this.ort.InferenceSession.create(
+      this.videoGraphs.memoryEncoder ?? buildMemoryEncoder(this.model).bytes,
+      this.sessionOptions,
+    );
     const session = await this.memoryEncoder;
     const host = async (t: tf.Tensor) =>
       new this.ort.Tensor('float32', Float32Array.from((await t.data()) as Float32Array), t.shape);

@@ -404,19 +404,24 @@ describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png',
   });
 });
 
-describe('ONNX Runtime executor: VideoPredictor (frames encoded by ONNX Runtime)', () => {
+describe('ONNX Runtime executor: VideoPredictor (frame encodes, memory encoder and memory attention on ONNX Runtime)', () => {
   it('video_bedroom: both prompts on frame 0 and the first 2 propagated frames match the reference; no leaks', async () => {
     const before = tf.memory().numTensors;
     const model = (await loadSam2(ported(), { executor: 'onnxruntime' })) as Sam2Model;
     const exec = model.executor as OrtExecutor;
-    let encodes = 0;
-    const frameFeatures = exec.frameFeatures.bind(exec);
-    exec.frameFeatures = (x) => (encodes++, frameFeatures(x));
+    // count what ran on ONNX Runtime: frame encodes, memory encoder, memory attention
+    const calls = { frameFeatures: 0, encodeMemory: 0, attendMemory: 0 };
+    for (const name of Object.keys(calls) as (keyof typeof calls)[]) {
+      const f = (exec[name] as (...a: unknown[]) => unknown).bind(exec);
+      (exec as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (calls[name]++, f(...a));
+    }
     const video = new VideoPredictor(model);
     const t0 = Date.now();
     await runVideoScript(video, { steps: 3, maxFrames: 2 });
     console.log(`      ${((Date.now() - t0) / 1000).toFixed(1)} s (frame encodes: ${video.timings.encoder} ms)`);
-    expect(encodes).to.equal(3);
+    expect(calls.frameFeatures).to.equal(3);
+    expect(calls.encodeMemory).to.be.at.least(4); // 2 objects x (frame 0, then each tracked frame)
+    expect(calls.attendMemory).to.equal(4); // 2 objects x frames 1 and 2
     video.dispose();
     model.dispose();
     expect(tf.memory().numTensors, 'tensors left after the video and the model are disposed').to.equal(before);
@@ -496,13 +501,15 @@ describe('executor choice', () => {
 });
 
 describe('sam2-tfjs export-onnx and info', () => {
-  it('exports both models and their JSON from a ported folder; info reports the executor', async () => {
+  it('exports the image, prompt and video models and their JSON from a ported folder; info reports the executor', async () => {
     const out0 = path.join(tmp, 'out');
     try {
       const r = await exportOnnx(ported(), out0, { imageSize: 256 });
       expect(r.files.map((f) => path.basename(f))).to.deep.equal([
         'image_encoder.onnx',
         'prompt_mask_decoder.onnx',
+        'memory_encoder.onnx',
+        'memory_attention.onnx',
         'sam2_onnx.json',
       ]);
       const manifest = JSON.parse(fs.readFileSync(path.join(out0, 'sam2_onnx.json'), 'utf8'));
