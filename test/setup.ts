@@ -8,6 +8,14 @@ import { initBackend } from '../src/backend';
 const started = new Map<string, number>();
 const timings: [string, number][] = [];
 
+/** Live tensor bytes and, on wasm, the heap's size: the heap only grows, so CI logs show which suite grew it. */
+function memoryLine(): string {
+  const heap = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+  const m = tf.memory();
+  return `${m.numTensors} tensors, ${mb(m.numBytes)}${heap ? `, wasm heap ${mb(heap)}` : ''}`;
+}
+
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     process.env.SAM2_TFJS_QUIET = '1';
@@ -19,13 +27,13 @@ export const mochaHooks = {
       suite.afterAll(() => {
         const t = (Date.now() - (started.get(suite.fullTitle()) ?? Date.now())) / 1000;
         timings.push([suite.fullTitle(), t]);
-        console.log(`    [timing] ${suite.fullTitle()}: ${t.toFixed(1)} s`);
+        console.log(`    [timing] ${suite.fullTitle()}: ${t.toFixed(1)} s (${memoryLine()})`);
       });
     }
   },
   afterAll() {
     console.log('\nPer-suite timings (s):');
     for (const [name, t] of timings) console.log(`  ${t.toFixed(1).padStart(8)}  ${name}`);
-    console.log(`  tensors alive at exit: ${tf.memory().numTensors}`);
+    console.log(`  at exit: ${memoryLine()}`);
   },
 };
