@@ -10,7 +10,10 @@ const timings: [string, number][] = [];
 
 /** Live tensor bytes and, on wasm, the heap's size: the heap only grows, so CI logs show which suite grew it. */
 function memoryLine(): string {
-  const heap = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  // The threaded build's HEAPU8 view goes stale when the heap grows; its Memory object does not.
+  type Module = { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  const wasm = (tf.backend() as { wasm?: Module }).wasm;
+  const heap = (wasm?.wasmMemory ?? wasm?.asm?.memory)?.buffer.byteLength;
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
   const m = tf.memory();
   return `${m.numTensors} tensors, ${mb(m.numBytes)}${heap ? `, wasm heap ${mb(heap)}` : ''}`;
