@@ -18,6 +18,19 @@ export async function expectNoLeak<T>(what: string, fn: () => Promise<T> | T): P
 }
 
 /**
+ * Frees a memoized test value: a layer (disposeAll), a tensor, model or Weights (dispose), or arrays,
+ * maps and plain objects of them.
+ */
+export function disposeDeep(value: unknown): void {
+  if (value == null || typeof value !== 'object') return;
+  const v = value as { dispose?: () => void; disposeAll?: () => void };
+  if (typeof v.disposeAll === 'function') return v.disposeAll(); // our layers: every weight and cache
+  if (typeof v.dispose === 'function') return v.dispose(); // tensors, models, Weights
+  const items = value instanceof Map ? [...value.values()] : Array.isArray(value) ? value : Object.values(value);
+  for (const item of items) disposeDeep(item);
+}
+
+/**
  * Asserts that `action` (a promise, or a function called now) fails with a Sam2Error of `code`
  * whose message matches `pattern`; returns the error for further checks.
  */

@@ -3,6 +3,7 @@
  * so the truck fixture is encoded once per test run. Callers must not dispose what these return.
  */
 import * as tf from '@tensorflow/tfjs';
+import { disposeDeep } from './helpers';
 import { caseTensor } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 import { ImageEncoder, type ImageFeatures } from '../src/model/image_encoder';
@@ -14,6 +15,15 @@ const memo = new Map<string, unknown>();
 function once<T>(key: string, make: () => T): T {
   if (!memo.has(key)) memo.set(key, make());
   return memo.get(key) as T;
+}
+
+/**
+ * Frees everything memoized here. The root hooks call this after each test file: the wasm heap
+ * never shrinks, so models one file kept would crowd out the big tensors of later files.
+ */
+export function releaseModels(): void {
+  for (const value of [...memo.values()].reverse()) disposeDeep(value);
+  memo.clear();
 }
 
 export const tinyConfig = (): Sam2Config => makeConfig('sam2.1', 'tiny');

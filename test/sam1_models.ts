@@ -3,6 +3,7 @@
  * tests share (~1 min on wasm). Callers must not dispose what these return.
  */
 import * as tf from '@tensorflow/tfjs';
+import { disposeDeep } from './helpers';
 import { caseTensor } from '../src/testing/fixtures';
 import { formulaWeights, loadManifest } from '../src/testing/manifest';
 import { makeSam1Config } from '../src/config_sam1';
@@ -12,6 +13,15 @@ const memo = new Map<string, unknown>();
 function once<T>(key: string, make: () => T): T {
   if (!memo.has(key)) memo.set(key, make());
   return memo.get(key) as T;
+}
+
+/**
+ * Frees everything memoized here. The root hooks call this after each test file: the wasm heap
+ * never shrinks, so models one file kept would crowd out the big tensors of later files.
+ */
+export function releaseSam1Models(): void {
+  for (const value of [...memo.values()].reverse()) disposeDeep(value);
+  memo.clear();
 }
 
 /** ViT-B with formula weights at 1024 px. */

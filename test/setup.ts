@@ -1,9 +1,12 @@
 /**
- * Root hooks: selects the tf.js backend (wasm unless SAM2_TFJS_BACKEND says otherwise) and
- * prints how long each top-level suite took, so CI logs show where the time goes.
+ * Root hooks: selects the tf.js backend (wasm unless SAM2_TFJS_BACKEND says otherwise), prints
+ * how long each top-level suite took, so CI logs show where the time goes, and frees the
+ * memoized test models when a test file is done.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
+import { releaseModels } from './models';
+import { releaseSam1Models } from './sam1_models';
 
 const started = new Map<string, number>();
 const timings: [string, number][] = [];
@@ -25,14 +28,19 @@ export const mochaHooks = {
     const info = await initBackend((process.env.SAM2_TFJS_BACKEND as 'wasm') || 'wasm');
     console.log(`tf.js ${info.tfjsVersion}, backend ${info.tfBackend}`);
     const root = this.test?.parent;
-    for (const suite of root?.suites ?? []) {
+    const suites = root?.suites ?? [];
+    suites.forEach((suite, i) => {
       suite.beforeAll(() => started.set(suite.fullTitle(), Date.now()));
       suite.afterAll(() => {
+        if (suites[i + 1]?.file !== suite.file) {
+          releaseModels();
+          releaseSam1Models();
+        }
         const t = (Date.now() - (started.get(suite.fullTitle()) ?? Date.now())) / 1000;
         timings.push([suite.fullTitle(), t]);
         console.log(`    [timing] ${suite.fullTitle()}: ${t.toFixed(1)} s (${memoryLine()})`);
       });
-    }
+    });
   },
   afterAll() {
     console.log('\nPer-suite timings (s):');

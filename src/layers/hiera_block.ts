@@ -160,37 +160,45 @@ export class MultiScaleBlock extends Sam2Layer {
       const d = this.opts.dimOut / this.opts.numHeads;
       let out: tf.Tensor2D | undefined;
       for (const hw of this.heads) {
-        let q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq }) as tf.Tensor2D;
-        if (pool)
-          q = tf.reshape(tf.maxPool(tf.reshape(q, [g, h, w, d]) as tf.Tensor4D, 2, 2, 'valid'), [
-            g * nq,
-            d,
-          ]) as tf.Tensor2D;
-        const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
-        const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
-        let o: tf.Tensor2D;
-        if (g === 1) {
-          const p = tf.softmax(tf.matMul(q, tf.transpose(k)));
-          o = tf.matMul(p, v) as tf.Tensor2D;
-        } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm') {
-          // wasm runs batched matMuls on a single-threaded loop (~3.5 GFLOP/s); one rank-2
-          // product per window goes through XNNPACK on both cores (~80 GFLOP/s)
-          const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
-          const outs: tf.Tensor2D[] = [];
-          for (let i = 0; i < g; i++) {
-            const qi = tf.slice(q, [i * nq, 0], [nq, d]);
-            const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
-            const vi = tf.slice(v, [i * n, 0], [n, d]);
-            outs.push(tf.matMul(tf.softmax(tf.matMul(qi, kTi)), vi));
+        // one tidy per head: global attention holds [n, n] maps per head (64 MB each at 1024 px),
+        // and the wasm heap never shrinks
+        const contribution = tf.tidy(() => {
+          let q = tf.fused.matMul({ a: tokens, b: hw.wq, bias: hw.bq }) as tf.Tensor2D;
+          if (pool)
+            q = tf.reshape(tf.maxPool(tf.reshape(q, [g, h, w, d]) as tf.Tensor4D, 2, 2, 'valid'), [
+              g * nq,
+              d,
+            ]) as tf.Tensor2D;
+          const k = tf.fused.matMul({ a: tokens, b: hw.wk, bias: hw.bk });
+          const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
+          let o: tf.Tensor2D;
+          if (g === 1) {
+            const p = tf.softmax(tf.matMul(q, tf.transpose(k)));
+            o = tf.matMul(p, v) as tf.Tensor2D;
+          } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm') {
+            // wasm runs batched matMuls on a single-threaded loop (~3.5 GFLOP/s); one rank-2
+            // product per window goes through XNNPACK on both cores (~80 GFLOP/s)
+            const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
+            const outs: tf.Tensor2D[] = [];
+            for (let i = 0; i < g; i++) {
+              const qi = tf.slice(q, [i * nq, 0], [nq, d]);
+              const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
+              const vi = tf.slice(v, [i * n, 0], [n, d]);
+              outs.push(tf.matMul(tf.softmax(tf.matMul(qi, kTi)), vi));
+            }
+            o = tf.concat(outs, 0);
+          } else {
+            const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
+            const p = tf.softmax(tf.matMul(tf.reshape(q, [g, nq, d]) as tf.Tensor3D, kT));
+            o = tf.reshape(tf.matMul(p, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * nq, d]) as tf.Tensor2D;
           }
-          o = tf.concat(outs, 0);
-        } else {
-          const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
-          const p = tf.softmax(tf.matMul(tf.reshape(q, [g, nq, d]) as tf.Tensor3D, kT));
-          o = tf.reshape(tf.matMul(p, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * nq, d]) as tf.Tensor2D;
-        }
-        const contribution = tf.matMul(o, hw.wProj) as tf.Tensor2D;
-        out = out ? (tf.add(out, contribution) as tf.Tensor2D) : contribution;
+          return tf.matMul(o, hw.wProj) as tf.Tensor2D;
+        });
+        if (out) {
+          const sum = tf.add(out, contribution) as tf.Tensor2D;
+          tf.dispose([out, contribution]);
+          out = sum;
+        } else out = contribution;
       }
       const projected = tf.add(out as tf.Tensor2D, this.projBias.read());
       return tf.reshape(projected, [g, hq, wq, this.opts.dimOut]);

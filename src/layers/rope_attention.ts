@@ -179,11 +179,17 @@ export class RoPEAttention extends Sam2Layer {
         rows ? this.rotate(qp, rows.gridSize, rows.start) : this.rotate(qp, nq),
         1 / Math.sqrt(this.dim),
       ) as tf.Tensor2D;
-      const chunk = Math.max(256, Math.floor(2 ** 25 / keysT.shape[1]));
+      // 64 MB score matrices, each freed before the next: the wasm heap never shrinks, so a few
+      // big blocks fragment it for everything that runs later
+      const chunk = Math.max(256, Math.floor(2 ** 24 / keysT.shape[1]));
       const parts: tf.Tensor2D[] = [];
       for (let i = 0; i < nq; i += chunk) {
-        const qi = i === 0 && chunk >= nq ? qr : (tf.slice(qr, [i, 0], [Math.min(chunk, nq - i), -1]) as tf.Tensor2D);
-        parts.push(tf.matMul(tf.softmax(tf.matMul(qi, keysT)), values));
+        parts.push(
+          tf.tidy(() => {
+            const qi = i === 0 && chunk >= nq ? qr : tf.slice(qr, [i, 0], [Math.min(chunk, nq - i), -1]);
+            return tf.matMul(tf.softmax(tf.matMul(qi, keysT)), values) as tf.Tensor2D;
+          }),
+        );
       }
       const averaged = parts.length === 1 ? parts[0] : (tf.concat(parts) as tf.Tensor2D);
       return this.outProj.forward(this.vProj.forward(averaged)) as tf.Tensor2D;

@@ -85,9 +85,12 @@ function compareCase(p: PromptCase, out: PredictResult[], logitTol: number, iouT
 }
 
 describe('SamPredictor: decoder parity on the fixture features (image_truck)', () => {
-  const predictor = new SamPredictor(tinyImageModel());
+  let predictor: SamPredictor;
   const done = new Map<string, PredictResult>();
-  before(() => predictor.setImageFeatures(truckFixtureFeatures(), [H, W]));
+  before(() => {
+    predictor = new SamPredictor(tinyImageModel());
+    predictor.setImageFeatures(truckFixtureFeatures(), [H, W]);
+  });
   after(() => predictor.dispose());
 
   for (const p of prompts) {
@@ -223,8 +226,11 @@ describe('SamPredictor: inputs, options and errors', () => {
   });
 
   describe('with an image set', () => {
-    const predictor = new SamPredictor(model(), { maxHoleArea: 10, maxSprinkleArea: 10 });
-    before(() => predictor.setImageFeatures(truckFixtureFeatures(), [H, W]));
+    let predictor: SamPredictor;
+    before(() => {
+      predictor = new SamPredictor(model(), { maxHoleArea: 10, maxSprinkleArea: 10 });
+      predictor.setImageFeatures(truckFixtureFeatures(), [H, W]);
+    });
     after(() => predictor.dispose());
     const bad: [string, PredictOptions, RegExp][] = [
       [
