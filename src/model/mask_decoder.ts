@@ -187,6 +187,21 @@ export class MaskDecoder extends Sam2Layer {
   }
 
   /**
+   * Mask logits [b, 4h, 4w, count] of transformer image tokens [b, h, w, 256] and hypernetwork
+   * outputs [b, 32, count]: upscale 4x (adding the high-resolution features), then one product.
+   */
+  private maskLogits(image: tf.Tensor4D, hyper: tf.Tensor3D, high?: [tf.Tensor4D, tf.Tensor4D]): tf.Tensor4D {
+    const up = this.upscale!;
+    const x1 = this.upsample2x(image, up.w1, up.b1);
+    const y1 = gelu(this.ln1.forward(high ? tf.add(x1, high[1]) : x1)) as tf.Tensor4D;
+    const x2 = this.upsample2x(y1, up.w2, up.b2);
+    const upscaled = gelu(high ? tf.add(x2, high[0]) : x2) as tf.Tensor4D; // [b, 4h, 4w, 32]
+    const [b, uh, uw, uc] = upscaled.shape;
+    const masks = batchMatMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper);
+    return tf.reshape(masks, [b, uh, uw, hyper.shape[2]]) as tf.Tensor4D;
+  }
+
+  /**
    * The work every prompt without a mask input shares on one image: imageEmbedding [1, h, w,
    * 256], imagePe from PromptEncoder.getDensePe(), denseNoMask the prompt encoder's dense
    * embedding without a mask [1, h, w, 256]. The caller disposes the result (disposeImageCache).
@@ -229,12 +244,6 @@ export class MaskDecoder extends Sam2Layer {
         allTokens,
         cache?.block0,
       );
-      const high = input.highResFeatures;
-      const up = this.upscale!;
-      const x1 = this.upsample2x(tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D, up.w1, up.b1);
-      const y1 = gelu(this.ln1.forward(high ? tf.add(x1, high[1]) : x1)) as tf.Tensor4D;
-      const x2 = this.upsample2x(y1, up.w2, up.b2);
-      const upscaled = gelu(high ? tf.add(x2, high[0]) : x2) as tf.Tensor4D; // [b, 4h, 4w, 32]
       // output tokens: [object score (SAM 2 only), IoU, 4 masks]
       const iouAt = this.objScoreHead ? 1 : 0;
       const maskTokensOut = tf.slice(hs, [0, iouAt + 1, 0], [b, NUM_MASK_TOKENS, d]);
@@ -245,13 +254,25 @@ export class MaskDecoder extends Sam2Layer {
         ),
         2,
       ) as tf.Tensor3D; // [b, 32, count]
-      const [, uh, uw, uc] = upscaled.shape;
-      const masks = tf.reshape(batchMatMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper), [
-        b,
-        uh,
-        uw,
-        tokens.count,
-      ]) as tf.Tensor4D;
+      const image = tf.reshape(keys, [b, h, w, d]) as tf.Tensor4D;
+      // the 4x upscaling makes [b, 4h, 4w, 32] maps (512 MB for an AMG batch of 64 at 1024 px,
+      // several alive at once): prompts go in groups, each freed before the next
+      const group = Math.max(1, Math.floor(2 ** 24 / (16 * h * w * 32)));
+      const parts: tf.Tensor4D[] = [];
+      for (let i = 0; i < b; i += group) {
+        const n = Math.min(group, b - i);
+        const one = n === b;
+        parts.push(
+          tf.tidy(() =>
+            this.maskLogits(
+              one ? image : tf.slice(image, [i, 0, 0, 0], [n, h, w, d]),
+              one ? hyper : tf.slice(hyper, [i, 0, 0], [n, -1, -1]),
+              input.highResFeatures,
+            ),
+          ),
+        );
+      }
+      const masks = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
       const iouPred = this.iouHead.forward(tf.squeeze(tf.slice(hs, [0, iouAt, 0], [b, 1, d]), [1])) as tf.Tensor2D;
       const objectScoreLogits = this.objScoreHead
         ? (this.objScoreHead.forward(tf.squeeze(tf.slice(hs, [0, 0, 0], [b, 1, d]), [1])) as tf.Tensor2D)
