@@ -63,7 +63,10 @@ runVitH1024('SAM 1 ViT-H at 1024 px (opt-in: SAM2_SAM1_VIT_H_1024=1)', () => {
         expect(allFinite).to.equal(1);
       });
       // wasm memory only grows: its size is the peak (for the README's figure)
-      const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length;
+      // (the Memory object: the threaded build's HEAPU8 view goes stale when the heap grows)
+      type Module = { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+      const wasm = (tf.backend() as unknown as { wasm?: Module }).wasm;
+      const heap = (wasm?.wasmMemory ?? wasm?.asm?.memory)?.buffer.byteLength;
       if (heap) console.log(`      wasm heap peak ${(heap / 2 ** 30).toFixed(2)} GiB`);
       x.dispose();
     } finally {
