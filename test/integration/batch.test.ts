@@ -36,7 +36,23 @@ interface Proc {
 }
 const children: ChildProcess[] = [];
 
-function start(...args: string[]): Proc {
+/**
+ * SIGKILLs the first of several processes whose newest output line matches `re` and has
+ * nothing after it, in the same tick the line is read: that process is then still inside the
+ * job the line announced. (Waiting for the line and killing afterwards is racy: a starved test
+ * process can read "start x", "done x", "start y" in one chunk.)
+ */
+interface KillTrap {
+  re: RegExp;
+  armed: boolean;
+  fired: (hit: { proc: Proc; line: string }) => void;
+}
+
+function start(...args: string[]): Proc;
+function start(trap: KillTrap, ...args: string[]): Proc;
+function start(...all: (string | KillTrap)[]): Proc {
+  const trap = typeof all[0] === 'string' ? undefined : (all.shift() as KillTrap);
+  const args = all as string[];
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const lines: string[] = [];
@@ -54,11 +70,17 @@ function start(...args: string[]): Proc {
         w.resolve(l);
       }
     }
+    const last = lines[lines.length - 1];
+    if (trap?.armed && buf === '' && parts.length > 0 && trap.re.test(last)) {
+      trap.armed = false;
+      child.kill('SIGKILL');
+      trap.fired({ proc, line: last });
+    }
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return {
+  const proc: Proc = {
     child,
     lines,
     exited,
@@ -75,6 +97,7 @@ function start(...args: string[]): Proc {
       });
     },
   };
+  return proc;
 }
 
 async function freePort(): Promise<number> {
@@ -318,12 +341,16 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
         expect(await q.getJobCountByTypes('wait', 'active', 'delayed', 'completed', 'failed')).to.equal(5);
 
         const workerArgs = ['worker', '--queue', url, ...model, '--lock-duration', '8'];
-        const w = [start(...workerArgs), start(...workerArgs)];
-        await Promise.all(w.map((x) => x.waitFor(/^worker ready/)));
-        // kill whichever worker starts a job first, in the middle of it
-        const { vi, line } = await Promise.race(w.map((x, vi) => x.waitFor(/^start /).then((line) => ({ vi, line }))));
-        const [victim, survivor] = [w[vi], w[1 - vi]];
-        victim.child.kill('SIGKILL');
+        // kill whichever worker starts an image first, in the middle of it (the corrupt one fails at once)
+        let hit: { proc: Proc; line: string } | undefined;
+        const trap: KillTrap = { re: /^start (?!corrupt\.jpg )/, armed: true, fired: (h) => (hit = h) };
+        const w = [start(trap, ...workerArgs), start(trap, ...workerArgs)];
+        for (let i = 0; !hit; i++) {
+          if (i > 1200) throw new Error(`no worker started an image:\n${w.map((x) => x.lines.join('\n')).join('\n')}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const { proc: victim, line } = hit;
+        const survivor = w.find((x) => x !== victim)!;
         await victim.exited;
         expect(await producer.exited, producer.lines.join('\n')).to.equal(1); // the corrupt image
         expect(
@@ -336,7 +363,7 @@ describe('batch automatic masks (auto --out-dir, --queue, worker)', () => {
           .filter((l) => l.startsWith('start '))
           .map((l) => /^start (\S+) /.exec(l)![1])
           .filter((rel) => !victim.lines.some((l) => l.startsWith(`done ${rel}:`) || l.startsWith(`failed ${rel}:`)));
-        expect(unfinished).to.include(lost);
+        expect(unfinished).to.deep.equal([lost]);
         for (const rel of unfinished)
           expect(
             survivor.lines.some((l) => l.startsWith(`start ${rel} `)),
