@@ -57,10 +57,12 @@ describe('VideoPredictor: API, errors and bounded memory (formula weights at 128
       'STATE',
       /reset or disposed: call initState again/,
     );
-    expect(() => new VideoPredictor(new Sam2Model(makeConfig('sam2.1', 'tiny', 128), imageOnlyWeights()))).to.throw(
-      Sam2Error,
-      /image-only/,
-    );
+    const imageOnly = new Sam2Model(makeConfig('sam2.1', 'tiny', 128), imageOnlyWeights());
+    try {
+      expect(() => new VideoPredictor(imageOnly)).to.throw(Sam2Error, /image-only/);
+    } finally {
+      imageOnly.dispose();
+    }
   });
 
   it('addNewMask outputs the given mask; clearAllPromptsInFrame removes the prompt', async () => {

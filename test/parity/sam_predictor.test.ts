@@ -222,6 +222,8 @@ describe('SamPredictor: inputs, options and errors', () => {
       expect(e).to.be.instanceOf(Sam2Error);
       expect((e as Sam2Error).code).to.equal('STATE');
       expect((e as Error).message).to.match(/call setImage/);
+    } finally {
+      p.dispose();
     }
   });
 
@@ -300,6 +302,8 @@ describe('SamPredictor: inputs, options and errors', () => {
     } catch (e) {
       expect((e as Sam2Error).code).to.equal('IMAGE');
       expect((e as Error).message).to.match(/Cannot decode image bytes/);
+    } finally {
+      p.dispose();
     }
   });
 
