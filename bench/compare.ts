@@ -10,8 +10,15 @@
  * generate_defaults (AMG defaults: 32x32 points on truck.jpg; not run unless named).
  * SAM2_TFJS_EXECUTOR=onnxruntime compares the ONNX Runtime executor instead of TF.js.
  * PYTHON picks the interpreter (default /usr/bin/python3, Debian's, which has python3-torch).
+ *
+ * The reference runs with a caching allocator (tcmalloc, else jemalloc, preloaded when installed:
+ * Debian's libtcmalloc-minimal4 / libjemalloc2), as PyTorch's CPU performance guides advise. With
+ * glibc's malloc every tensor over 32 MB is a fresh mmap; on these VMs first-touch page faults run
+ * at ~0.7 GB/s, which made PyTorch's set_image 8-10 s instead of ~3 s (2026-12-06).
+ * SAM2_TORCH_MALLOC=system keeps glibc's malloc; SAM2_TORCH_MALLOC=/path/lib.so picks another.
  */
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 
 const STAGES = ['set_image', 'predict_click_median', 'predict_batch', 'per_frame', 'generate', 'generate_defaults'];
@@ -25,8 +32,27 @@ interface Line {
   threads: number | null;
 }
 
-function run(cmd: string, args: string[]): Line[] {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: process.env });
+const ALLOCATORS = [
+  '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4',
+  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4',
+  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+];
+
+/** The reference's environment: a caching allocator preloaded unless SAM2_TORCH_MALLOC=system. */
+function torchEnv(): { env: NodeJS.ProcessEnv; allocator: string } {
+  const want = process.env.SAM2_TORCH_MALLOC;
+  if (want === 'system') return { env: process.env, allocator: 'glibc' };
+  const lib = want ?? ALLOCATORS.find((p) => fs.existsSync(p));
+  if (!lib) return { env: process.env, allocator: 'glibc (install libtcmalloc-minimal4 for a fair comparison)' };
+  if (!fs.existsSync(lib)) throw new Error(`SAM2_TORCH_MALLOC=${lib}: no such file`);
+  // jemalloc returns freed pages to the kernel unless told to keep them
+  const env = { ...process.env, LD_PRELOAD: lib, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1' };
+  return { env, allocator: path.basename(lib) };
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Line[] {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
   return r.stdout
     .split('\n')
@@ -47,6 +73,8 @@ function main() {
   const root = path.join(__dirname, '..');
   const python = process.env.PYTHON || '/usr/bin/python3';
   const ratios = new Map<string, number[]>(stages.map((s) => [s, []]));
+  const torch = torchEnv();
+  console.log(JSON.stringify({ torchAllocator: torch.allocator }));
   for (let i = 0; i < rounds; i++) {
     // alternate which program goes first, so a drift in machine speed hits both alike
     const order = i % 2 === 0 ? ['tfjs', 'torch'] : ['torch', 'tfjs'];
@@ -55,7 +83,7 @@ function main() {
       got[who] =
         who === 'tfjs'
           ? run(process.execPath, [require.resolve('tsx/cli'), path.join(root, 'bench/run.ts'), ...stages])
-          : run(python, [path.join(root, 'bench/reference/sam2_torch.py'), ...stages]);
+          : run(python, [path.join(root, 'bench/reference/sam2_torch.py'), ...stages], torch.env);
     for (const s of stages) {
       const a = got.tfjs.find((l) => l.stage === s)!;
       const b = got.torch.find((l) => l.stage === s)!;
