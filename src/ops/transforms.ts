@@ -230,19 +230,23 @@ export function upsampleMasks(
       const { lo, hi, frac } = source(r, s / h);
       const top = plane + lo * s;
       const bottom = plane + hi * s;
-      let any = false;
+      let above = 0;
       for (let x = 0; x < s; x++) {
         const a = logits[top + x];
         const v = a + (logits[bottom + x] - a) * frac;
         line[x] = v;
-        if (v > threshold) any = true;
+        if (v > threshold) above++;
       }
-      if (!any) continue;
+      if (above === 0) continue;
       const row = r * w;
+      if (above === s) {
+        mask.fill(1, row, row + w); // the whole row is inside the mask
+        continue;
+      }
       for (let j = 0; j < runLo.length; j++) {
         const a = line[runLo[j]];
         const b = line[runHi[j]];
-        if (a > threshold && b > threshold) for (let c = runStart[j]; c < runEnd[j]; c++) mask[row + c] = 1;
+        if (a > threshold && b > threshold) mask.fill(1, row + runStart[j], row + runEnd[j]);
         else if (a > threshold || b > threshold)
           for (let c = runStart[j]; c < runEnd[j]; c++) mask[row + c] = a + (b - a) * colFrac[c] > threshold ? 1 : 0;
       }

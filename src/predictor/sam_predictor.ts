@@ -481,9 +481,7 @@ export class SamPredictor {
               : (full[k] as Uint8Array),
           ),
           scores: iouData.slice(i * m, (i + 1) * m),
-          lowResLogits: idx.map((k) =>
-            lowResData.slice(k * s * s, (k + 1) * s * s).map((v) => Math.min(L, Math.max(-L, v))),
-          ),
+          lowResLogits: idx.map((k) => clampedPlane(lowResData, k, s * s, L)),
           logits: returnLogits ? idx.map((k) => full[k] as Float32Array) : undefined,
           width: w,
           height: h,
@@ -609,5 +607,16 @@ export function concatRows(rows: Float32Array[]): Float32Array {
   const n = rows.length ? rows[0].length : 0;
   const out = new Float32Array(rows.length * n);
   rows.forEach((r, i) => out.set(r, i * n));
+  return out;
+}
+
+/** Plane `k` (of `size` values) of `data`, clamped to [-limit, limit], as a new array. */
+function clampedPlane(data: Float32Array, k: number, size: number, limit: number): Float32Array {
+  const out = new Float32Array(size);
+  const at = k * size;
+  for (let i = 0; i < size; i++) {
+    const v = data[at + i];
+    out[i] = v > limit ? limit : v < -limit ? -limit : v;
+  }
   return out;
 }
