@@ -5,7 +5,8 @@ compared in the same run (bench/reference/compare.sh alternates them). Weights a
 formula weights for SAM 2.1 Hiera-T (same compute as the trained checkpoint).
 
 Needs: Debian's python3-torch, python3-torchvision, python3-yaml, python3-numpy, python3-pil and
-libopenblas0-pthread (without it torch is ~25x slower), and a checkout of facebookresearch/sam2
+libopenblas0-pthread (without it torch is ~25x slower), libtcmalloc-minimal4 (bench/compare.ts preloads it:
+with glibc's malloc, page faults on fresh large tensors make set_image ~2.5x slower here), and a checkout of facebookresearch/sam2
 (`SAM2_REFERENCE_DIR`, the folder holding its `sam2/` package). Not needed: hydra and iopath (a tiny
 `_target_` builder below reads the reference's YAML config) and torch >= 2 (Debian ships 1.13:
 scaled_dot_product_attention is added in plain math when missing).
