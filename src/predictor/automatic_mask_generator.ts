@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors';
 import type { SamModel } from '../model/sam_model';
 import { readImage, type ImageInput, type RgbImage } from './image_input';
-import { SamPredictor, concatRows } from './sam_predictor';
+import { SamPredictor, concatRows, type PredictTensors } from './sam_predictor';
 import { clampMaskLogits } from '../model/sam_heads';
 import { SerialQueue } from './serial_queue';
 import { removeHolesAndSprinkles } from '../ops/transforms';
@@ -344,20 +344,24 @@ export class AutomaticMaskGenerator {
     const w = x1 - x0;
     const h = y1 - y0;
     const b = points.length;
-    const lowRes = tf.tidy(() => {
-      const coords = tf.tensor3d(
-        points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)),
-        [b, 1, 2],
-      );
-      const labels = tf.ones([b, 1], 'int32') as tf.Tensor2D;
-      const r = this.predictor.predictTensors(coords, labels, { multimaskOutput: o.multimaskOutput });
-      return { masks: r.lowResMasks, ious: r.ious };
-    });
-    let masks = lowRes.masks;
-    let ious = lowRes.ious;
+    const coords = tf.tensor3d(
+      points.flatMap(([x, y]) => this.predictor.modelCoords(x, y)),
+      [b, 1, 2],
+    );
+    const labels = tf.ones([b, 1], 'int32') as tf.Tensor2D;
+    let r: PredictTensors;
+    try {
+      // the executor's decoder (ONNX Runtime) when it has one
+      r = await this.predictor.decodeTensors(coords, labels, { multimaskOutput: o.multimaskOutput });
+    } finally {
+      tf.dispose([coords, labels]);
+    }
+    r.objectScoreLogits.dispose();
+    let masks = r.lowResMasks;
+    let ious = r.ious;
     try {
       if (o.useM2m) {
-        const refined = this.refineWithM2m(points, masks);
+        const refined = await this.refineWithM2m(points, masks);
         tf.dispose([masks, ious]);
         masks = refined.masks;
         ious = refined.ious;
@@ -423,27 +427,36 @@ export class AutomaticMaskGenerator {
   }
 
   /** Second pass: each point again with its own low-res mask as the mask prompt, single mask. */
-  private refineWithM2m(points: [number, number][], masks: tf.Tensor4D) {
-    return tf.tidy(() => {
-      const [b, s, , m] = masks.shape;
-      const maskInput = tf.reshape(tf.transpose(masks, [0, 3, 1, 2]), [b * m, s, s, 1]) as tf.Tensor4D;
-      const coords = tf.tensor3d(
+  private async refineWithM2m(points: [number, number][], masks: tf.Tensor4D) {
+    const [b, s, , m] = masks.shape;
+    const inputs = tf.tidy(() => ({
+      // clamped, as the reference's predictor returns them
+      maskInput: clampMaskLogits(tf.reshape(tf.transpose(masks, [0, 3, 1, 2]), [b * m, s, s, 1]) as tf.Tensor4D),
+      coords: tf.tensor3d(
         points.flatMap(([x, y]) => {
           const xy = this.predictor.modelCoords(x, y);
           return new Array(m).fill(0).flatMap(() => xy);
         }),
         [b * m, 1, 2],
-      );
-      const r = this.predictor.predictTensors(coords, tf.ones([b * m, 1], 'int32') as tf.Tensor2D, {
+      ),
+      labels: tf.ones([b * m, 1], 'int32') as tf.Tensor2D,
+    }));
+    let r: PredictTensors;
+    try {
+      r = await this.predictor.decodeTensors(inputs.coords, inputs.labels, {
         multimaskOutput: false,
-        maskInput: clampMaskLogits(maskInput), // as the reference's predictor returns them
+        maskInput: inputs.maskInput,
       });
-      // back to [b, s, s, m] so candidates stay point-major
-      return {
-        masks: tf.transpose(tf.reshape(r.lowResMasks, [b, m, s, s]), [0, 2, 3, 1]) as tf.Tensor4D,
-        ious: tf.reshape(r.ious, [b, m]) as tf.Tensor2D,
-      };
-    });
+    } finally {
+      tf.dispose([inputs.maskInput, inputs.coords, inputs.labels]);
+    }
+    // back to [b, s, s, m] so candidates stay point-major
+    const out = tf.tidy(() => ({
+      masks: tf.transpose(tf.reshape(r.lowResMasks, [b, m, s, s]), [0, 2, 3, 1]) as tf.Tensor4D,
+      ious: tf.reshape(r.ious, [b, m]) as tf.Tensor2D,
+    }));
+    tf.dispose([r.lowResMasks, r.ious, r.objectScoreLogits]);
+    return out;
   }
 }
 

@@ -356,6 +356,35 @@ export class SamPredictor {
     return out;
   }
 
+  /**
+   * predictTensors on the executor's own prompt decoder when it has one (ONNX Runtime), else on
+   * the TF.js layers: the batched decoding the automatic mask generator uses. Same inputs and
+   * outputs as predictTensors; the caller disposes the result.
+   */
+  async decodeTensors(
+    coords: tf.Tensor3D,
+    labels: tf.Tensor2D,
+    options: { multimaskOutput?: boolean; maskInput?: tf.Tensor4D; imageIndex?: number } = {},
+  ): Promise<PredictTensors> {
+    checkPromptTensors(coords, labels, options.maskInput, this.maskInputSize);
+    const { features } = this.requireState();
+    const imageIndex = options.imageIndex ?? 0;
+    const multimaskOutput = options.multimaskOutput ?? true;
+    // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
+    const ext =
+      this.model.kind === 'sam1'
+        ? undefined
+        : await this.model.executor.decode?.({
+            features: features as ImageFeatures,
+            imageIndex,
+            coords,
+            labels,
+            maskInput: options.maskInput,
+            multimaskOutput,
+          });
+    return ext ?? this.predictTensors(coords, labels, { ...options, multimaskOutput, imageIndex });
+  }
+
   private decode(
     coords: tf.Tensor3D,
     labels: tf.Tensor2D,
@@ -408,25 +437,11 @@ export class SamPredictor {
     }));
     let out: { lowRes: tf.Tensor4D; ious: tf.Tensor2D };
     try {
-      // the executor's own decoder (ONNX Runtime) when it has one, else the TF.js layers
-      const { features } = this.requireState();
-      // SAM 2 features always carry highResFeats (setImage and setImageFeatures check it)
-      const ext =
-        this.model.kind === 'sam1'
-          ? undefined
-          : await this.model.executor.decode?.({
-              features: features as ImageFeatures,
-              imageIndex,
-              ...inputs,
-              multimaskOutput: multimask,
-            });
-      const r =
-        ext ??
-        this.predictTensors(inputs.coords, inputs.labels, {
-          multimaskOutput: multimask,
-          maskInput: inputs.maskInput,
-          imageIndex,
-        });
+      const r = await this.decodeTensors(inputs.coords, inputs.labels, {
+        multimaskOutput: multimask,
+        maskInput: inputs.maskInput,
+        imageIndex,
+      });
       // planar [B*M, s, s, 1] for host copies and the upsampling
       const [, , , mm] = r.lowResMasks.shape;
       out = {

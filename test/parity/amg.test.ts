@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { caseMasks, fixturePath, loadCase, maskIoU } from '../helpers';
-import { tinyImageModel } from '../models';
+import { tinyConfig, tinyImageModel, tinyWeights } from '../models';
+import { Sam2Model } from '../../src/model/sam2';
+import { OrtExecutor } from '../../src/onnx/ort_executor';
+import { buildOnnxGraphs } from '../../src/onnx/graphs';
+import { tryLoadOnnxRuntime } from '../../src/executor';
 import { AutomaticMaskGenerator, type MaskAnnotation } from '../../src/predictor/automatic_mask_generator';
 import { rleToMask, cocoDecodeRle, type CocoRle } from '../../src/predictor/amg/rle';
 import { Sam2Error } from '../../src/errors';
@@ -21,13 +25,37 @@ const camel = (params: Record<string, number>) =>
 const close = (a: number[], b: number[], tol: number) =>
   a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol);
 
-for (const name of ['amg_truck', 'amg_truck_crops']) {
-  describe(`AutomaticMaskGenerator parity on ${name}`, () => {
+const runs: { name: string; executor: 'tfjs' | 'onnxruntime' }[] = [
+  { name: 'amg_truck', executor: 'tfjs' },
+  { name: 'amg_truck_crops', executor: 'tfjs' },
+  // the ONNX Runtime executor encodes and decodes the batches itself (executor.decode)
+  { name: 'amg_truck', executor: 'onnxruntime' },
+];
+
+for (const { name, executor } of runs) {
+  const onOrt = executor === 'onnxruntime';
+  describe(`AutomaticMaskGenerator parity on ${name}${onOrt ? ' (ONNX Runtime executor)' : ''}`, () => {
+    let model: Sam2Model;
+    let decodes = 0;
+    before(async function () {
+      if (!onOrt) return void (model = tinyImageModel());
+      if (!tryLoadOnnxRuntime().ort) return this.skip();
+      // its own model: the shared one keeps the TF.js executor for the other test files
+      model = new Sam2Model(tinyConfig(), tinyWeights());
+      const ort = await OrtExecutor.create(model, buildOnnxGraphs(model), { threads: 2 });
+      const decode = ort.decode.bind(ort);
+      ort.decode = (req) => (decodes++, decode(req));
+      model.executor = ort;
+    });
+    after(() => {
+      if (onOrt) model?.dispose();
+    });
+
     it('finds >= 98% of the reference annotations with matching masks and scores, in its order', async () => {
       const c = loadCase(name);
       const refs = c.annotations as RefAnn[];
       const { masks: refMasks, h, w } = caseMasks(name, 'masks');
-      const gen = new AutomaticMaskGenerator(tinyImageModel(), {
+      const gen = new AutomaticMaskGenerator(model, {
         ...camel(c.params as Record<string, number>),
         outputMode: 'coco_rle',
       });
@@ -84,6 +112,7 @@ for (const name of ['amg_truck', 'amg_truck_crops']) {
       console.log(
         `      matched ${found}/${refs.length}; ${flips} without a counterpart; ${anns.length - found} extra; order kept: ${inOrder}`,
       );
+      if (onOrt) expect(decodes, 'batches decoded by ONNX Runtime').to.equal(batches);
       expect(h * w).to.equal(300 * 450);
       expect(found / refs.length).to.be.at.least(0.98);
       expect(inOrder, 'annotations in the reference order').to.equal(true);
