@@ -450,13 +450,15 @@ export class AutomaticMaskGenerator {
     } finally {
       tf.dispose([inputs.maskInput, inputs.coords, inputs.labels]);
     }
-    // back to [b, s, s, m] so candidates stay point-major
-    const out = tf.tidy(() => ({
-      masks: tf.transpose(tf.reshape(r.lowResMasks, [b, m, s, s]), [0, 2, 3, 1]) as tf.Tensor4D,
-      ious: tf.reshape(r.ious, [b, m]) as tf.Tensor2D,
-    }));
-    tf.dispose([r.lowResMasks, r.ious, r.objectScoreLogits]);
-    return out;
+    try {
+      // back to [b, s, s, m] so candidates stay point-major
+      return tf.tidy(() => ({
+        masks: tf.transpose(tf.reshape(r.lowResMasks, [b, m, s, s]), [0, 2, 3, 1]) as tf.Tensor4D,
+        ious: tf.reshape(r.ious, [b, m]) as tf.Tensor2D,
+      }));
+    } finally {
+      tf.dispose([r.lowResMasks, r.ious, r.objectScoreLogits]);
+    }
   }
 }
 
