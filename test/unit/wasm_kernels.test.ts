@@ -37,6 +37,11 @@ describe('wasm kernel fixes', () => {
         [2, 1, 2, 2, 2],
       ], // rank 5
       [
+        [3, 4, 40],
+        [1, 1, 3],
+        [2, 3, 33],
+      ], // runs of 32 or more go through subarray copies
+      [
         [3, 4],
         [1, 0],
         [0, 4],
