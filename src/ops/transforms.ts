@@ -95,22 +95,60 @@ export function resizeAntialiasBilinear(
   return out;
 }
 
+/** fround(v / 255) for every byte value: the [0, 1] scaling of ToTensor, looked up. */
+const UNIT_BYTE = Float32Array.from({ length: 256 }, (_, v) => Math.fround(v / 255));
+
 /**
  * The model input for an RGB image: [1, size, size, 3] float32, resized with antialiasing
- * and normalized with the ImageNet mean/std.
+ * and normalized with the ImageNet mean/std. The same arithmetic as scaling to [0, 1], then
+ * `resizeAntialiasBilinear`, then normalizing, fused into two passes: the width pass reads the
+ * interleaved bytes, and the height pass writes normalized NHWC rows. No full-size planar copy
+ * is made (fresh large buffers cost page faults here: see docs/DEVELOPING.md).
  */
 export function preprocessImage(image: RgbImage, size: number): tf.Tensor4D {
   const { data, width: w, height: h } = image;
-  const planar = new Float32Array(3 * h * w);
-  for (let i = 0; i < h * w; i++)
-    for (let ch = 0; ch < 3; ch++) planar[ch * h * w + i] = Math.fround(data[3 * i + ch] / 255);
-  const resized = resizeAntialiasBilinear(planar, 3, h, w, size, size);
+  const tx = antialiasTaps(w, size);
+  const ty = antialiasTaps(h, size);
+  // width pass, planar [3][h][size]
+  const tmp = new Float32Array(3 * h * size);
+  for (let y = 0; y < h; y++) {
+    const row = 3 * y * w;
+    for (let x = 0; x < size; x++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      const base = x * tx.maxSize;
+      let at = row + 3 * tx.start[x];
+      for (let k = 0; k < tx.size[x]; k++, at += 3) {
+        const wt = tx.weights[base + k];
+        r += UNIT_BYTE[data[at]] * wt;
+        g += UNIT_BYTE[data[at + 1]] * wt;
+        b += UNIT_BYTE[data[at + 2]] * wt;
+      }
+      const o = y * size + x;
+      tmp[o] = r;
+      tmp[h * size + o] = g;
+      tmp[2 * h * size + o] = b;
+    }
+  }
+  // height pass, one float32 row at a time (the rounding of resizeAntialiasBilinear's output)
   const nhwc = new Float32Array(size * size * 3);
-  const plane = size * size;
+  const line = new Float32Array(size);
   for (let ch = 0; ch < 3; ch++) {
     const m = IMAGENET_MEAN[ch];
-    const s = IMAGENET_STD[ch];
-    for (let i = 0; i < plane; i++) nhwc[3 * i + ch] = (resized[ch * plane + i] - m) / s;
+    const sd = IMAGENET_STD[ch];
+    for (let y = 0; y < size; y++) {
+      line.fill(0);
+      const s = ty.start[y];
+      const base = y * ty.maxSize;
+      for (let k = 0; k < ty.size[y]; k++) {
+        const wt = ty.weights[base + k];
+        const srcRow = (ch * h + s + k) * size;
+        for (let x = 0; x < size; x++) line[x] += tmp[srcRow + x] * wt;
+      }
+      const o = 3 * y * size + ch;
+      for (let x = 0; x < size; x++) nhwc[o + 3 * x] = (line[x] - m) / sd;
+    }
   }
   return tf.tensor4d(nhwc, [1, size, size, 3]);
 }
