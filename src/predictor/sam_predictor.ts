@@ -79,8 +79,12 @@ type CachedFeatures = Pick<ImageFeatures, 'imageEmbed'> & Partial<Pick<ImageFeat
 
 interface ImageState {
   features: CachedFeatures;
-  /** Per image: the decoder work every prompt without a mask input shares. */
-  decoderCache: DecoderImageCache[];
+  /**
+   * Per image: the decoder work every prompt without a mask input shares. Computed in setImage
+   * for the TF.js decoder; left empty until the TF.js decoder needs it when the executor has
+   * its own (ONNX Runtime), which then decodes every prompt with points.
+   */
+  decoderCache: (DecoderImageCache | undefined)[];
   /** [height, width] of each image of the batch. */
   origHW: [number, number][];
   /** SAM 1: [height, width] of each image resized into the model input, before padding. */
@@ -163,7 +167,7 @@ export class SamPredictor {
           this.model.kind === 'sam1'
             ? this.model.imageEncoder.imageFeatures(x)
             : await this.model.executor.imageFeatures(x);
-        let decoderCache: DecoderImageCache[];
+        let decoderCache: (DecoderImageCache | undefined)[];
         try {
           decoderCache = this.precompute(features);
         } catch (e) {
@@ -184,13 +188,23 @@ export class SamPredictor {
     });
   }
 
-  /** MaskDecoder.precomputeImage for each image of the batch. */
-  private precompute(features: CachedFeatures): DecoderImageCache[] {
+  /**
+   * MaskDecoder.precomputeImage for each image of the batch; postponed (see ImageState) when
+   * the executor decodes prompts itself.
+   */
+  private precompute(features: CachedFeatures): (DecoderImageCache | undefined)[] {
+    const n = features.imageEmbed.shape[0];
+    if (this.model.kind === 'sam2' && this.model.executor.decode) return new Array<undefined>(n).fill(undefined);
+    return this.precomputeImages(features);
+  }
+
+  private precomputeImages(features: CachedFeatures, only?: number): DecoderImageCache[] {
     const pe = this.model.promptEncoder;
     const { sparse, dense } = pe.forward({});
     sparse.dispose();
     try {
-      return Array.from({ length: features.imageEmbed.shape[0] }, (_, i) => {
+      const indices = only === undefined ? [...Array(features.imageEmbed.shape[0]).keys()] : [only];
+      return indices.map((i) => {
         const e =
           features.imageEmbed.shape[0] === 1
             ? features.imageEmbed
@@ -392,6 +406,14 @@ export class SamPredictor {
   ): PredictTensors {
     const { features, decoderCache } = this.requireState();
     const i = options.imageIndex ?? 0;
+    // kept: the cache lives as long as the image, also when this runs inside a caller's tidy
+    let cache = decoderCache[i];
+    if (!cache) {
+      cache = this.precomputeImages(features, i)[0];
+      tf.keep(cache.src);
+      Object.values(cache.block0).forEach((t) => tf.keep(t));
+      decoderCache[i] = cache;
+    }
     return tf.tidy(() => {
       const pick = (t: tf.Tensor4D) =>
         t.shape[0] === 1 ? t : (tf.slice(t, [i, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D);
@@ -402,7 +424,7 @@ export class SamPredictor {
         points: { coords, labels },
         maskInput: options.maskInput,
         multimaskOutput: options.multimaskOutput ?? true,
-        cache: decoderCache[i],
+        cache,
       });
       return { lowResMasks: out.masks, ious: out.iouPred, objectScoreLogits: out.objectScoreLogits };
     });
