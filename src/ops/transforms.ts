@@ -219,6 +219,12 @@ export function upsampleLogits(logits: tf.Tensor4D, h: number, w: number): tf.Te
   return tf.image.resizeBilinear(logits, [h, w], false, true);
 }
 
+/** mask[from..to) = 1: a loop for short spans, fill() (a call with its own overhead) for long ones. */
+function setSpan(mask: Uint8Array, from: number, to: number): void {
+  if (to - from < 64) for (let i = from; i < to; i++) mask[i] = 1;
+  else mask.fill(1, from, to);
+}
+
 /**
  * Masks (logit > threshold) of `count` planar low-res logit maps [count][s*s], bilinearly
  * upsampled (as `upsampleLogits`) to h x w, computed on the host without full-size logits.
@@ -281,13 +287,28 @@ export function upsampleMasks(
         mask.fill(1, row, row + w); // the whole row is inside the mask
         continue;
       }
+      // runs inside the mask are merged into spans and set once: a fill() per short run costs
+      // more than the run (noisy masks have hundreds of runs per row)
+      let span = -1;
       for (let j = 0; j < runLo.length; j++) {
         const a = line[runLo[j]];
         const b = line[runHi[j]];
-        if (a > threshold && b > threshold) mask.fill(1, row + runStart[j], row + runEnd[j]);
-        else if (a > threshold || b > threshold)
-          for (let c = runStart[j]; c < runEnd[j]; c++) mask[row + c] = a + (b - a) * colFrac[c] > threshold ? 1 : 0;
+        const inA = a > threshold;
+        const inB = b > threshold;
+        if (inA && inB) {
+          if (span < 0) span = runStart[j];
+          continue;
+        }
+        if (span >= 0) setSpan(mask, row + span, row + runStart[j]);
+        span = -1;
+        // one end inside: along the run the value moves monotonically from a to b, so the
+        // inside pixels are a prefix (a above) or a suffix (b above); the rest stays 0
+        if (inA)
+          for (let c = runStart[j]; c < runEnd[j] && a + (b - a) * colFrac[c] > threshold; c++) mask[row + c] = 1;
+        else if (inB)
+          for (let c = runEnd[j] - 1; c >= runStart[j] && a + (b - a) * colFrac[c] > threshold; c--) mask[row + c] = 1;
       }
+      if (span >= 0) setSpan(mask, row + span, row + w);
     }
     masks.push(mask);
   }
