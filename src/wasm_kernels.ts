@@ -4,8 +4,12 @@
  * Slice: the backend's kernel reads its whole input to a JS copy (`readSync`) before copying
  * the slice out, so taking the B windows of a [B, n, d] tensor one by one costs O(B^2) copies
  * (~0.6 ms per slice of a 1.5 MB tensor). This one copies the slice straight from the wasm heap.
+ *
+ * Sam2Gelu (new): exact GELU in one pass over the heap (src/ops/gelu.ts), instead of five
+ * kernels of which Erf runs on one thread.
  */
 import * as tf from '@tensorflow/tfjs';
+import { GELU_KERNEL, geluRange } from './ops/gelu';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the kernels here use. */
 interface WasmBackendLike {
@@ -66,4 +70,17 @@ export function patchWasmKernels(): void {
   };
   tf.unregisterKernel('Slice', 'wasm');
   tf.registerKernel({ kernelName: 'Slice', backendName: 'wasm', kernelFunc });
+
+  tf.registerKernel({
+    kernelName: GELU_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const backend = args.backend as unknown as WasmBackendLike;
+      const out = backend.makeOutput(x.shape, 'float32');
+      const to = backend.typedArrayFromHeap(out) as Float32Array;
+      geluRange(backend.typedArrayFromHeap(x) as Float32Array, to, 0, to.length);
+      return out;
+    },
+  });
 }

@@ -1,9 +1,15 @@
 /** Small building blocks shared by every component: Linear, LayerNorm, Conv2d, MLP, GELU. */
 import * as tf from '@tensorflow/tfjs';
+import { GELU_KERNEL } from '../ops/gelu';
 import { Sam2Layer, shapeList, type Shape } from './base';
 
-/** Exact (erf) GELU, as PyTorch's nn.GELU() default. */
+/**
+ * Exact (erf) GELU, as PyTorch's nn.GELU() default: one pass on wasm (src/ops/gelu.ts), tf ops
+ * on other backends.
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && tf.getKernel(GELU_KERNEL, tf.getBackend()))
+    return tf.engine().runKernel(GELU_KERNEL, { x }) as tf.Tensor;
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 

@@ -1,0 +1,64 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/backend';
+import { gelu } from '../../src/layers/common';
+import { erfApprox, GELU_KERNEL } from '../../src/ops/gelu';
+
+/** erf by its Maclaurin series in double precision (accurate to ~1e-10 up to |z| = 4.5). */
+function erfSeries(z: number): number {
+  let term = z;
+  let sum = z;
+  for (let n = 1; n < 200 && Math.abs(term) > 1e-18; n++) {
+    term *= (-z * z) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+describe('GELU (one-pass kernel on wasm)', () => {
+  before(async () => {
+    await initBackend();
+  });
+
+  it('erf from the table is within 5e-10 of the series on [-4, 4], 2e-8 beyond (float32: 1), and odd', () => {
+    let [inside, beyond] = [0, 0];
+    for (let z = -4.5; z <= 4.5; z += 1 / 1024) {
+      const err = Math.abs(erfApprox(z) - erfSeries(z));
+      if (Math.abs(z) < 4) inside = Math.max(inside, err);
+      else beyond = Math.max(beyond, err);
+    }
+    expect(inside).to.be.below(5e-10);
+    expect(beyond).to.be.below(2e-8);
+    expect(Math.fround(erfApprox(4.2))).to.equal(1);
+    for (const z of [0.3, 1.7, 3.99, 7]) expect(erfApprox(-z)).to.equal(-erfApprox(z));
+    expect(Math.abs(erfApprox(0))).to.be.below(5e-10);
+  });
+
+  it('matches the float32 tf-op composition within 2 ulp, keeps the shape, leaks nothing', function () {
+    if (!tf.getKernel(GELU_KERNEL, tf.getBackend())) this.skip();
+    const before = tf.memory().numTensors;
+    const edges = [0, -0, 1e-30, -1e-30, 5.656, -5.656, -5.7, 12, -12, 100, -100];
+    const x = tf.tidy(() =>
+      tf.concat([tf.tensor1d(edges), tf.randomNormal([2 * 3 * 5 * 7 * 64 - edges.length], 0, 3, 'float32', 5)]),
+    );
+    const x4 = tf.reshape(x, [2, 3 * 5, 7, 64]);
+    const ours = gelu(x4);
+    expect(ours.shape).to.deep.equal(x4.shape);
+    const want = tf.tidy(() => tf.mul(tf.mul(x4, 0.5), tf.add(tf.erf(tf.mul(x4, Math.SQRT1_2)), 1)));
+    const [xs, a, b] = [x.dataSync(), ours.dataSync(), want.dataSync()];
+    let bad = 0;
+    for (let i = 0; i < xs.length; i++)
+      if (Math.abs(a[i] - b[i]) > 2.4e-7 * Math.max(1, Math.abs(xs[i]))) {
+        if (bad++ < 3) console.log(`      x ${xs[i]}: ours ${a[i]}, tf ops ${b[i]}`);
+      }
+    expect(bad).to.equal(0);
+    // signed zeros as PyTorch's GELU: GELU(-0) = -0
+    expect(Object.is(a[0], 0) && Object.is(a[1], -0) && Object.is(b[1], -0)).to.equal(true);
+    tf.dispose([x, x4, ours, want]);
+    // inside a tidy: the kernel's output is tracked like any op's
+    tf.tidy(() => {
+      gelu(tf.ones([4, 4]));
+    });
+    expect(tf.memory().numTensors).to.equal(before);
+  });
+});
