@@ -398,7 +398,10 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
 
       if (process.env.SAM2_BROWSER_FULL === '1') {
         it('image_truck end to end at 1024 (encode included) matches the reference', async () => {
-          const r = await page.evaluate(
+          // its own page, so that it also runs alone (--grep "end to end")
+          const full = await openPage(browser!, `${server!.url}/test/browser/harness.html`, log);
+          await full.waitForFunction('window.sam2Ready === true');
+          const r = await full.evaluate(
             async (backend, prompts) => {
               const s = (window as any).sam2;
               const model = await s.loadSam2('/weights/model.json', { backend, imageSize: 1024 });
@@ -417,6 +420,7 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
             backend,
             prompts,
           );
+          await full.close();
           console.log(`      ${backend}: 1024 encode ${r.encodeSeconds.toFixed(1)} s`);
           for (const p of prompts) compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
         });
