@@ -69,7 +69,8 @@ export async function launchChromium(webgpu: boolean): Promise<Browser & { clean
     executablePath: CHROMIUM,
     headless: true,
     args,
-    protocolTimeout: 1_800_000,
+    // a 1024 encode on SwiftShader (SAM2_BROWSER_FULL=1) can take over 30 min on a loaded machine
+    protocolTimeout: process.env.SAM2_BROWSER_FULL === '1' ? 5_400_000 : 1_800_000,
   });
   return Object.assign(browser, {
     async cleanup() {

@@ -21,6 +21,8 @@ import {
   portCheckpoint,
   SamPredictor,
   VideoPredictor,
+  AutomaticMaskGenerator,
+  type MaskAnnotation,
   type PredictResult,
   type SamModel,
 } from '../../src/index';
@@ -39,6 +41,17 @@ const prompts = truck.prompts as {
   mask_from?: string;
 }[];
 const [H, W] = truck.orig_hw as [number, number];
+/**
+ * The AMG smoke options: the amg_truck fixture's thresholds (formula-weight masks score 0.45-0.65
+ * predicted IoU, so the defaults 0.8/0.95 keep none) on a 4x4 grid: 14 masks on wasm at 256 px.
+ */
+const AMG_OPTIONS = {
+  pointsPerSide: 4,
+  predIouThresh: 0.45,
+  stabilityScoreThresh: 0.5,
+  boxNmsThresh: 1.0,
+  outputMode: 'binary_mask',
+} as const;
 
 interface Packed {
   logits: string;
@@ -65,6 +78,11 @@ function unpackMasks(b64: string, count: number, size: number): Uint8Array[] {
 
 /** Browser results of one prompt case against the reference fixture (test/sam_predictor.test.ts tolerances). */
 function compareWithReference(id: string, got: Packed, logitTol: number, iouTol: number, meanTol = logitTol) {
+  // the mask IoUs are printed first, so that a logit failure still shows them
+  const { masks } = caseMasks('image_truck', `${id}_masks`);
+  const ours = unpackMasks(got.masks, got.count, W * H);
+  const ious = ours.map((m, i) => (masks[i] ? maskIoU(m, masks[i]) : 0));
+  console.log(`      ${id} mask IoUs: ${ious.map((v) => v.toFixed(5)).join(', ')}`);
   const ref = caseTensor('image_truck', `${id}_low_res_logits`);
   const r = expectClose(`${id} low_res_logits`, floats(got.logits), ref.data, logitTol, ref.stats.std);
   expect(r.relMean, `${id} mean logit error (x std)`).to.be.at.most(meanTol);
@@ -72,11 +90,7 @@ function compareWithReference(id: string, got: Packed, logitTol: number, iouTol:
   got.scores.forEach((v, i) =>
     expect(Math.abs(v - refIous[i]), `${id} iou ${i}: ${v} vs ${refIous[i]}`).to.be.at.most(iouTol),
   );
-  const { masks } = caseMasks('image_truck', `${id}_masks`);
-  const ours = unpackMasks(got.masks, got.count, W * H);
   expect(ours.length).to.equal(masks.length);
-  const ious = ours.map((m, i) => maskIoU(m, masks[i]));
-  console.log(`      ${id} mask IoUs: ${ious.map((v) => v.toFixed(5)).join(', ')}`);
   ious.forEach((v, i) => expect(v, `${id} mask ${i} IoU`).to.be.at.least(0.999));
 }
 
@@ -389,43 +403,65 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
         );
         console.log(`      ${backend}: load at 1024 + 6 prompt cases in ${r.seconds.toFixed(1)} s`);
         expect(r.leaked).to.equal(0);
-        // WebGPU on SwiftShader computes less exactly than wasm and WebGL: its logits are ~10x
-        // further from the reference on average (3-5e-5 x std, 1e-5 on wasm), with single logits
-        // up to 1.9e-3 x std (one corner pixel of boxes4); the masks still agree (IoU >= 0.999)
+        // WebGPU: single logits up to 1.9e-3 x std at one corner pixel of boxes4, from one wrong
+        // image token (the last of the last prompt): tfjs-backend-webgpu's softmax over [131072, 9]
+        // gets the last row wrong (docs/DEVELOPING.md "Browser tests"; open), not float
+        // precision; the masks still agree (IoU >= 0.999)
         const [maxTol, meanTol] = backend === 'webgpu' ? [3e-3, 2e-4] : [1e-3, 1e-3];
         for (const p of prompts) compareWithReference(p.id, r.cases[p.id], maxTol, 1e-4, meanTol);
       });
 
       if (process.env.SAM2_BROWSER_FULL === '1') {
         it('image_truck end to end at 1024 (encode included) matches the reference', async () => {
-          const r = await page.evaluate(
+          // its own page, so that it also runs alone (--grep "end to end")
+          const full = await openPage(browser!, `${server!.url}/test/browser/harness.html`, log);
+          await full.waitForFunction('window.sam2Ready === true');
+          const r = await full.evaluate(
             async (backend, prompts) => {
               const s = (window as any).sam2;
+              const t0 = performance.now();
               const model = await s.loadSam2('/weights/model.json', { backend, imageSize: 1024 });
               const predictor = new s.SamPredictor(model);
-              const t0 = performance.now();
+              const t1 = performance.now();
               const img = new Image();
               img.src = '/fixtures/images/truck.png';
               await img.decode();
               await predictor.setImage(img);
-              const encodeSeconds = (performance.now() - t0) / 1000;
+              // setImage only queues GPU work: wait for the image embedding to be computed
+              await predictor.state.features.imageEmbed.data();
+              const t2 = performance.now();
               const cases = await (window as any).harness.runPrompts(predictor, prompts);
+              const t3 = performance.now();
               predictor.dispose();
               model.dispose();
-              return { cases, encodeSeconds };
+              const seconds = (a: number, b: number) => (b - a) / 1000;
+              return { cases, load: seconds(t0, t1), encode: seconds(t1, t2), prompts: seconds(t2, t3) };
             },
             backend,
             prompts,
           );
-          console.log(`      ${backend}: 1024 encode ${r.encodeSeconds.toFixed(1)} s`);
-          for (const p of prompts) compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
+          await full.close();
+          console.log(
+            `      ${backend}: load ${r.load.toFixed(1)} s, 1024 encode (decode, setImage, embedding read back) ` +
+              `${r.encode.toFixed(1)} s, 6 prompt cases ${r.prompts.toFixed(1)} s`,
+          );
+          // every case is compared (and printed) before the first failure is thrown
+          const failures: string[] = [];
+          for (const p of prompts) {
+            try {
+              compareWithReference(p.id, r.cases[p.id], 1e-3, 1e-4);
+            } catch (e) {
+              failures.push((e as Error).message);
+            }
+          }
+          expect(failures).to.deep.equal([]);
         });
       }
 
       heavy(
         `VideoPredictor over 3 frames given as an async iterable, and AutomaticMaskGenerator, at ${SMALL} px (smoke, leak-free)`,
         async () => {
-          const r = await page.evaluate(async () => {
+          const r = await page.evaluate(async (amgOptions) => {
             const s = (window as any).sam2;
             const model = (window as any).model;
             async function* frames() {
@@ -457,22 +493,25 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
             await track();
             const before = s.tf.memory().numTensors;
             const { out, size } = await track();
-            const generator = new s.AutomaticMaskGenerator(model, { pointsPerSide: 4, outputMode: 'binary_mask' });
-            const anns = await generator.generate('/fixtures/amg_truck/input.png');
+            const generator = new s.AutomaticMaskGenerator(model, amgOptions);
+            const anns: MaskAnnotation[] = await generator.generate('/fixtures/amg_truck/input.png');
             const png = await s.maskToPng(anns[0]?.segmentation ?? new Uint8Array(450 * 300), 450, 300);
             return {
               out,
               size,
-              anns: anns.map((a: any) => ({
+              anns: anns.map((a) => ({
                 area: a.area,
                 bbox: a.bbox,
-                len: a.segmentation.length,
-                iou: a.predictedIou,
+                len: (a.segmentation as Uint8Array).length,
+                predictedIou: a.predictedIou,
+                stabilityScore: a.stabilityScore,
+                pointCoords: a.pointCoords,
               })),
+              annBits: (window as any).harness.bits(anns.map((a) => a.segmentation)) as string,
               pngHead: Array.from(png.subarray(0, 8)),
               leaked: s.tf.memory().numTensors - before,
             };
-          });
+          }, AMG_OPTIONS);
           expect(r.leaked).to.equal(0);
           expect(r.out.map((f) => f.frameIdx)).to.deep.equal([0, 1, 2]);
           for (const f of r.out) expect(f.objIds).to.deep.equal([1, 2]);
@@ -489,11 +528,44 @@ describe('browser build in headless Chromium (WebGL, WebGPU)', function () {
           }
           video.resetState(state);
           video.dispose();
-          console.log(
-            `      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}; ${r.anns.length} automatic masks`,
-          );
+          console.log(`      video mask IoUs vs wasm: ${ious.map((v) => v.toFixed(4)).join(', ')}`);
           ious.forEach((v) => expect(v).to.be.at.least(0.99));
-          for (const a of r.anns) expect(a.len).to.equal(450 * 300);
+          // the same automatic masks on wasm in this process: as many, each browser mask paired
+          // with a distinct wasm mask from the same point, mask IoU >= 0.99 (the video bound),
+          // predicted IoU within 1e-4 (the decoder parity bound), stability score within 1e-3
+          // (a ratio of pixel counts at 256x256). Measured on WebGL: 14 of 14, worst IoU 0.99996,
+          // predicted IoU 6.8e-6 and stability 4.0e-5 apart
+          const want: MaskAnnotation[] = await new AutomaticMaskGenerator(wasmModel!, AMG_OPTIONS).generate(
+            fixturePath('amg_truck/input.png'),
+          );
+          expect(want.length, 'wasm automatic masks').to.be.at.least(1);
+          expect(r.anns.length, 'automatic masks (browser vs wasm)').to.equal(want.length);
+          const got = unpackMasks(r.annBits, r.anns.length, 450 * 300);
+          const used = new Set<number>();
+          let [dIou, dStability] = [0, 0];
+          const amgIous = r.anns.map((a, i) => {
+            expect(a.len).to.equal(450 * 300);
+            const candidates = want
+              .map((b, j) => ({ j, b, iou: maskIoU(got[i], b.segmentation as Uint8Array) }))
+              .filter((c) => !used.has(c.j) && c.b.pointCoords[0].join() === a.pointCoords[0].join());
+            expect(candidates.length, `automatic mask ${i}: a wasm mask from point ${a.pointCoords[0]}`).to.be.above(0);
+            const best = candidates.reduce((x, y) => (y.iou > x.iou ? y : x));
+            used.add(best.j);
+            dIou = Math.max(dIou, Math.abs(a.predictedIou - best.b.predictedIou));
+            dStability = Math.max(dStability, Math.abs(a.stabilityScore - best.b.stabilityScore));
+            expect(best.iou, `automatic mask ${i} IoU vs wasm`).to.be.at.least(0.99);
+            expect(Math.abs(a.predictedIou - best.b.predictedIou), `automatic mask ${i} predicted IoU`).to.be.at.most(
+              1e-4,
+            );
+            expect(Math.abs(a.stabilityScore - best.b.stabilityScore), `automatic mask ${i} stability`).to.be.at.most(
+              1e-3,
+            );
+            return best.iou;
+          });
+          console.log(
+            `      ${r.anns.length} automatic masks (wasm ${want.length}), vs wasm: worst mask IoU ${Math.min(...amgIous).toFixed(5)}, ` +
+              `max |d predicted IoU| ${dIou.toExponential(1)}, max |d stability| ${dStability.toExponential(1)}`,
+          );
           expect(r.pngHead).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
         },
       );
