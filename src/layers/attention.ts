@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
-import { Linear } from './common';
+import { Linear, softmax } from './common';
 
 /** [heads, 1, C] with 1 where channel c belongs to head h (c / d === h), else 0. */
 function headMask(heads: number, c: number): tf.Tensor3D {
@@ -57,7 +57,7 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
       // scores [bq*heads*nq, nk]: transposing the smaller of the key matrix and the scores
       const k2 = tf.reshape(k, [nk, c]) as tf.Tensor2D;
       const scores = qb.shape[0] < c ? tf.transpose(tf.matMul(k2, tf.transpose(qb))) : tf.matMul(qb, tf.transpose(k2));
-      const p = tf.softmax(scores as tf.Tensor2D);
+      const p = softmax(scores as tf.Tensor2D);
       const o = tf.reshape(tf.matMul(p, tf.reshape(v, [nk, c]) as tf.Tensor2D), [bq, heads, nq, c]);
       return tf.sum(tf.mul(o, mask), 1) as tf.Tensor3D; // each channel from its own head
     }
@@ -67,7 +67,7 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
       const kb = tf.reshape(tf.mul(tf.reshape(k, [1, nk, c]), mask), [heads * nk, c]);
       const vb = tf.reshape(tf.mul(tf.reshape(v, [1, nk, c]), mask), [heads * nk, c]) as tf.Tensor2D;
       const s = tf.matMul(tf.mul(tf.reshape(q, [nq, c]), scale) as tf.Tensor2D, tf.transpose(kb) as tf.Tensor2D); // [nq, heads * nk]
-      const p = tf.reshape(tf.softmax(tf.reshape(s, [nq, heads, nk])), [nq, heads * nk]) as tf.Tensor2D;
+      const p = tf.reshape(softmax(tf.reshape(s, [nq, heads, nk])), [nq, heads * nk]) as tf.Tensor2D;
       return tf.reshape(tf.matMul(p, vb), [1, nq, c]) as tf.Tensor3D;
     }
     if (b > 1 && heads > 1 && tf.getBackend() === 'wasm') {
@@ -83,16 +83,14 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
     const full = (x: tf.Tensor3D) => (x.shape[0] === b ? x : (tf.add(x, tf.zeros([b, 1, 1])) as tf.Tensor3D)); // Tile is slow on wasm
     [q, k, v] = [full(q), full(k), full(v)];
     if (b === 1 && heads === 1) {
-      const p = tf.softmax(
-        tf.matMul(tf.mul(q.reshape([nq, c]), scale) as tf.Tensor2D, tf.transpose(k.reshape([nk, c]))),
-      );
+      const p = softmax(tf.matMul(tf.mul(q.reshape([nq, c]), scale) as tf.Tensor2D, tf.transpose(k.reshape([nk, c]))));
       return tf.matMul(p, v.reshape([nk, c])).reshape([1, nq, c]);
     }
     const split = (x: tf.Tensor3D, n: number) =>
       tf.transpose(tf.reshape(x, [b, n, heads, d]), [0, 2, 1, 3]).reshape([b * heads, n, d]) as tf.Tensor3D;
     const qh = split(tf.mul(q, scale) as tf.Tensor3D, nq);
     const kT = tf.transpose(tf.reshape(k, [b, nk, heads, d]), [0, 2, 3, 1]).reshape([b * heads, d, nk]) as tf.Tensor3D;
-    const p = tf.softmax(tf.matMul(qh, kT));
+    const p = softmax(tf.matMul(qh, kT));
     const o = tf.matMul(p, split(v, nk));
     return tf.transpose(o.reshape([b, heads, nq, d]), [0, 2, 1, 3]).reshape([b, nq, c]) as tf.Tensor3D;
   });
@@ -165,7 +163,7 @@ export class Attention extends Sam2Layer {
       const a = tf.reshape(tf.matMul(qb, tf.transpose(this.kProj.weight.read()) as tf.Tensor2D), [b, heads * nt, cIn]);
       // scores^T [B, Ni, heads * Nt] keep the big operand untransposed; transpose the result
       const scores = tf.transpose(batchMatMul(keys, tf.transpose(a, [0, 2, 1]) as tf.Tensor3D), [0, 2, 1]);
-      const p = tf.softmax(scores) as tf.Tensor3D;
+      const p = softmax(scores) as tf.Tensor3D;
       const pooled = batchMatMul(p, values); // [B, heads * Nt, C]
       const v = tf.reshape(
         tf.matMul(tf.reshape(pooled, [-1, cIn]) as tf.Tensor2D, this.vProj.weight.read() as tf.Tensor2D),
@@ -206,7 +204,7 @@ export class Attention extends Sam2Layer {
         scores = batchMatMul(image.q, tf.transpose(tf.reshape(kb, [b, heads * nt, c]), [0, 2, 1]) as tf.Tensor3D);
       }
       const [, ni] = scores.shape;
-      const p = tf.reshape(tf.softmax(tf.reshape(scores, [b, ni, heads, nt])), [b, ni, heads * nt]) as tf.Tensor3D;
+      const p = tf.reshape(softmax(tf.reshape(scores, [b, ni, heads, nt])), [b, ni, heads * nt]) as tf.Tensor3D;
       const vo = tf.reshape(tf.matMul(blockDiag(this.vProj.forward(v)), this.outProj.weight.read() as tf.Tensor2D), [
         b,
         heads * nt,

@@ -13,6 +13,26 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
+/**
+ * Rows per softmax kernel on WebGPU: tfjs-backend-webgpu 4.22 gets the last rows of a softmax
+ * over more than 65536 rows wrong (e.g. [131072, 9]: row 131071 off by 0.7; 65536 rows exact).
+ */
+const WEBGPU_SOFTMAX_ROWS = 65536;
+
+/** tf.softmax over the last axis, in row chunks on WebGPU (see WEBGPU_SOFTMAX_ROWS). */
+export function softmax<T extends tf.Tensor>(x: T): T {
+  const last = x.shape[x.rank - 1];
+  const rows = last > 0 ? x.size / last : 0;
+  if (rows <= WEBGPU_SOFTMAX_ROWS || tf.getBackend() !== 'webgpu') return tf.softmax(x);
+  return tf.tidy(() => {
+    const flat = tf.reshape(x, [rows, last]);
+    const parts: tf.Tensor[] = [];
+    for (let r = 0; r < rows; r += WEBGPU_SOFTMAX_ROWS)
+      parts.push(tf.softmax(tf.slice(flat, [r, 0], [Math.min(WEBGPU_SOFTMAX_ROWS, rows - r), last])));
+    return tf.reshape(tf.concat(parts, 0), x.shape) as T;
+  });
+}
+
 export type Activation = 'relu' | 'gelu';
 
 export function activate(x: tf.Tensor, act: Activation): tf.Tensor {

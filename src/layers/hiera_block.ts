@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
-import { LayerNorm, Linear, Mlp } from './common';
+import { LayerNorm, Linear, Mlp, softmax } from './common';
 
 export interface MultiScaleBlockOptions {
   dim: number;
@@ -173,7 +173,7 @@ export class MultiScaleBlock extends Sam2Layer {
           const v = tf.fused.matMul({ a: tokens, b: hw.wv, bias: hw.bv });
           let o: tf.Tensor2D;
           if (g === 1) {
-            const p = tf.softmax(tf.matMul(q, tf.transpose(k)));
+            const p = softmax(tf.matMul(q, tf.transpose(k)));
             o = tf.matMul(p, v) as tf.Tensor2D;
           } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm') {
             // wasm runs batched matMuls on a single-threaded loop (~3.5 GFLOP/s); one rank-2
@@ -184,12 +184,12 @@ export class MultiScaleBlock extends Sam2Layer {
               const qi = tf.slice(q, [i * nq, 0], [nq, d]);
               const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
               const vi = tf.slice(v, [i * n, 0], [n, d]);
-              outs.push(tf.matMul(tf.softmax(tf.matMul(qi, kTi)), vi));
+              outs.push(tf.matMul(softmax(tf.matMul(qi, kTi)), vi));
             }
             o = tf.concat(outs, 0);
           } else {
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
-            const p = tf.softmax(tf.matMul(tf.reshape(q, [g, nq, d]) as tf.Tensor3D, kT));
+            const p = softmax(tf.matMul(tf.reshape(q, [g, nq, d]) as tf.Tensor3D, kT));
             o = tf.reshape(tf.matMul(p, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [g * nq, d]) as tf.Tensor2D;
           }
           return tf.matMul(o, hw.wProj) as tf.Tensor2D;

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, tensorList, type Shape } from './base';
-import { Linear } from './common';
+import { Linear, softmax } from './common';
 
 const f = Math.fround;
 
@@ -187,7 +187,7 @@ export class RoPEAttention extends Sam2Layer {
         parts.push(
           tf.tidy(() => {
             const qi = i === 0 && chunk >= nq ? qr : tf.slice(qr, [i, 0], [Math.min(chunk, nq - i), -1]);
-            return tf.matMul(tf.softmax(tf.matMul(qi, keysT)), values) as tf.Tensor2D;
+            return tf.matMul(softmax(tf.matMul(qi, keysT)), values) as tf.Tensor2D;
           }),
         );
       }

@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
-import { LayerNorm, Linear, gelu } from './common';
+import { LayerNorm, Linear, gelu, softmax } from './common';
 import { windowPartition, windowUnpartition } from './hiera_block';
 
 export interface VitBlockOptions {
@@ -209,7 +209,7 @@ export class VitBlock extends Sam2Layer {
           let o: tf.Tensor2D;
           if (g === 1) {
             const logits = tf.add(tf.matMul(q, tf.transpose(k)), tf.reshape(bias, [n, n]));
-            o = tf.matMul(tf.softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
+            o = tf.matMul(softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
           } else if (tf.getBackend() === 'wasm') {
             // one rank-2 product per window: XNNPACK on both cores instead of wasm's
             // single-threaded batched matMul (as Hiera's MultiScaleBlock does)
@@ -219,13 +219,13 @@ export class VitBlock extends Sam2Layer {
               const kTi = tf.reshape(tf.slice(kT, [i, 0, 0], [1, d, n]), [d, n]) as tf.Tensor2D;
               const bi = tf.reshape(tf.slice(bias, [i, 0, 0], [1, n, n]), [n, n]);
               const logits = tf.add(tf.matMul(tf.slice(q, [i * n, 0], [n, d]), kTi), bi);
-              parts.push(tf.matMul(tf.softmax(logits) as tf.Tensor2D, tf.slice(v, [i * n, 0], [n, d])));
+              parts.push(tf.matMul(softmax(logits) as tf.Tensor2D, tf.slice(v, [i * n, 0], [n, d])));
             }
             o = tf.concat(parts, 0);
           } else {
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
             const logits = tf.add(tf.matMul(tf.reshape(q, [g, n, d]) as tf.Tensor3D, kT), bias);
-            o = tf.reshape(tf.matMul(tf.softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [
+            o = tf.reshape(tf.matMul(softmax(logits) as tf.Tensor3D, tf.reshape(v, [g, n, d]) as tf.Tensor3D), [
               g * n,
               d,
             ]) as tf.Tensor2D;
