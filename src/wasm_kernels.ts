@@ -5,7 +5,7 @@
  * the slice out, so taking the B windows of a [B, n, d] tensor one by one costs O(B^2) copies
  * (~0.6 ms per slice of a 1.5 MB tensor). This one copies the slice straight from the wasm heap.
  *
- * Sam2Gelu (new): exact GELU in one pass over the heap (src/ops/gelu.ts), instead of five
+ * Sam2Gelu: exact GELU in one pass over the heap (src/ops/gelu.ts), instead of five
  * kernels of which Erf runs on one thread.
  */
 import * as tf from '@tensorflow/tfjs';
