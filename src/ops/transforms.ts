@@ -225,6 +225,36 @@ function setSpan(mask: Uint8Array, from: number, to: number): void {
   else mask.fill(1, from, to);
 }
 
+/** Source samples of bilinear resampling from s to n points (half-pixel centers, clamped at the edges). */
+function bilinearTaps(s: number, n: number): { lo: Int32Array; hi: Int32Array; frac: Float64Array } {
+  const lo = new Int32Array(n);
+  const hi = new Int32Array(n);
+  const frac = new Float64Array(n);
+  const scale = s / n;
+  for (let i = 0; i < n; i++) {
+    const f = scale * (i + 0.5) - 0.5;
+    const l = Math.max(0, Math.floor(f));
+    lo[i] = l;
+    hi[i] = Math.min(s - 1, Math.ceil(f));
+    frac[i] = f - l;
+  }
+  return { lo, hi, frac };
+}
+
+/**
+ * Runs of output columns that interpolate between the same two source columns, as flat
+ * [lo, hi, start, end] quadruples.
+ */
+function columnRuns(cols: { lo: Int32Array; hi: Int32Array }, w: number): Int32Array {
+  const runs: number[] = [];
+  for (let c = 0; c < w; c++) {
+    const j = runs.length - 4;
+    if (j >= 0 && runs[j] === cols.lo[c] && runs[j + 1] === cols.hi[c]) runs[j + 3] = c + 1;
+    else runs.push(cols.lo[c], cols.hi[c], c, c + 1);
+  }
+  return Int32Array.from(runs);
+}
+
 /**
  * Masks (logit > threshold) of `count` planar low-res logit maps [count][s*s], bilinearly
  * upsampled (as `upsampleLogits`) to h x w, computed on the host without full-size logits.
@@ -241,76 +271,77 @@ export function upsampleMasks(
   w: number,
   threshold = 0,
 ): Uint8Array[] {
-  // source position of an output pixel center (half-pixel centers), clamped at the edges
-  const source = (i: number, scale: number) => {
-    const f = scale * (i + 0.5) - 0.5;
-    const lo = Math.max(0, Math.floor(f));
-    return { lo, hi: Math.min(s - 1, Math.ceil(f)), frac: f - lo };
-  };
-  const colFrac = new Float32Array(w);
-  // runs of output columns that interpolate between the same two source columns
-  const runLo: number[] = [];
-  const runHi: number[] = [];
-  const runStart: number[] = [];
-  const runEnd: number[] = [];
-  for (let c = 0; c < w; c++) {
-    const { lo, hi, frac } = source(c, s / w);
-    colFrac[c] = frac;
-    const j = runLo.length - 1;
-    if (j >= 0 && runLo[j] === lo && runHi[j] === hi) runEnd[j] = c + 1;
-    else {
-      runLo.push(lo);
-      runHi.push(hi);
-      runStart.push(c);
-      runEnd.push(c + 1);
-    }
-  }
+  const rows = bilinearTaps(s, h);
+  const cols = bilinearTaps(s, w);
+  const colFrac = Float32Array.from(cols.frac);
+  const runs = columnRuns(cols, w);
   const line = new Float32Array(s);
   const masks: Uint8Array[] = [];
   for (let k = 0; k < count; k++) {
     const mask = new Uint8Array(h * w);
-    const plane = k * s * s;
     for (let r = 0; r < h; r++) {
-      const { lo, hi, frac } = source(r, s / h);
-      const top = plane + lo * s;
-      const bottom = plane + hi * s;
-      let above = 0;
-      for (let x = 0; x < s; x++) {
-        const a = logits[top + x];
-        const v = a + (logits[bottom + x] - a) * frac;
-        line[x] = v;
-        if (v > threshold) above++;
-      }
-      if (above === 0) continue;
-      const row = r * w;
-      if (above === s) {
-        mask.fill(1, row, row + w); // the whole row is inside the mask
-        continue;
-      }
-      // runs inside the mask are merged into spans and set once: a fill() per short run costs
-      // more than the run (noisy masks have hundreds of runs per row)
-      let span = -1;
-      for (let j = 0; j < runLo.length; j++) {
-        const a = line[runLo[j]];
-        const b = line[runHi[j]];
-        const inA = a > threshold;
-        const inB = b > threshold;
-        if (inA && inB) {
-          if (span < 0) span = runStart[j];
-          continue;
-        }
-        if (span >= 0) setSpan(mask, row + span, row + runStart[j]);
-        span = -1;
-        // one end inside: along the run the value moves monotonically from a to b, so the
-        // inside pixels are a prefix (a above) or a suffix (b above); the rest stays 0
-        if (inA)
-          for (let c = runStart[j]; c < runEnd[j] && a + (b - a) * colFrac[c] > threshold; c++) mask[row + c] = 1;
-        else if (inB)
-          for (let c = runEnd[j] - 1; c >= runStart[j] && a + (b - a) * colFrac[c] > threshold; c--) mask[row + c] = 1;
-      }
-      if (span >= 0) setSpan(mask, row + span, row + w);
+      const plane = k * s * s;
+      if (interpolateRow(logits, plane + rows.lo[r] * s, plane + rows.hi[r] * s, rows.frac[r], s, threshold, line))
+        maskRow(mask, r * w, w, line, runs, colFrac, threshold);
     }
     masks.push(mask);
   }
   return masks;
+}
+
+// upsampleMasks' loops are module-level functions on typed arrays (no closures or objects per
+// call), so V8 keeps one optimized version instead of deoptimizing on every call
+
+/** line = the source row interpolated between rows top and bottom; whether any sample is above threshold. */
+function interpolateRow(
+  logits: Float32Array,
+  top: number,
+  bottom: number,
+  frac: number,
+  s: number,
+  threshold: number,
+  line: Float32Array,
+): boolean {
+  let above = false;
+  for (let x = 0; x < s; x++) {
+    const a = logits[top + x];
+    const v = a + (logits[bottom + x] - a) * frac;
+    line[x] = v;
+    if (v > threshold) above = true;
+  }
+  return above;
+}
+
+/** Sets the pixels of output row `row` (offset) whose interpolated value is above threshold. */
+function maskRow(
+  mask: Uint8Array,
+  row: number,
+  w: number,
+  line: Float32Array,
+  runs: Int32Array,
+  colFrac: Float32Array,
+  threshold: number,
+): void {
+  // runs inside the mask are merged into spans and set once: a fill() per short run costs
+  // more than the run (noisy masks have hundreds of runs per row)
+  let span = -1;
+  for (let j = 0; j < runs.length; j += 4) {
+    const a = line[runs[j]];
+    const b = line[runs[j + 1]];
+    const start = runs[j + 2];
+    const end = runs[j + 3];
+    const inA = a > threshold;
+    const inB = b > threshold;
+    if (inA && inB) {
+      if (span < 0) span = start;
+      continue;
+    }
+    if (span >= 0) setSpan(mask, row + span, row + start);
+    span = -1;
+    // one end inside: along the run the value moves monotonically from a to b, so the
+    // inside pixels are a prefix (a above) or a suffix (b above); the rest stays 0
+    if (inA) for (let c = start; c < end && a + (b - a) * colFrac[c] > threshold; c++) mask[row + c] = 1;
+    else if (inB) for (let c = end - 1; c >= start && a + (b - a) * colFrac[c] > threshold; c--) mask[row + c] = 1;
+  }
+  if (span >= 0) setSpan(mask, row + span, row + w);
 }
