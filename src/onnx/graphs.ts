@@ -11,6 +11,7 @@ import {
   buildImageEncoder,
   buildMemoryAttention,
   buildMemoryEncoder,
+  buildPromptDecoderNoMask,
   buildPromptMaskDecoder,
   type BuiltModel,
 } from './models';
@@ -33,6 +34,8 @@ export interface OnnxManifest {
 export interface OnnxGraphs {
   imageEncoder: Uint8Array;
   promptMaskDecoder: Uint8Array;
+  /** The decoder for prompts without a mask input, fed the image encoder's image-side projections. */
+  promptDecoderNoMask?: Uint8Array;
   /** Video tracking's memory encoder and memory attention (models built with video parts). */
   memoryEncoder?: Uint8Array;
   memoryAttention?: Uint8Array;
@@ -47,7 +50,7 @@ const NOTES = [
   'Feature maps are NHWC. image: the image resized to imageSize x imageSize, scaled to [0, 1], normalized with mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).',
   'point_coords are in model-input pixels (0..imageSize); a box is two points with labels 2 (top-left) and 3 (bottom-right); the graph appends the padding point itself.',
   'low_res_masks holds all four mask tokens: multimask output is masks 1..3; single-mask output is mask 0 (or, as SAM 2 does, the best multimask one when mask 0 is unstable).',
-  'Without a mask prompt feed mask_input zeros [1, s, s, 1] and has_mask_input [0].',
+  "Without a mask prompt feed mask_input zeros [1, s, s, 1] and has_mask_input [0], or use prompt_decoder_no_mask: the same outputs, fed the image encoder's token_to_image_k, token_to_image_v and image_to_token_q instead of computing them for every prompt.",
   'Video: memory_encoder takes vision_features (image_encoder) and the mask (sigmoid, x20, -10); memory_attention takes the frame tokens + 0.1 x their sine encoding and, per layer, the memory bank keys already projected and rotated (RoPE), transposed [d, M], with the bank values [M, 64].',
 ];
 
@@ -76,17 +79,19 @@ function manifestFor(model: Sam2Model, built: BuiltModel[], stamp?: string): Onn
   };
 }
 
-/** Builds both models in memory. */
+/** Builds every model in memory (the video ones when the model has its video parts). */
 export function buildOnnxGraphs(model: Sam2Model, stamp?: string): OnnxGraphs {
   const enc = buildImageEncoder(model);
   const dec = buildPromptMaskDecoder(model);
+  const noMask = buildPromptDecoderNoMask(model);
   const video = model.video ? [buildMemoryEncoder(model), buildMemoryAttention(model)] : [];
   return {
     imageEncoder: enc.bytes,
     promptMaskDecoder: dec.bytes,
+    promptDecoderNoMask: noMask.bytes,
     memoryEncoder: video[0]?.bytes,
     memoryAttention: video[1]?.bytes,
-    manifest: manifestFor(model, [enc, dec, ...video], stamp),
+    manifest: manifestFor(model, [enc, dec, noMask, ...video], stamp),
     cached: false,
   };
 }
@@ -97,6 +102,8 @@ export function writeOnnxGraphs(graphs: OnnxGraphs, dir: string): void {
   const m = graphs.manifest.models;
   fs.writeFileSync(path.join(dir, m.image_encoder.file), graphs.imageEncoder);
   fs.writeFileSync(path.join(dir, m.prompt_mask_decoder.file), graphs.promptMaskDecoder);
+  if (graphs.promptDecoderNoMask && m.prompt_decoder_no_mask)
+    fs.writeFileSync(path.join(dir, m.prompt_decoder_no_mask.file), graphs.promptDecoderNoMask);
   if (graphs.memoryEncoder && m.memory_encoder)
     fs.writeFileSync(path.join(dir, m.memory_encoder.file), graphs.memoryEncoder);
   if (graphs.memoryAttention && m.memory_attention)
@@ -121,6 +128,9 @@ export function readCachedGraphs(model: Sam2Model, dir: string, stamp?: string):
     return {
       imageEncoder: fs.readFileSync(path.join(dir, manifest.models.image_encoder.file)),
       promptMaskDecoder: fs.readFileSync(path.join(dir, manifest.models.prompt_mask_decoder.file)),
+      promptDecoderNoMask:
+        manifest.models.prompt_decoder_no_mask &&
+        fs.readFileSync(path.join(dir, manifest.models.prompt_decoder_no_mask.file)),
       memoryEncoder:
         manifest.models.memory_encoder && fs.readFileSync(path.join(dir, manifest.models.memory_encoder.file)),
       memoryAttention:

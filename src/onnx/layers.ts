@@ -207,15 +207,26 @@ export function emitMultiScaleBlock(
   });
 }
 
-/** Multi-head attention of q [B, Nq, C] over k, v [B, Nk, C] (dynamic B and N). */
-export function emitAttention(b: OnnxBuilder, a: Attention, q: string, k: string, v: string): string {
+/**
+ * Multi-head attention of q [B, Nq, C] over k, v [B, Nk, C] (dynamic B and N). `projected`
+ * gives inputs already through their projection (q before the 1/sqrt(d) scaling); their raw
+ * input is then unused.
+ */
+export function emitAttention(
+  b: OnnxBuilder,
+  a: Attention,
+  q: string,
+  k: string,
+  v: string,
+  projected: Partial<Record<'q' | 'k' | 'v', string>> = {},
+): string {
   return b.scope(a.key, () => {
     const c = a.qProj.outDim;
     const heads = a.numHeads;
     const d = c / heads;
-    const qp = b.op('Mul', [emitLinear(b, a.qProj, q), b.f32(1 / Math.sqrt(d))]);
-    const kp = emitLinear(b, a.kProj, k);
-    const vp = emitLinear(b, a.vProj, v);
+    const qp = b.op('Mul', [projected.q ?? emitLinear(b, a.qProj, q), b.f32(1 / Math.sqrt(d))]);
+    const kp = projected.k ?? emitLinear(b, a.kProj, k);
+    const vp = projected.v ?? emitLinear(b, a.vProj, v);
     const split = b.i64([0, 0, heads, d]);
     const qh = b.op('Transpose', [b.op('Reshape', [qp, split])], { perm: [0, 2, 1, 3] });
     const kT = b.op('Transpose', [b.op('Reshape', [kp, split])], { perm: [0, 2, 3, 1] });
@@ -226,6 +237,109 @@ export function emitAttention(b: OnnxBuilder, a: Attention, q: string, k: string
   });
 }
 
+/** [heads, 1, c] with 1 where channel j belongs to head h (as attention.ts headMask). */
+function emitHeadMask(b: OnnxBuilder, heads: number, c: number): string {
+  const d = c / heads;
+  const m = Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0));
+  return b.weight('head_mask', m, [heads, 1, c]);
+}
+
+/** x [B, Nt, c] -> [B, heads * Nt, c], row (h, t) keeping only head h's channels of token t. */
+function emitBlockDiagonal(b: OnnxBuilder, x: string, mask: string, c: number): string {
+  return b.op('Reshape', [b.op('Mul', [b.op('Unsqueeze', [x, b.i64([1])]), mask]), b.i64([0, -1, c])]);
+}
+
+/**
+ * Attention.tokenToImage: a few tokens q [B, Nt, C] over image tokens keys (image + encoding)
+ * and values (image) [B or 1, Ni, C], reassociated so no image token is projected (half the
+ * MACs of projecting keys and values while heads x Nt < c).
+ */
+export function emitTokenToImage(b: OnnxBuilder, a: Attention, q: string, keys: string, values: string): string {
+  return b.scope(a.key, () => {
+    const c = a.qProj.outDim;
+    const heads = a.numHeads;
+    const mask = emitHeadMask(b, heads, c);
+    const qp = b.op('Mul', [emitLinear(b, a.qProj, q), b.f32(1 / Math.sqrt(c / heads))]);
+    const wkT = paramInit(b, 'k_proj.weight_t', a.kProj.weight, (w) => tf.transpose(w));
+    const qk = b.op('MatMul', [emitBlockDiagonal(b, qp, mask, c), wkT]); // [B, heads * Nt, C]
+    // q . bk is the same for every key of a row: it cancels in the softmax
+    const p = b.op('Softmax', [b.op('MatMul', [qk, b.op('Transpose', [keys], { perm: [0, 2, 1] })])], { axis: -1 });
+    const pooled = b.op('MatMul', [p, values]); // [B, heads * Nt, C]
+    const v = b.op('MatMul', [pooled, paramInit(b, 'v_proj.weight', a.vProj.weight)]); // [B, heads * Nt, c]
+    const perHead = b.op('Reshape', [
+      v,
+      b.op('Concat', [b.op('Shape', [q], { end: 1 }), b.i64([heads, -1, c])], { axis: 0 }),
+    ]);
+    // each channel from its own head; softmax rows sum to 1, so the value bias is added once
+    const out = b.op('Add', [
+      b.op('ReduceSum', [b.op('Mul', [perHead, mask]), b.i64([1])], { keepdims: 0 }),
+      paramInit(b, 'v_proj.bias', a.vProj.bias!),
+    ]);
+    return emitLinear(b, a.outProj, out); // [B, Nt, c] -> [B, Nt, C]
+  });
+}
+
+/**
+ * Attention.imageToToken: image tokens over a few tokens k (tokens + encoding), v (tokens)
+ * [B, Nt, C], with the output projection, reassociated so no image token is projected.
+ * `image`: { keys } (image + encoding [B or 1, Ni, C]) or { q } (its q_proj, computed once per image).
+ */
+export function emitImageToToken(
+  b: OnnxBuilder,
+  a: Attention,
+  image: { keys: string } | { q: string },
+  k: string,
+  v: string,
+): string {
+  return b.scope(a.key, () => {
+    const c = a.qProj.outDim;
+    const heads = a.numHeads;
+    const mask = emitHeadMask(b, heads, c);
+    const kb = emitBlockDiagonal(b, b.op('Mul', [emitLinear(b, a.kProj, k), b.f32(1 / Math.sqrt(c / heads))]), mask, c);
+    const kbT = b.op('Transpose', [kb], { perm: [0, 2, 1] }); // [B, c, heads * Nt]
+    let scores: string; // [B, Ni, heads * Nt]
+    if ('keys' in image) {
+      // keys (Wq kb^T) + bq kb^T
+      const wq = b.op('MatMul', [paramInit(b, 'q_proj.weight', a.qProj.weight), kbT]); // [B, C, heads * Nt]
+      const bias = b.op('MatMul', [paramInit(b, 'q_proj.bias_row', a.qProj.bias!, (t) => tf.reshape(t, [1, c])), kbT]);
+      scores = b.op('Add', [b.op('MatMul', [image.keys, wq]), bias]);
+    } else {
+      scores = b.op('MatMul', [image.q, kbT]);
+    }
+    // softmax over each head's tokens
+    const split = b.op('Concat', [b.op('Shape', [scores], { end: 2 }), b.i64([heads, -1])], { axis: 0 });
+    const p = b.op('Reshape', [
+      b.op('Softmax', [b.op('Reshape', [scores, split])], { axis: -1 }),
+      b.op('Shape', [scores]),
+    ]);
+    // each head's values through its rows of out_proj: [B, heads * Nt, C]
+    const vo = b.op('MatMul', [
+      emitBlockDiagonal(b, emitLinear(b, a.vProj, v), mask, c),
+      paramInit(b, 'out_proj.weight', a.outProj.weight),
+    ]);
+    return b.op('Add', [b.op('MatMul', [p, vo]), paramInit(b, 'out_proj.bias', a.outProj.bias!)]);
+  });
+}
+
+/** Names of the first two-way block's image-side projections (as ImageSideProjections). */
+export type ImageSideValues = Record<'tokenToImageK' | 'tokenToImageV' | 'imageToTokenQ', string>;
+
+/** TwoWayAttentionBlock.projectImageSide: the projections that read only image tokens and their encoding. */
+export function emitImageSideProjections(
+  b: OnnxBuilder,
+  l: TwoWayAttentionBlock,
+  keys: string,
+  keyPe: string,
+): ImageSideValues {
+  const kp = b.op('Add', [keys, keyPe]);
+  return {
+    tokenToImageK: b.scope(l.crossAttnTokenToImage.key, () => emitLinear(b, l.crossAttnTokenToImage.kProj, kp)),
+    tokenToImageV: b.scope(l.crossAttnTokenToImage.key, () => emitLinear(b, l.crossAttnTokenToImage.vProj, keys)),
+    imageToTokenQ: b.scope(l.crossAttnImageToToken.key, () => emitLinear(b, l.crossAttnImageToToken.qProj, kp)),
+  };
+}
+
+/** TwoWayAttentionBlock.forward; `pre` (emitImageSideProjections of these keys) skips those projections. */
 export function emitTwoWayBlock(
   b: OnnxBuilder,
   l: TwoWayAttentionBlock,
@@ -233,6 +347,7 @@ export function emitTwoWayBlock(
   keys: string,
   queryPe: string,
   keyPe: string,
+  pre?: ImageSideValues,
 ): [string, string] {
   const [n1, n2, n3, n4] = l.norms;
   let q: string;
@@ -243,33 +358,42 @@ export function emitTwoWayBlock(
     q = b.op('Add', [queries, emitAttention(b, l.selfAttn, qp, qp, queries)]);
   }
   q = emitLayerNorm(b, n1, q);
-  const kp = b.op('Add', [keys, keyPe]);
-  q = emitLayerNorm(
-    b,
-    n2,
-    b.op('Add', [q, emitAttention(b, l.crossAttnTokenToImage, b.op('Add', [q, queryPe]), kp, keys)]),
-  );
+  // the image tokens are projected only where `pre` has them (once per image); elsewhere the
+  // attentions are reassociated around them, as the TF.js layers do for a few tokens
+  const kp = pre ? '' : b.op('Add', [keys, keyPe]);
+  const qPe = b.op('Add', [q, queryPe]);
+  const attended = pre
+    ? emitAttention(b, l.crossAttnTokenToImage, qPe, '', '', { k: pre.tokenToImageK, v: pre.tokenToImageV })
+    : emitTokenToImage(b, l.crossAttnTokenToImage, qPe, kp, keys);
+  q = emitLayerNorm(b, n2, b.op('Add', [q, attended]));
   q = emitLayerNorm(b, n3, b.op('Add', [q, emitMlp(b, l.mlp, q)]));
   const qp = b.op('Add', [q, queryPe]);
-  const k = emitLayerNorm(b, n4, b.op('Add', [keys, emitAttention(b, l.crossAttnImageToToken, kp, qp, q)]));
+  const image = pre ? { q: pre.imageToTokenQ } : { keys: kp };
+  const k = emitLayerNorm(b, n4, b.op('Add', [keys, emitImageToToken(b, l.crossAttnImageToToken, image, qp, q)]));
   return [q, k];
 }
 
-/** image [B, Ni, C], imagePe [1, Ni, C], points [B, Nt, C] -> [queries, image tokens]. */
+/**
+ * image [B, Ni, C], imagePe [1, Ni, C], points [B, Nt, C] -> [queries, image tokens]. `pre`:
+ * the first block's image-side projections, computed elsewhere (once per image).
+ */
 export function emitTwoWayTransformer(
   b: OnnxBuilder,
   t: TwoWayTransformer,
   image: string,
   imagePe: string,
   points: string,
+  pre?: ImageSideValues,
 ): [string, string] {
   let queries = points;
   let keys = image;
   t.layers.forEach((layer, i) => {
-    [queries, keys] = b.scope(`layers.${i}`, () => emitTwoWayBlock(b, layer, queries, keys, points, imagePe));
+    [queries, keys] = b.scope(`layers.${i}`, () =>
+      emitTwoWayBlock(b, layer, queries, keys, points, imagePe, i === 0 ? pre : undefined),
+    );
   });
   const q = b.op('Add', [queries, points]);
   const k = b.op('Add', [keys, imagePe]);
-  queries = b.op('Add', [queries, emitAttention(b, t.finalAttnTokenToImage, q, k, keys)]);
+  queries = b.op('Add', [queries, emitTokenToImage(b, t.finalAttnTokenToImage, q, k, keys)]);
   return [emitLayerNorm(b, t.normFinalAttn, queries), keys];
 }

@@ -11,25 +11,45 @@ import { OnnxBuilder, type ValueInfo } from './builder';
 import {
   emitConv2d,
   emitGelu,
+  emitImageSideProjections,
   emitLayerNorm,
   emitLinear,
   emitMlp,
   emitMultiScaleBlock,
   emitTwoWayTransformer,
   hostData,
+  type ImageSideValues,
   paramInit,
   paramsOf,
 } from './layers';
 
 /** Bumped whenever the emitted graphs change, so cached .onnx files are rebuilt. */
-export const GRAPH_VERSION = 2;
+export const GRAPH_VERSION = 3;
 
 export interface BuiltModel {
-  name: 'image_encoder' | 'prompt_mask_decoder' | 'memory_attention' | 'memory_encoder';
+  name: 'image_encoder' | 'prompt_mask_decoder' | 'prompt_decoder_no_mask' | 'memory_attention' | 'memory_encoder';
   bytes: Uint8Array;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
 }
+
+/**
+ * The image encoder's extra outputs: the mask decoder's first-block projections of the image
+ * tokens (image_embed + no_mask_embed, plus image_pe where the reference adds it), the same for
+ * every prompt without a mask input; prompt_decoder_no_mask takes them instead of computing them.
+ */
+const IMAGE_SIDE_VALUES: [string, string][] = [
+  ['token_to_image_k', 'first two-way block: cross_attn_token_to_image k_proj(image tokens + image_pe)'],
+  ['token_to_image_v', 'first two-way block: cross_attn_token_to_image v_proj(image tokens)'],
+  ['image_to_token_q', 'first two-way block: cross_attn_image_to_token q_proj(image tokens + image_pe)'],
+];
+const IMAGE_SIDE_KEYS: Record<string, keyof ImageSideValues> = {
+  token_to_image_k: 'tokenToImageK',
+  token_to_image_v: 'tokenToImageV',
+  image_to_token_q: 'imageToTokenQ',
+};
+/** Output names of the image encoder that prompt_decoder_no_mask takes. */
+export const IMAGE_SIDE_NAMES = IMAGE_SIDE_VALUES.map(([n]) => n);
 
 /** Image encoder: image [1, S, S, 3] (normalized, NHWC) -> image_embed, high_res_feats_0/1, vision_features. */
 export function buildImageEncoder(model: Sam2Model): BuiltModel {
@@ -95,6 +115,19 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
     [1, s16, s16, d],
     'lowest-resolution features (video tracking), NHWC',
   );
+  // what every prompt without a mask input shares on this image: the inputs of prompt_decoder_no_mask
+  const pre = b.scope('decoder_image_side', () => {
+    const pe = model.promptEncoder;
+    const noMask = paramInit(b, 'no_mask_embed', paramsOf(pe).get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
+      tf.reshape(t, [1, 1, 1, -1]),
+    );
+    const src = b.op('Reshape', [b.op('Add', [embed, noMask]), b.i64([1, s16 * s16, d])]);
+    const imagePe = b.weight('image_pe', hostData(pe.getDensePe()), [1, s16 * s16, d]);
+    return emitImageSideProjections(b, model.maskDecoder.transformer.layers[0], src, imagePe);
+  });
+  const inner = model.maskDecoder.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
+  for (const [name, doc] of IMAGE_SIDE_VALUES)
+    b.output(name, pre[IMAGE_SIDE_KEYS[name]], 'float32', [1, s16 * s16, inner], doc);
   return {
     name: 'image_encoder',
     bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`),
@@ -110,6 +143,20 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
  * choice and dynamic stability selection are applied by the caller (see OrtExecutor).
  */
 export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
+  return buildDecoder(model, false);
+}
+
+/**
+ * The prompt decoder for prompts without a mask input (all clicks and boxes): the same as
+ * prompt_mask_decoder with has_mask_input 0, but it takes the first block's image-side
+ * projections from the image encoder (token_to_image_k/v, image_to_token_q) instead of
+ * computing them: 3 of the decoder's 10 image-sized matMuls for one prompt.
+ */
+export function buildPromptDecoderNoMask(model: Sam2Model): BuiltModel {
+  return buildDecoder(model, true);
+}
+
+function buildDecoder(model: Sam2Model, noMaskInput: boolean): BuiltModel {
   const pe = model.promptEncoder;
   const md = model.maskDecoder;
   const S = model.config.imageSize;
@@ -118,7 +165,7 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
   const D = pe.embedDim;
   const P = paramsOf(pe);
   const Q = paramsOf(md);
-  const b = new OnnxBuilder('sam2_prompt_mask_decoder');
+  const b = new OnnxBuilder(noMaskInput ? 'sam2_prompt_decoder_no_mask' : 'sam2_prompt_mask_decoder');
   const imageEmbed = b.input('image_embed', 'float32', [1, s, s, D], 'from the image encoder');
   const feat0 = b.input('high_res_feats_0', 'float32', [1, 4 * s, 4 * s, D / 8], 'from the image encoder');
   const feat1 = b.input('high_res_feats_1', 'float32', [1, 2 * s, 2 * s, D / 4], 'from the image encoder');
@@ -129,13 +176,19 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
     'x, y in model-input pixels (0..S); a box is 2 points',
   );
   const labels = b.input('point_labels', 'float32', ['B', 'N'], '1 foreground, 0 background, 2/3 box corners');
-  const maskInput = b.input(
-    'mask_input',
-    'float32',
-    ['Bm', m, m, 1],
-    'low-res logits from an earlier prediction (Bm = B or 1)',
-  );
-  const hasMask = b.input('has_mask_input', 'float32', [1], '1 to use mask_input, 0 to ignore it');
+  const inner = md.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
+  const pre = noMaskInput
+    ? (Object.fromEntries(
+        IMAGE_SIDE_VALUES.map(([name, doc]) => [
+          IMAGE_SIDE_KEYS[name],
+          b.input(name, 'float32', [1, s * s, inner], `from the image encoder: ${doc}`),
+        ]),
+      ) as ImageSideValues)
+    : undefined;
+  const maskInput = noMaskInput
+    ? ''
+    : b.input('mask_input', 'float32', ['Bm', m, m, 1], 'low-res logits from an earlier prediction (Bm = B or 1)');
+  const hasMask = noMaskInput ? '' : b.input('has_mask_input', 'float32', [1], '1 to use mask_input, 0 to ignore it');
 
   const sparse = b.scope('prompt_encoder', () => {
     // padding point (0, 0) with label -1, one per prompt set
@@ -176,13 +229,14 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
   });
 
   const dense = b.scope('mask_downscaling', () => {
+    const noMask = paramInit(b, 'no_mask_embed', P.get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
+      tf.reshape(t, [1, 1, 1, -1]),
+    );
+    if (noMaskInput) return noMask;
     const [convs, norms] = [pe.maskConvs, pe.maskNorms];
     let y = emitGelu(b, emitLayerNorm(b, norms[0], emitConv2d(b, convs[0], maskInput)));
     y = emitGelu(b, emitLayerNorm(b, norms[1], emitConv2d(b, convs[1], y)));
     const maskEmb = emitConv2d(b, convs[2], y);
-    const noMask = paramInit(b, 'no_mask_embed', P.get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
-      tf.reshape(t, [1, 1, 1, -1]),
-    );
     // has * mask + (1 - has) * no_mask: exact for has in {0, 1}
     const has4 = b.op('Reshape', [hasMask, b.i64([1, 1, 1, 1])]);
     return b.op('Add', [b.op('Mul', [maskEmb, has4]), b.op('Mul', [noMask, b.op('Sub', [b.f32(1), has4])])]);
@@ -204,7 +258,9 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
     const src = b.op('Reshape', [b.op('Add', [imageEmbed, dense]), b.i64([-1, s * s, D])]);
     const densePe = pe.getDensePe();
     const imagePe = b.weight('image_pe', hostData(densePe), [1, s * s, D]);
-    const [hs, keys] = b.scope('transformer', () => emitTwoWayTransformer(b, md.transformer, src, imagePe, tokens));
+    const [hs, keys] = b.scope('transformer', () =>
+      emitTwoWayTransformer(b, md.transformer, src, imagePe, tokens, pre),
+    );
     // upscaling: 2x2 stride-2 transposed convs as MatMul + pixel shuffle (as MaskDecoder.upsample2x)
     const up = (x: string, key: string, hw: number, cin: number, cout: number) => {
       const w = paramInit(b, `${key}.w`, Q.get(`sam_mask_decoder.${key}.weight`)!, (t) => {
@@ -241,8 +297,10 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
   b.output('iou_predictions', out.iou, 'float32', ['B', 4], 'predicted IoU of each mask');
   b.output('object_score_logits', out.obj, 'float32', ['B', 1], 'object presence logit');
   return {
-    name: 'prompt_mask_decoder',
-    bytes: b.toBytes(`${model.config.name} prompt encoder + mask decoder (sam2-tfjs)`),
+    name: noMaskInput ? 'prompt_decoder_no_mask' : 'prompt_mask_decoder',
+    bytes: b.toBytes(
+      `${model.config.name} prompt encoder + mask decoder${noMaskInput ? ', prompts without a mask input' : ''} (sam2-tfjs)`,
+    ),
     inputs: b.inputs,
     outputs: b.outputs,
   };

@@ -13,7 +13,7 @@ import type { DecodeRequest, DecodedPrompts, Sam2Executor } from '../model/execu
 import type { ImageFeatures } from '../model/image_encoder';
 import type { Sam2Model } from '../model/sam2';
 import type { OnnxGraphs } from './graphs';
-import { buildMemoryAttention, buildMemoryEncoder } from './models';
+import { IMAGE_SIDE_NAMES, buildMemoryAttention, buildMemoryEncoder } from './models';
 
 export interface OrtExecutorOptions {
   /** 'cpu' (default) or 'cuda' (falls back to cpu with a reason when it does not load). */
@@ -25,7 +25,10 @@ export interface OrtExecutorOptions {
 /** Prompt sets per decoder run (as SamPredictor's TF.js path). */
 const DECODER_CHUNK = 16;
 
-type Feeds = Record<'image_embed' | 'high_res_feats_0' | 'high_res_feats_1', Ort.Tensor>;
+type Feeds = Record<'image_embed' | 'high_res_feats_0' | 'high_res_feats_1', Ort.Tensor> & {
+  /** The image encoder's image-side projections (IMAGE_SIDE_NAMES), for the no-mask decoder. */
+  imageSide?: Record<string, Ort.Tensor>;
+};
 
 export class OrtExecutor implements Sam2Executor {
   /** ONNX Runtime inputs of features this executor computed or has seen, per image. */
@@ -37,6 +40,8 @@ export class OrtExecutor implements Sam2Executor {
     private readonly ort: typeof Ort,
     private encoder: Ort.InferenceSession | undefined,
     private decoder: Ort.InferenceSession | undefined,
+    /** The decoder for prompts without a mask input (prompt_decoder_no_mask), when its graph exists. */
+    private decoderNoMask: Ort.InferenceSession | undefined,
     readonly info: ExecutorInfo,
     /** Where the graphs came from, for `info`. */
     readonly graphs: Pick<OnnxGraphs, 'dir' | 'cached'>,
@@ -62,14 +67,16 @@ export class OrtExecutor implements Sam2Executor {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
+      ...(process.env.XSPIN ? { extra: { session: { intra_op: { allow_spinning: process.env.XSPIN } } } } : {}),
     });
     const sessions = async (provider: ExecutionProvider) =>
-      Promise.all([
-        ort.InferenceSession.create(graphs.imageEncoder, optionsFor(provider)),
-        ort.InferenceSession.create(graphs.promptMaskDecoder, optionsFor(provider)),
-      ]);
+      Promise.all(
+        [graphs.imageEncoder, graphs.promptMaskDecoder, graphs.promptDecoderNoMask].map((g) =>
+          g ? ort.InferenceSession.create(g, optionsFor(provider)) : undefined,
+        ),
+      );
     let provider: ExecutionProvider = options.executionProvider ?? 'cpu';
-    let pair: Ort.InferenceSession[];
+    let pair: (Ort.InferenceSession | undefined)[];
     try {
       pair = await sessions(provider);
     } catch (e) {
@@ -92,8 +99,9 @@ export class OrtExecutor implements Sam2Executor {
     return new OrtExecutor(
       model,
       ort,
-      pair[0],
-      pair[1],
+      pair[0]!,
+      pair[1]!,
+      pair[2],
       info,
       { dir: graphs.dir, cached: graphs.cached },
       optionsFor(provider),
@@ -115,14 +123,17 @@ export class OrtExecutor implements Sam2Executor {
     for (let i = 0; i < b; i++) {
       const image = new this.ort.Tensor('float32', data.slice(i * s * s * c, (i + 1) * s * s * c), [1, s, s, c]);
       const out = await encoder.run({ image });
-      // the decoder's inputs only (vision_features is for video frames)
+      // the decoders' inputs only (vision_features is for video frames)
       perImage.push({
         image_embed: out.image_embed,
         high_res_feats_0: out.high_res_feats_0,
         high_res_feats_1: out.high_res_feats_1,
+        imageSide: IMAGE_SIDE_NAMES.every((n) => out[n])
+          ? Object.fromEntries(IMAGE_SIDE_NAMES.map((n) => [n, out[n]]))
+          : undefined,
       });
     }
-    const toTf = (name: keyof Feeds) =>
+    const toTf = (name: Exclude<keyof Feeds, 'imageSide'>) =>
       tf.tidy(() => {
         const parts = perImage.map((f) =>
           tf.tensor4d(f[name].data as Float32Array, f[name].dims as [number, number, number, number]),
@@ -248,13 +259,22 @@ export class OrtExecutor implements Sam2Executor {
     } else {
       mask = this.noMask ??= new T('float32', new Float32Array(m * m), [1, m, m, 1]);
     }
-    const out = await decoder.run({
-      ...this.featureFeeds(req.features, req.imageIndex),
+    const { imageSide, ...features } = this.featureFeeds(req.features, req.imageIndex);
+    const prompts = {
+      ...features,
       point_coords: new T('float32', Float32Array.from((await req.coords.data()) as Float32Array), [b, n, 2]),
       point_labels: new T('float32', labelData, [b, n]),
-      mask_input: mask,
-      has_mask_input: new T('float32', Float32Array.of(req.maskInput ? 1 : 0), [1]),
-    });
+    };
+    // without a mask input, the decoder that takes the image-side projections from the encode
+    // (features from setImageFeatures have none: the general decoder computes them)
+    const out =
+      !req.maskInput && imageSide && this.decoderNoMask
+        ? await this.decoderNoMask.run({ ...prompts, ...imageSide })
+        : await decoder.run({
+            ...prompts,
+            mask_input: mask,
+            has_mask_input: new T('float32', Float32Array.of(req.maskInput ? 1 : 0), [1]),
+          });
     return tf.tidy(() => {
       const low = out.low_res_masks;
       const masks = tf.tensor4d(low.data as Float32Array, low.dims as [number, number, number, number]);
@@ -274,7 +294,8 @@ export class OrtExecutor implements Sam2Executor {
   dispose(): void {
     void this.encoder?.release();
     void this.decoder?.release();
+    void this.decoderNoMask?.release();
     for (const m of [this.memoryAttention, this.memoryEncoder]) void m?.then((x) => x.release()).catch(() => undefined);
-    this.encoder = this.decoder = this.memoryAttention = this.memoryEncoder = undefined;
+    this.encoder = this.decoder = this.decoderNoMask = this.memoryAttention = this.memoryEncoder = undefined;
   }
 }

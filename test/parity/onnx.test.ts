@@ -25,6 +25,8 @@ import { writeFormulaCheckpoint } from '../helpers/torch_writer';
 import { OnnxBuilder, type Dim } from '../../src/onnx/builder';
 import {
   emitAttention,
+  emitImageToToken,
+  emitTokenToImage,
   emitConv2d,
   emitLayerNorm,
   emitLinear,
@@ -33,7 +35,7 @@ import {
 } from '../../src/onnx/layers';
 import { OrtExecutor } from '../../src/onnx/ort_executor';
 import { buildOnnxGraphs, MANIFEST_FILE } from '../../src/onnx/graphs';
-import { buildMemoryAttention, buildMemoryEncoder } from '../../src/onnx/models';
+import { IMAGE_SIDE_NAMES, buildMemoryAttention, buildMemoryEncoder } from '../../src/onnx/models';
 import { makeConfig } from '../../src/config';
 import { exportOnnx } from '../../src/export_onnx';
 import { EXECUTOR_ENV, parseExecutorChoice, resolveExecutorChoice } from '../../src/executor';
@@ -143,6 +145,37 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
     );
     expectSame('Attention', y, a.forward(q, k, k));
     tf.dispose([q, k]);
+  });
+
+  it('reassociated token-to-image and image-to-token attention (image tokens shared or per prompt set)', async () => {
+    const [block] = model().maskDecoder.transformer.layers;
+    const t2i = block.crossAttnTokenToImage;
+    const i2t = block.crossAttnImageToToken;
+    for (const kb of [1, 2]) {
+      const tk = rand([2, 7, 256], 30) as tf.Tensor3D; // prompt tokens (+ encoding)
+      const tv = rand([2, 7, 256], 31) as tf.Tensor3D;
+      const keys = rand([kb, 50, 256], 32) as tf.Tensor3D; // image tokens (+ encoding)
+      const values = rand([kb, 50, 256], 33) as tf.Tensor3D;
+      const tokens = [
+        { name: 'tk', t: tk, shape: ['B', 'N', 256] as Dim[] },
+        { name: 'tv', t: tv, shape: ['B', 'N', 256] as Dim[] },
+      ];
+      const image = [
+        { name: 'keys', t: keys, shape: [kb, 'M', 256] as Dim[] },
+        { name: 'values', t: values, shape: [kb, 'M', 256] as Dim[] },
+      ];
+      const y = await runGraph([tokens[0], ...image], (b, [q, k, v]) => emitTokenToImage(b, t2i, q, k, v));
+      expectSame(`tokenToImage (image batch ${kb})`, y, t2i.forward(tk, keys, values));
+      const ref = i2t.forward(keys, tk, tv);
+      const z = await runGraph([image[0], ...tokens], (b, [k, q, v]) => emitImageToToken(b, i2t, { keys: k }, q, v));
+      expectSame(`imageToToken from keys (image batch ${kb})`, z, ref);
+      const qp = i2t.qProj.forward(keys) as tf.Tensor3D;
+      const w = await runGraph([{ name: 'qp', t: qp, shape: [kb, 'M', 128] }, ...tokens], (b, [q, k, v]) =>
+        emitImageToToken(b, i2t, { q }, k, v),
+      );
+      expectSame(`imageToToken from q_proj (image batch ${kb})`, w, ref);
+      tf.dispose([tk, tv, keys, values, ref, qp]);
+    }
   });
 
   it('memory attention (RoPE, 4 layers) over 2 memories and 4 pointers, dynamic bank size, at 256 px', async () => {
@@ -295,6 +328,47 @@ describe('ONNX Runtime executor: prompt decoder on the fixture features (image_t
     expect(r.masks).to.have.length(1);
   });
 
+  it("prompt_decoder_no_mask, fed the image encoder's image-side outputs, matches prompt_mask_decoder without a mask", async () => {
+    const S = model.config.imageSize;
+    const [enc, general, noMask] = await Promise.all(
+      [graphs.imageEncoder, graphs.promptMaskDecoder, graphs.promptDecoderNoMask!].map((g) =>
+        ort.InferenceSession.create(g, { intraOpNumThreads: 2 }),
+      ),
+    );
+    try {
+      const image = Float32Array.from({ length: S * S * 3 }, (_, i) => Math.sin(i * 0.001));
+      const e = await enc.run({ image: new ort.Tensor('float32', image, [1, S, S, 3]) });
+      const features = {
+        image_embed: e.image_embed,
+        high_res_feats_0: e.high_res_feats_0,
+        high_res_feats_1: e.high_res_feats_1,
+      };
+      // two prompt sets: a click and a background click; a box
+      const prompts = {
+        point_coords: new ort.Tensor('float32', Float32Array.of(300, 400, 700, 200, 100, 150, 800, 900), [2, 2, 2]),
+        point_labels: new ort.Tensor('float32', Float32Array.of(1, 0, 2, 3), [2, 2]),
+      };
+      const m = model.promptEncoder.maskInputSize;
+      const a = await general.run({
+        ...features,
+        ...prompts,
+        mask_input: new ort.Tensor('float32', new Float32Array(m * m), [1, m, m, 1]),
+        has_mask_input: new ort.Tensor('float32', Float32Array.of(0), [1]),
+      });
+      const side = Object.fromEntries(IMAGE_SIDE_NAMES.map((n) => [n, e[n]]));
+      const b = await noMask.run({ ...features, ...prompts, ...side });
+      // the same sums in another order: within 1e-5 x the logits' std (scores: absolute 1e-5)
+      for (const name of ['low_res_masks', 'iou_predictions', 'object_score_logits']) {
+        const ref = a[name].data as Float32Array;
+        let std = 1;
+        if (name === 'low_res_masks') std = Math.sqrt(ref.reduce((acc, v) => acc + v * v, 0) / ref.length);
+        expectClose(name, b[name].data as Float32Array, ref, 1e-5, std);
+      }
+    } finally {
+      await Promise.all([enc, general, noMask].map((x) => x.release()));
+    }
+  });
+
   it('decodes more than 16 prompt sets in chunks, like the TF.js decoder', async () => {
     const k = 17;
     const coords = tf.tensor3d(
@@ -366,6 +440,11 @@ describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png',
     expect((model as Sam2Model).executor.info).to.include({ executor: 'onnxruntime', provider: 'cpu', threads: 2 });
     expect(fs.existsSync(path.join(dir, 'onnx', '1024', MANIFEST_FILE))).to.equal(true);
     const predictor = new SamPredictor(model);
+    // clicks and boxes after setImage go through prompt_decoder_no_mask
+    const ex = (model as Sam2Model).executor as unknown as { decoderNoMask: Ort.InferenceSession };
+    let noMaskRuns = 0;
+    const run = ex.decoderNoMask.run.bind(ex.decoderNoMask);
+    ex.decoderNoMask.run = ((...args: Parameters<typeof run>) => (noMaskRuns++, run(...args))) as typeof run;
     const before = tf.memory().numTensors;
     const times: number[] = [];
     for (let i = 0; i < 2; i++) {
@@ -392,6 +471,7 @@ describe('ONNX Runtime executor: port -> loadSam2 -> SamPredictor on truck.png',
       clicks.push(performance.now() - t0);
     }
     console.log(`      one-click predict (ONNX Runtime): ${clicks.map((t) => t.toFixed(0)).join(', ')} ms`);
+    expect(noMaskRuns, 'runs of prompt_decoder_no_mask').to.be.greaterThan(5);
     predictor.dispose();
     expect(tf.memory().numTensors, 'setImage/predict/dispose leaked').to.equal(before);
     model.dispose();
@@ -508,6 +588,7 @@ describe('sam2-tfjs export-onnx and info', () => {
       expect(r.files.map((f) => path.basename(f))).to.deep.equal([
         'image_encoder.onnx',
         'prompt_mask_decoder.onnx',
+        'prompt_decoder_no_mask.onnx',
         'memory_encoder.onnx',
         'memory_attention.onnx',
         'sam2_onnx.json',
@@ -523,13 +604,29 @@ describe('sam2-tfjs export-onnx and info', () => {
         'mask_input',
         'has_mask_input',
       ]);
-      // the exported files load in ONNX Runtime and run at 256 px
+      expect(manifest.models.prompt_decoder_no_mask.inputs.map((i: { name: string }) => i.name)).to.deep.equal([
+        'image_embed',
+        'high_res_feats_0',
+        'high_res_feats_1',
+        'point_coords',
+        'point_labels',
+        ...IMAGE_SIDE_NAMES,
+      ]);
+      // the exported files load in ONNX Runtime and run at 256 px, the no-mask decoder on the encoder's outputs
       const enc = await ort.InferenceSession.create(path.join(out0, 'image_encoder.onnx'));
       const out = await enc.run({
         image: new ort.Tensor('float32', new Float32Array(256 * 256 * 3), [1, 256, 256, 3]),
       });
       expect(out.image_embed.dims).to.deep.equal([1, 16, 16, 256]);
       await enc.release();
+      const dec = await ort.InferenceSession.create(path.join(out0, 'prompt_decoder_no_mask.onnx'));
+      const feeds: Record<string, Ort.Tensor> = {
+        point_coords: new ort.Tensor('float32', Float32Array.of(100, 120), [1, 1, 2]),
+        point_labels: new ort.Tensor('float32', Float32Array.of(1), [1, 1]),
+      };
+      for (const n of ['image_embed', 'high_res_feats_0', 'high_res_feats_1', ...IMAGE_SIDE_NAMES]) feeds[n] = out[n];
+      expect((await dec.run(feeds)).low_res_masks.dims).to.deep.equal([1, 64, 64, 4]);
+      await dec.release();
       const { execFileSync } = require('child_process') as typeof import('child_process');
       const info = execFileSync(
         process.execPath,
