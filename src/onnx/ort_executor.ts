@@ -67,7 +67,6 @@ export class OrtExecutor implements Sam2Executor {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
-      ...(process.env.XSPIN ? { extra: { session: { intra_op: { allow_spinning: process.env.XSPIN } } } } : {}),
     });
     const sessions = async (provider: ExecutionProvider) =>
       Promise.all(
