@@ -6,7 +6,8 @@
  * (~0.6 ms per slice of a 1.5 MB tensor). This one copies the slice straight from the wasm heap.
  *
  * Sam2Gelu: exact GELU in one pass over the heap (src/ops/gelu.ts), instead of five
- * kernels of which Erf runs on one thread.
+ * kernels of which Erf runs on one thread; on two threads when the Node backend set up a helper
+ * thread (the threaded build, src/wasm_helper.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { GELU_KERNEL, geluRange } from './ops/gelu';
@@ -18,6 +19,22 @@ interface WasmBackendLike {
 }
 
 let patched = false;
+
+/** GELU over whole heap views on more than one thread (false: not done); see setParallelGelu. */
+type ParallelGelu = (x: Float32Array, out: Float32Array) => boolean;
+let parallelGelu: ParallelGelu | undefined;
+/** Below this many values GELU stays on one thread: handing half over costs more than it saves. */
+const PARALLEL_MIN = 1 << 16;
+
+/** Lets Sam2Gelu split large tensors with another thread (undefined: one thread). */
+export function setParallelGelu(fn: ParallelGelu | undefined): void {
+  parallelGelu = fn;
+}
+
+/** @internal The function set by setParallelGelu (tests). */
+export function getParallelGelu(): ParallelGelu | undefined {
+  return parallelGelu;
+}
 
 /** Registers the kernels above for the `wasm` backend (idempotent; call after loading it). */
 export function patchWasmKernels(): void {
@@ -79,7 +96,8 @@ export function patchWasmKernels(): void {
       const backend = args.backend as unknown as WasmBackendLike;
       const out = backend.makeOutput(x.shape, 'float32');
       const to = backend.typedArrayFromHeap(out) as Float32Array;
-      geluRange(backend.typedArrayFromHeap(x) as Float32Array, to, 0, to.length);
+      const from = backend.typedArrayFromHeap(x) as Float32Array;
+      if (!(to.length >= PARALLEL_MIN && parallelGelu?.(from, to))) geluRange(from, to, 0, to.length);
       return out;
     },
   });

@@ -25,6 +25,8 @@ import * as path from 'path';
 import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
 import { Sam2Error } from './errors';
+import { WasmHelperThread } from './wasm_helper';
+import { setParallelGelu } from './wasm_kernels';
 
 /** `SAM2_TFJS_THREADS=N`: N threads (at most 8); 0 or 1 keep the stock build; unset: every core (at most 8). */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
@@ -45,6 +47,7 @@ interface EmscriptenModule {
   _malloc: (bytes: number) => number;
   asm?: { malloc?: unknown };
   cwrap: (name: string, ret: string | null, args: string[]) => (...a: number[]) => number;
+  wasmMemory?: WebAssembly.Memory;
   tfjs?: unknown;
   PThread?: {
     runningWorkers: { unref?: () => void }[];
@@ -281,7 +284,11 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   }
   if (ok) {
     const threads = wasmPackage.getThreadsCount();
-    return threads > 1 ? { threads } : { threads, reason: 'the threaded build started one thread' };
+    if (threads <= 1) return { threads, reason: 'the threaded build started one thread' };
+    // the kernels we run in JavaScript (GELU) get a second thread on the shared heap too
+    const helper = started?.wasmMemory && WasmHelperThread.start(started.wasmMemory);
+    setParallelGelu(helper ? (x, out) => helper.gelu(x, out) : undefined);
+    return { threads };
   }
   started?.PThread?.terminateAllThreads?.();
   tf.removeBackend('wasm');

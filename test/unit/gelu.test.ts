@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend';
+import { backendInfo, initBackend } from '../../src/backend';
 import { gelu } from '../../src/layers/common';
-import { erfApprox, GELU_KERNEL } from '../../src/ops/gelu';
+import { erfApprox, geluRange, GELU_KERNEL } from '../../src/ops/gelu';
+import { WasmHelperThread } from '../../src/wasm_helper';
+import { getParallelGelu, setParallelGelu } from '../../src/wasm_kernels';
 
 /** erf by its Maclaurin series in double precision (accurate to ~1e-10 up to |z| = 4.5). */
 function erfSeries(z: number): number {
@@ -60,5 +62,59 @@ describe('GELU (one-pass kernel on wasm)', () => {
       gelu(tf.ones([4, 4]));
     });
     expect(tf.memory().numTensors).to.equal(before);
+  });
+
+  it('runs on two threads on a shared heap: the same values as one thread, also after the heap grows or the helper stops', async () => {
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: 256, shared: true }); // 4 MB, up to 16 MB
+    const helper = WasmHelperThread.start(memory);
+    expect(helper, 'helper on a shared memory').to.not.equal(undefined);
+    const n = 300_001;
+    const check = (offset: number, what: string) => {
+      const x = new Float32Array(memory.buffer, offset, n);
+      const out = new Float32Array(memory.buffer, offset + 4 * n, n);
+      for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) * 9 + (i % 7 === 0 ? -0 : 0);
+      const one = new Float32Array(n);
+      geluRange(x, one, 0, n);
+      out.fill(Number.NaN);
+      expect(helper!.gelu(x, out), what).to.equal(true);
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (!Object.is(out[i], one[i])) differ++;
+      expect(differ, `${what}: values that differ from one thread`).to.equal(0);
+    };
+    try {
+      for (let r = 0; r < 5; r++) check(0, `call ${r}`);
+      memory.grow(128); // the worker sees the grown heap
+      check(8 << 20, 'in the grown part of the heap');
+      helper!.terminate();
+      await new Promise((r) => setTimeout(r, 200));
+      check(0, 'after the helper stopped (the main thread runs both halves)');
+    } finally {
+      helper!.terminate();
+    }
+    // not shared: no helper
+    expect(WasmHelperThread.start(new WebAssembly.Memory({ initial: 1 }))).to.equal(undefined);
+  });
+
+  it('the wasm kernel splits large tensors with the helper on the threaded build (same values as one thread)', function () {
+    const parallel = getParallelGelu();
+    if (!tf.getKernel(GELU_KERNEL, tf.getBackend()) || !((backendInfo()?.wasmThreads?.threads ?? 1) > 1)) this.skip();
+    expect(parallel, 'threaded build: GELU has a helper thread').to.be.a('function');
+    let calls = 0;
+    const x = tf.randomNormal([2, 256, 256, 8], 0, 3, 'float32', 7);
+    try {
+      setParallelGelu((a, b) => (calls++, parallel!(a, b)));
+      const two = gelu(x);
+      setParallelGelu(undefined);
+      const one = gelu(x);
+      expect(calls).to.equal(1);
+      const [a, b] = [two.dataSync(), one.dataSync()];
+      let differ = 0;
+      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) differ++;
+      expect(differ).to.equal(0);
+      tf.dispose([two, one]);
+    } finally {
+      setParallelGelu(parallel);
+      x.dispose();
+    }
   });
 });
