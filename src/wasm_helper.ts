@@ -1,54 +1,89 @@
 /**
- * A second thread for the kernels that run in JavaScript on the wasm heap (src/wasm_kernels.ts:
- * GELU). XNNPACK's matMuls and convs already run on the threaded build's pthread pool; GELU is
- * a JavaScript loop on the main thread, ~10% of a decoder batch and of an encode. With the
- * threaded build the heap is a shared WebAssembly.Memory, so a worker_thread can run half of
- * the loop on the same memory while the main thread runs the other half.
+ * A second thread for the loops we run in JavaScript: the GELU kernel on the wasm heap
+ * (src/wasm_kernels.ts) and the mask upsampling of every prediction (src/ops/mask_upsample.ts).
+ * XNNPACK's matMuls and convs already run on the threaded build's pthread pool; GELU is ~10%
+ * of a decoder batch and of an encode, upsampling three masks to 1800x1200 ~12 ms of a click.
+ * With the threaded build the heap is a shared WebAssembly.Memory, so a worker_thread can run
+ * half of a GELU on the same memory; upsampling goes through a shared scratch buffer (the
+ * logits in, the worker's rows out).
  *
- * One task at a time, handed over through a small shared Int32Array (no messages, so no event
- * loop turns): the main thread writes the task, bumps SEQ and wakes the worker, runs its own
- * half, then waits for DONE. Whoever claims the second half first runs it (compareExchange on
- * CLAIM): when the worker has not woken up by the time the main thread finishes its half, the
- * main thread runs the rest itself, so a slow or stopped worker costs time, never a wrong or
- * missing result. Results are bit-identical to one thread (the same loop over each element).
+ * One task at a time, handed over through a small shared control block (no messages, so no
+ * event loop turns): the main thread writes the task, bumps SEQ and wakes the worker, runs its
+ * own half, then waits for DONE. Whoever claims the second half first runs it (compareExchange
+ * on CLAIM): when the worker has not woken up by the time the main thread finishes its half,
+ * the main thread runs the rest itself, so a slow or stopped worker costs time, never a wrong
+ * or missing result. Results are bit-identical to one thread (each value is computed the same
+ * way on either thread).
  */
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { geluRange } from './ops/gelu';
+import { upsampleMaskRows, type UpsamplePlan } from './ops/mask_upsample';
 
-/** Int32 slots of the control block. */
-export const SLOT = { SEQ: 0, CLAIM: 1, DONE: 2, X: 3, OUT: 4, FROM: 5, TO: 6 } as const;
-const SLOTS = 8;
-
-/** Below this many elements the hand-over (~20-50 us) costs more than half the loop saves. */
-export const MIN_SPLIT = 1 << 16;
+/** Int32 slots of the control block (GELU: X, OUT, FROM, TO; upsampling: COUNT, S, H, W, MID). */
+export const SLOT = {
+  SEQ: 0,
+  CLAIM: 1,
+  DONE: 2,
+  OP: 3,
+  X: 4,
+  OUT: 5,
+  FROM: 6,
+  TO: 7,
+  COUNT: 8,
+  S: 9,
+  H: 10,
+  W: 11,
+  MID: 12,
+} as const;
+/** Byte offset of the Float64 slot (after the Int32 ones) holding the upsampling threshold. */
+export const THRESHOLD_AT = 64;
+export const OP = { GELU: 1, UPSAMPLE: 2 } as const;
+const CTRL_BYTES = THRESHOLD_AT + 8;
+/** The scratch buffer for upsampling grows up to this (a larger task stays on one thread). */
+const SCRATCH_MAX = 256 << 20;
 
 export class WasmHelperThread {
   private readonly ctrl: Int32Array;
+  private readonly threshold: Float64Array;
   private seq = 0;
 
   private constructor(
     private readonly worker: Worker,
     ctrl: SharedArrayBuffer,
+    private readonly scratch: SharedArrayBuffer | undefined,
   ) {
-    this.ctrl = new Int32Array(ctrl);
+    this.ctrl = new Int32Array(ctrl, 0, THRESHOLD_AT / 4);
+    this.threshold = new Float64Array(ctrl, THRESHOLD_AT, 1);
   }
 
   /** Starts the worker on `memory` (a shared WebAssembly.Memory); undefined when it is not shared. */
   static start(memory: WebAssembly.Memory): WasmHelperThread | undefined {
     if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) return undefined;
-    const ctrl = new SharedArrayBuffer(SLOTS * 4);
+    const ctrl = new SharedArrayBuffer(CTRL_BYTES);
+    let scratch: SharedArrayBuffer | undefined;
+    try {
+      // growable (Node 20+); without it upsampling stays on one thread
+      const Growable = SharedArrayBuffer as unknown as new (
+        n: number,
+        o: { maxByteLength: number },
+      ) => SharedArrayBuffer;
+      scratch = new Growable(0, { maxByteLength: SCRATCH_MAX });
+      if (!(scratch as { growable?: boolean }).growable) scratch = undefined;
+    } catch {
+      scratch = undefined;
+    }
     const ext = path.extname(__filename);
     const file = path.join(__dirname, `wasm_helper_worker${ext}`);
     // under tsx (tests, examples from source) the worker needs its loader too
     const tsx = ext === '.ts' ? `require(${JSON.stringify(require.resolve('tsx/cjs'))});` : '';
     const worker = new Worker(`${tsx}require(${JSON.stringify(file)});`, {
       eval: true,
-      workerData: { memory, ctrl },
+      workerData: { memory, ctrl, scratch },
     });
     worker.unref(); // an idle helper must not keep the process alive
     worker.on('error', () => undefined); // a dead helper only means the main thread does all the work
-    return new WasmHelperThread(worker, ctrl);
+    return new WasmHelperThread(worker, ctrl, scratch);
   }
 
   /**
@@ -60,24 +95,71 @@ export class WasmHelperThread {
     if (!(x.buffer instanceof SharedArrayBuffer) || x.buffer !== out.buffer) return false;
     const mid = n >> 1;
     const c = this.ctrl;
-    const s = ++this.seq;
     c[SLOT.X] = x.byteOffset >> 2;
     c[SLOT.OUT] = out.byteOffset >> 2;
     c[SLOT.FROM] = mid;
     c[SLOT.TO] = n;
-    Atomics.store(c, SLOT.SEQ, s); // publishes the task (the stores above happen before it)
-    Atomics.notify(c, SLOT.SEQ);
+    const s = this.post(OP.GELU);
     geluRange(x, out, 0, mid);
-    if (Atomics.load(c, SLOT.DONE) === s) return true;
-    if (Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) === s - 1) {
-      // the worker had not started: the rest is ours
-      geluRange(x, out, mid, n);
+    if (this.claimed(s)) geluRange(x, out, mid, n);
+    else this.waitDone(s);
+    return true;
+  }
+
+  /**
+   * upsampleMasks' rows: the first half of every mask on this thread, the second half on the
+   * worker (into the scratch buffer, then copied). `masks`: count zero-filled h*w arrays.
+   */
+  upsample(logits: Float32Array, count: number, plan: UpsamplePlan, masks: Uint8Array[]): boolean {
+    const { s: side, h, w } = plan;
+    const mid = h >> 1;
+    const inBytes = count * side * side * 4;
+    const need = inBytes + count * (h - mid) * w;
+    const scratch = this.scratch;
+    if (!scratch || need > SCRATCH_MAX) return false;
+    if (scratch.byteLength < need) (scratch as unknown as { grow(n: number): void }).grow(need);
+    new Float32Array(scratch, 0, count * side * side).set(logits.subarray(0, count * side * side));
+    const c = this.ctrl;
+    c[SLOT.COUNT] = count;
+    c[SLOT.S] = side;
+    c[SLOT.H] = h;
+    c[SLOT.W] = w;
+    c[SLOT.MID] = mid;
+    this.threshold[0] = plan.threshold;
+    const s = this.post(OP.UPSAMPLE);
+    for (let k = 0; k < count; k++) upsampleMaskRows(logits, k, plan, 0, mid, masks[k], 0);
+    if (this.claimed(s)) {
+      for (let k = 0; k < count; k++) upsampleMaskRows(logits, k, plan, mid, h, masks[k], mid * w);
       return true;
     }
-    // the worker is on it: sleep until DONE changes (to s; it holds an older task until then)
+    this.waitDone(s);
+    const rows = (h - mid) * w;
+    for (let k = 0; k < count; k++) masks[k].set(new Uint8Array(scratch, inBytes + k * rows, rows), mid * w);
+    return true;
+  }
+
+  /** Publishes the task written in the control block (those stores happen before this one). */
+  private post(op: number): number {
+    const c = this.ctrl;
+    const s = ++this.seq;
+    c[SLOT.OP] = op;
+    Atomics.store(c, SLOT.SEQ, s);
+    Atomics.notify(c, SLOT.SEQ);
+    return s;
+  }
+
+  /** True when the second half of task s is ours: the worker has neither done nor started it. */
+  private claimed(s: number): boolean {
+    const c = this.ctrl;
+    if (Atomics.load(c, SLOT.DONE) === s) return false;
+    return Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) === s - 1;
+  }
+
+  /** The worker is on task s: sleep until DONE changes to s (it holds an older task until then). */
+  private waitDone(s: number): void {
+    const c = this.ctrl;
     for (let d = Atomics.load(c, SLOT.DONE); d !== s; d = Atomics.load(c, SLOT.DONE))
       Atomics.wait(c, SLOT.DONE, d, 100);
-    return true;
   }
 
   /** Stops the worker (a later kernel call runs on the main thread only). */

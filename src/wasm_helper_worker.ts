@@ -1,14 +1,39 @@
 /**
  * The worker side of WasmHelperThread (src/wasm_helper.ts): waits for a task on the shared
- * control block, claims it unless the main thread already did, runs it on the shared heap and
- * reports it done.
+ * control block, claims it unless the main thread already did, runs it and reports it done.
  */
 import { workerData } from 'worker_threads';
 import { geluRange } from './ops/gelu';
-import { SLOT } from './wasm_helper';
+import { upsampleMaskRows, upsamplePlan } from './ops/mask_upsample';
+import { OP, SLOT, THRESHOLD_AT } from './wasm_helper';
 
-const { memory, ctrl } = workerData as { memory: WebAssembly.Memory; ctrl: SharedArrayBuffer };
-const c = new Int32Array(ctrl);
+const { memory, ctrl, scratch } = workerData as {
+  memory: WebAssembly.Memory;
+  ctrl: SharedArrayBuffer;
+  scratch?: SharedArrayBuffer;
+};
+const c = new Int32Array(ctrl, 0, THRESHOLD_AT / 4);
+const threshold = new Float64Array(ctrl, THRESHOLD_AT, 1);
+
+/** GELU of [FROM, TO) on the heap as it is now (memory.buffer follows its growth). */
+function gelu(): void {
+  const heap = memory.buffer;
+  const n = c[SLOT.TO];
+  const x = new Float32Array(heap, c[SLOT.X] * 4, n);
+  const out = new Float32Array(heap, c[SLOT.OUT] * 4, n);
+  geluRange(x, out, c[SLOT.FROM], n);
+}
+
+/** Rows [MID, H) of every mask: logits at the start of the scratch buffer, masks right after them. */
+function upsample(): void {
+  const [count, s, h, w, mid] = [c[SLOT.COUNT], c[SLOT.S], c[SLOT.H], c[SLOT.W], c[SLOT.MID]];
+  const logits = new Float32Array(scratch!, 0, count * s * s);
+  const rows = (h - mid) * w;
+  const out = new Uint8Array(scratch!, count * s * s * 4, count * rows);
+  out.fill(0);
+  const plan = upsamplePlan(s, h, w, threshold[0]);
+  for (let k = 0; k < count; k++) upsampleMaskRows(logits, k, plan, mid, h, out, k * rows);
+}
 
 let seen = 0;
 for (;;) {
@@ -18,12 +43,8 @@ for (;;) {
   if (s === seen) continue;
   seen = s;
   if (Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) !== s - 1) continue; // the main thread took it
-  // memory.buffer covers the heap as it is now (it may have grown since the last task)
-  const heap = memory.buffer;
-  const n = c[SLOT.TO];
-  const x = new Float32Array(heap, c[SLOT.X] * 4, n);
-  const out = new Float32Array(heap, c[SLOT.OUT] * 4, n);
-  geluRange(x, out, c[SLOT.FROM], n);
+  if (c[SLOT.OP] === OP.GELU) gelu();
+  else upsample();
   Atomics.store(c, SLOT.DONE, s);
   Atomics.notify(c, SLOT.DONE);
 }

@@ -25,6 +25,7 @@ import * as path from 'path';
 import * as vm from 'vm';
 import { isMainThread } from 'worker_threads';
 import { Sam2Error } from './errors';
+import { setParallelUpsample } from './ops/mask_upsample';
 import { WasmHelperThread } from './wasm_helper';
 import { setParallelGelu } from './wasm_kernels';
 
@@ -285,9 +286,12 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   if (ok) {
     const threads = wasmPackage.getThreadsCount();
     if (threads <= 1) return { threads, reason: 'the threaded build started one thread' };
-    // the kernels we run in JavaScript (GELU) get a second thread on the shared heap too
+    // the loops we run in JavaScript (GELU, mask upsampling) get a second thread too
     const helper = started?.wasmMemory && WasmHelperThread.start(started.wasmMemory);
     setParallelGelu(helper ? (x, out) => helper.gelu(x, out) : undefined);
+    setParallelUpsample(
+      helper ? (logits, count, plan, masks) => helper.upsample(logits, count, plan, masks) : undefined,
+    );
     return { threads };
   }
   started?.PThread?.terminateAllThreads?.();

@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { upsampleLogits, upsampleMasks } from '../../src/ops/transforms';
+import { getParallelUpsample, setParallelUpsample, upsamplePlan } from '../../src/ops/mask_upsample';
+import { backendInfo } from '../../src/backend';
+import { WasmHelperThread } from '../../src/wasm_helper';
 
 describe('upsampleMasks (host bilinear upsampling + threshold)', () => {
   // smooth logits like a decoder's (a few blobs), plus a constant plane and a noisy one
@@ -38,4 +41,57 @@ describe('upsampleMasks (host bilinear upsampling + threshold)', () => {
       expect(masks[0].some((v) => v === 1) && masks[0].some((v) => v === 0)).to.equal(true);
     });
   }
+
+  const same = (a: Uint8Array[], b: Uint8Array[], what: string) => {
+    expect(a.length, what).to.equal(b.length);
+    a.forEach((m, k) => {
+      let differ = 0;
+      for (let i = 0; i < m.length; i++) if (m[i] !== b[k][i]) differ++;
+      expect(differ, `${what}: mask ${k} pixels that differ`).to.equal(0);
+    });
+  };
+
+  it('on two threads (the helper of the threaded wasm build) gives the same masks as one thread', function () {
+    const parallel = getParallelUpsample();
+    if (!((backendInfo()?.wasmThreads?.threads ?? 1) > 1)) this.skip();
+    expect(parallel, 'threaded build: upsampling has a helper thread').to.be.a('function');
+    const s = 64;
+    const logits = planes(s);
+    let calls = 0;
+    try {
+      for (const [h, w, threshold] of [
+        [1201, 1800, 0], // odd height: the halves differ by a row
+        [600, 900, 0.5],
+      ] as const) {
+        setParallelUpsample((...a) => (calls++, parallel!(...a)));
+        const two = upsampleMasks(logits, 4, s, h, w, threshold);
+        setParallelUpsample(undefined);
+        same(two, upsampleMasks(logits, 4, s, h, w, threshold), `${w}x${h}`);
+      }
+      expect(calls).to.equal(2);
+    } finally {
+      setParallelUpsample(parallel);
+    }
+  });
+
+  it('WasmHelperThread.upsample: the same masks, also when the main thread has to do both halves', async () => {
+    const helper = WasmHelperThread.start(new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }))!;
+    const s = 64;
+    const logits = planes(s);
+    const [h, w] = [333, 517];
+    const one = upsampleMasks(logits, 4, s, h, w, 0.25);
+    const run = () => {
+      const masks = Array.from({ length: 4 }, () => new Uint8Array(h * w));
+      expect(helper.upsample(logits, 4, upsamplePlan(s, h, w, 0.25), masks)).to.equal(true);
+      return masks;
+    };
+    try {
+      for (let r = 0; r < 3; r++) same(run(), one, `call ${r}`);
+      helper.terminate();
+      await new Promise((r) => setTimeout(r, 200));
+      same(run(), one, 'after the helper stopped');
+    } finally {
+      helper.terminate();
+    }
+  });
 });
