@@ -203,7 +203,8 @@ const COMMANDS: Record<string, Command> = {
   'export-onnx': {
     usage:
       'sam2-tfjs export-onnx <ported dir|model name> --out dir [--image-size n]\n' +
-      '  Writes image_encoder.onnx, prompt_mask_decoder.onnx and sam2_onnx.json (inputs/outputs) for any ONNX runtime.',
+      '  Writes image_encoder.onnx, the prompt decoders (prompt_mask_decoder.onnx, prompt_decoder_no_mask.onnx),\n' +
+      '  memory_encoder.onnx, memory_attention.onnx and sam2_onnx.json (inputs/outputs) for any ONNX runtime.',
     options: { out: { type: 'string' }, 'image-size': { type: 'string' }, backend: { type: 'string' } },
     async run(p, o) {
       if (p.length !== 1) throw new UsageError('export-onnx takes one ported folder or model name');

@@ -38,18 +38,25 @@ export interface BuiltModel {
  * tokens (image_embed + no_mask_embed, plus image_pe where the reference adds it), the same for
  * every prompt without a mask input; prompt_decoder_no_mask takes them instead of computing them.
  */
-const IMAGE_SIDE_VALUES: [string, string][] = [
-  ['token_to_image_k', 'first two-way block: cross_attn_token_to_image k_proj(image tokens + image_pe)'],
-  ['token_to_image_v', 'first two-way block: cross_attn_token_to_image v_proj(image tokens)'],
-  ['image_to_token_q', 'first two-way block: cross_attn_image_to_token q_proj(image tokens + image_pe)'],
+const IMAGE_SIDE: { name: string; key: keyof ImageSideValues; doc: string }[] = [
+  {
+    name: 'token_to_image_k',
+    key: 'tokenToImageK',
+    doc: 'first two-way block: cross_attn_token_to_image k_proj(image tokens + image_pe)',
+  },
+  {
+    name: 'token_to_image_v',
+    key: 'tokenToImageV',
+    doc: 'first two-way block: cross_attn_token_to_image v_proj(image tokens)',
+  },
+  {
+    name: 'image_to_token_q',
+    key: 'imageToTokenQ',
+    doc: 'first two-way block: cross_attn_image_to_token q_proj(image tokens + image_pe)',
+  },
 ];
-const IMAGE_SIDE_KEYS: Record<string, keyof ImageSideValues> = {
-  token_to_image_k: 'tokenToImageK',
-  token_to_image_v: 'tokenToImageV',
-  image_to_token_q: 'imageToTokenQ',
-};
 /** Output names of the image encoder that prompt_decoder_no_mask takes. */
-export const IMAGE_SIDE_NAMES = IMAGE_SIDE_VALUES.map(([n]) => n);
+export const IMAGE_SIDE_NAMES = IMAGE_SIDE.map((v) => v.name);
 
 /** Image encoder: image [1, S, S, 3] (normalized, NHWC) -> image_embed, high_res_feats_0/1, vision_features. */
 export function buildImageEncoder(model: Sam2Model): BuiltModel {
@@ -126,8 +133,7 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
     return emitImageSideProjections(b, model.maskDecoder.transformer.layers[0], src, imagePe);
   });
   const inner = model.maskDecoder.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
-  for (const [name, doc] of IMAGE_SIDE_VALUES)
-    b.output(name, pre[IMAGE_SIDE_KEYS[name]], 'float32', [1, s16 * s16, inner], doc);
+  for (const { name, key, doc } of IMAGE_SIDE) b.output(name, pre[key], 'float32', [1, s16 * s16, inner], doc);
   return {
     name: 'image_encoder',
     bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`),
@@ -150,7 +156,7 @@ export function buildPromptMaskDecoder(model: Sam2Model): BuiltModel {
  * The prompt decoder for prompts without a mask input (all clicks and boxes): the same as
  * prompt_mask_decoder with has_mask_input 0, but it takes the first block's image-side
  * projections from the image encoder (token_to_image_k/v, image_to_token_q) instead of
- * computing them: 3 of the decoder's 10 image-sized matMuls for one prompt.
+ * computing them for every prompt (for one click, ~20% of the decoder's work).
  */
 export function buildPromptDecoderNoMask(model: Sam2Model): BuiltModel {
   return buildDecoder(model, true);
@@ -179,8 +185,8 @@ function buildDecoder(model: Sam2Model, noMaskInput: boolean): BuiltModel {
   const inner = md.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
   const pre = noMaskInput
     ? (Object.fromEntries(
-        IMAGE_SIDE_VALUES.map(([name, doc]) => [
-          IMAGE_SIDE_KEYS[name],
+        IMAGE_SIDE.map(({ name, key, doc }) => [
+          key,
           b.input(name, 'float32', [1, s * s, inner], `from the image encoder: ${doc}`),
         ]),
       ) as ImageSideValues)
