@@ -35,6 +35,8 @@ export const SLOT = {
   H: 10,
   W: 11,
   MID: 12,
+  /** The task the worker failed on (it still reports it DONE; the main thread redoes the half). */
+  FAILED: 13,
 } as const;
 /** Byte offset of the Float64 slot (after the Int32 ones) holding the upsampling threshold. */
 export const THRESHOLD_AT = 64;
@@ -42,14 +44,19 @@ export const OP = { GELU: 1, UPSAMPLE: 2 } as const;
 const CTRL_BYTES = THRESHOLD_AT + 8;
 /** The scratch buffer for upsampling grows up to this (a larger task stays on one thread). */
 const SCRATCH_MAX = 256 << 20;
+/** A half takes well under a second: a worker this late is stuck, and is not used again. */
+const WAIT_LIMIT_MS = 30_000;
 
 export class WasmHelperThread {
   private readonly ctrl: Int32Array;
   private readonly threshold: Float64Array;
   private seq = 0;
+  /** Set when the worker stopped responding: everything stays on the main thread. */
+  private broken = false;
 
   private constructor(
     private readonly worker: Worker,
+    private readonly memory: WebAssembly.Memory,
     ctrl: SharedArrayBuffer,
     private readonly scratch: SharedArrayBuffer | undefined,
   ) {
@@ -83,26 +90,27 @@ export class WasmHelperThread {
     });
     worker.unref(); // an idle helper must not keep the process alive
     worker.on('error', () => undefined); // a dead helper only means the main thread does all the work
-    return new WasmHelperThread(worker, ctrl, scratch);
+    return new WasmHelperThread(worker, memory, ctrl, scratch);
   }
 
   /**
-   * out[i] = GELU(x[i]) over the whole views, half on each thread. x and out are views of the
-   * shared heap; returns false (nothing done) for views of another buffer.
+   * out[i] = GELU(x[i]) over the whole views, half on each thread. x and out are views of this
+   * helper's memory as it is now; returns false (nothing done) for anything else (another
+   * module's heap, a view taken before the heap grew).
    */
   gelu(x: Float32Array, out: Float32Array): boolean {
     const n = out.length;
-    if (!(x.buffer instanceof SharedArrayBuffer) || x.buffer !== out.buffer) return false;
+    if (this.broken || x.buffer !== this.memory.buffer || out.buffer !== x.buffer) return false;
     const mid = n >> 1;
     const c = this.ctrl;
-    c[SLOT.X] = x.byteOffset >> 2;
-    c[SLOT.OUT] = out.byteOffset >> 2;
+    // float indices: a 4 GB heap has 2^30 of them, within an Int32 slot
+    c[SLOT.X] = x.byteOffset / 4;
+    c[SLOT.OUT] = out.byteOffset / 4;
     c[SLOT.FROM] = mid;
     c[SLOT.TO] = n;
     const s = this.post(OP.GELU);
     geluRange(x, out, 0, mid);
-    if (this.claimed(s)) geluRange(x, out, mid, n);
-    else this.waitDone(s);
+    if (!this.workerDid(s)) geluRange(x, out, mid, n);
     return true;
   }
 
@@ -116,7 +124,7 @@ export class WasmHelperThread {
     const inBytes = count * side * side * 4;
     const need = inBytes + count * (h - mid) * w;
     const scratch = this.scratch;
-    if (!scratch || need > SCRATCH_MAX) return false;
+    if (this.broken || !scratch || need > SCRATCH_MAX) return false;
     if (scratch.byteLength < need) (scratch as unknown as { grow(n: number): void }).grow(need);
     new Float32Array(scratch, 0, count * side * side).set(logits.subarray(0, count * side * side));
     const c = this.ctrl;
@@ -128,11 +136,10 @@ export class WasmHelperThread {
     this.threshold[0] = plan.threshold;
     const s = this.post(OP.UPSAMPLE);
     for (let k = 0; k < count; k++) upsampleMaskRows(logits, k, plan, 0, mid, masks[k], 0);
-    if (this.claimed(s)) {
+    if (!this.workerDid(s)) {
       for (let k = 0; k < count; k++) upsampleMaskRows(logits, k, plan, mid, h, masks[k], mid * w);
       return true;
     }
-    this.waitDone(s);
     const rows = (h - mid) * w;
     for (let k = 0; k < count; k++) masks[k].set(new Uint8Array(scratch, inBytes + k * rows, rows), mid * w);
     return true;
@@ -148,18 +155,29 @@ export class WasmHelperThread {
     return s;
   }
 
-  /** True when the second half of task s is ours: the worker has neither done nor started it. */
-  private claimed(s: number): boolean {
+  /**
+   * Whether the worker did the second half of task s. False when the main thread must do it:
+   * the worker had not started it (the main thread claims it), failed on it, or stopped
+   * responding (then it is not used again).
+   */
+  private workerDid(s: number): boolean {
     const c = this.ctrl;
-    if (Atomics.load(c, SLOT.DONE) === s) return false;
-    return Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) === s - 1;
+    if (Atomics.load(c, SLOT.DONE) !== s && Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) === s - 1) return false;
+    // the worker is on it: sleep until DONE changes to s (it holds an older task until then)
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    for (let d = Atomics.load(c, SLOT.DONE); d !== s; d = Atomics.load(c, SLOT.DONE)) {
+      if (Date.now() > deadline) {
+        this.broken = true;
+        return false;
+      }
+      Atomics.wait(c, SLOT.DONE, d, 100);
+    }
+    return Atomics.load(c, SLOT.FAILED) !== s;
   }
 
-  /** The worker is on task s: sleep until DONE changes to s (it holds an older task until then). */
-  private waitDone(s: number): void {
-    const c = this.ctrl;
-    for (let d = Atomics.load(c, SLOT.DONE); d !== s; d = Atomics.load(c, SLOT.DONE))
-      Atomics.wait(c, SLOT.DONE, d, 100);
+  /** @internal Makes the worker fail on the next task it takes (tests of the recovery). */
+  failNextTaskForTests(): void {
+    Atomics.store(this.ctrl, SLOT.FAILED, -1);
   }
 
   /** Stops the worker (a later kernel call runs on the main thread only). */

@@ -43,8 +43,14 @@ for (;;) {
   if (s === seen) continue;
   seen = s;
   if (Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) !== s - 1) continue; // the main thread took it
-  if (c[SLOT.OP] === OP.GELU) gelu();
-  else upsample();
+  try {
+    if (Atomics.load(c, SLOT.FAILED) === -1) throw new Error('failing as asked (test)');
+    if (c[SLOT.OP] === OP.GELU) gelu();
+    else upsample();
+  } catch {
+    // a claimed task must still be reported: the main thread redoes this half
+    Atomics.store(c, SLOT.FAILED, s);
+  }
   Atomics.store(c, SLOT.DONE, s);
   Atomics.notify(c, SLOT.DONE);
 }

@@ -85,6 +85,15 @@ describe('GELU (one-pass kernel on wasm)', () => {
       for (let r = 0; r < 5; r++) check(0, `call ${r}`);
       memory.grow(128); // the worker sees the grown heap
       check(8 << 20, 'in the grown part of the heap');
+      helper!.failNextTaskForTests();
+      check(0, 'when the worker fails on its half (the main thread redoes it)');
+      check(0, 'on the next call, with the worker back');
+      // views of another memory, or of this one before it grew: not taken
+      const other = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+      expect(helper!.gelu(new Float32Array(other.buffer, 0, 8), new Float32Array(other.buffer, 32, 8))).to.equal(false);
+      const before = memory.buffer;
+      memory.grow(1);
+      expect(helper!.gelu(new Float32Array(before, 0, 8), new Float32Array(before, 32, 8))).to.equal(false);
       helper!.terminate();
       await new Promise((r) => setTimeout(r, 200));
       check(0, 'after the helper stopped (the main thread runs both halves)');
@@ -93,6 +102,28 @@ describe('GELU (one-pass kernel on wasm)', () => {
     }
     // not shared: no helper
     expect(WasmHelperThread.start(new WebAssembly.Memory({ initial: 1 }))).to.equal(undefined);
+  });
+
+  it('takes views beyond 2 GB of a 4 GB heap (float offsets past the Int32 range of byte offsets)', () => {
+    // 2 GB + 4 MB; only the pages written are touched
+    const memory = new WebAssembly.Memory({ initial: 32768 + 64, maximum: 65536, shared: true });
+    const helper = WasmHelperThread.start(memory)!;
+    try {
+      const n = 200_000;
+      const at = 2 ** 31 + 4096;
+      const x = new Float32Array(memory.buffer, at, n);
+      const out = new Float32Array(memory.buffer, at + 4 * n, n);
+      for (let i = 0; i < n; i++) x[i] = Math.cos(i * 0.11) * 7;
+      const one = new Float32Array(n);
+      geluRange(x, one, 0, n);
+      for (let r = 0; r < 3; r++) {
+        out.fill(Number.NaN);
+        expect(helper.gelu(x, out)).to.equal(true);
+        expect(out.every((v, i) => Object.is(v, one[i]))).to.equal(true);
+      }
+    } finally {
+      helper.terminate();
+    }
   });
 
   it('the wasm kernel splits large tensors with the helper on the threaded build (same values as one thread)', function () {

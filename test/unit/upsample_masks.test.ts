@@ -87,6 +87,9 @@ describe('upsampleMasks (host bilinear upsampling + threshold)', () => {
     };
     try {
       for (let r = 0; r < 3; r++) same(run(), one, `call ${r}`);
+      helper.failNextTaskForTests();
+      same(run(), one, 'when the worker fails on its half');
+      same(run(), one, 'on the next call');
       helper.terminate();
       await new Promise((r) => setTimeout(r, 200));
       same(run(), one, 'after the helper stopped');
