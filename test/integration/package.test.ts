@@ -54,6 +54,7 @@ describe('package: entry points and the quickstart path', () => {
       pkg.module,
       pkg.bin['sam2-tfjs'],
       'dist/cjs/model/memory_attention_worker.js',
+      'dist/cjs/wasm_helper_worker.js',
       'dist/cjs/io/expected_keys.json',
       'scripts/port_weights.ts',
       'README.md',
