@@ -6,13 +6,14 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
 import { Linear, softmax } from './common';
 
-/** [heads, 1, C] with 1 where channel c belongs to head h (c / d === h), else 0. */
-function headMask(heads: number, c: number): tf.Tensor3D {
+/** Values of a [heads, 1, C] mask: 1 where channel c belongs to head h (c / d === h), else 0. */
+export function headMaskValues(heads: number, c: number): Float32Array {
   const d = c / heads;
-  return tf.tensor3d(
-    Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0)),
-    [heads, 1, c],
-  );
+  return Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0));
+}
+
+function headMask(heads: number, c: number): tf.Tensor3D {
+  return tf.tensor3d(headMaskValues(heads, c), [heads, 1, c]);
 }
 
 /**

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Sam2Layer } from '../layers/base';
 import type { Conv2d, LayerNorm, Linear, Mlp } from '../layers/common';
 import type { MultiScaleBlock } from '../layers/hiera_block';
-import type { Attention } from '../layers/attention';
+import { headMaskValues, type Attention } from '../layers/attention';
 import type { TwoWayAttentionBlock, TwoWayTransformer } from '../layers/two_way_transformer';
 import type { OnnxBuilder } from './builder';
 
@@ -237,11 +237,9 @@ export function emitAttention(
   });
 }
 
-/** [heads, 1, c] with 1 where channel j belongs to head h (as attention.ts headMask). */
+/** [heads, 1, c] with 1 where channel j belongs to head h (attention.ts headMaskValues). */
 function emitHeadMask(b: OnnxBuilder, heads: number, c: number): string {
-  const d = c / heads;
-  const m = Float32Array.from({ length: heads * c }, (_, i) => (Math.floor((i % c) / d) === Math.floor(i / c) ? 1 : 0));
-  return b.weight('head_mask', m, [heads, 1, c]);
+  return b.weight('head_mask', headMaskValues(heads, c), [heads, 1, c]);
 }
 
 /** x [B, Nt, c] -> [B, heads * Nt, c], row (h, t) keeping only head h's channels of token t. */

@@ -58,6 +58,21 @@ const IMAGE_SIDE: { name: string; key: keyof ImageSideValues; doc: string }[] = 
 /** Output names of the image encoder that prompt_decoder_no_mask takes. */
 export const IMAGE_SIDE_NAMES = IMAGE_SIDE.map((v) => v.name);
 
+/** Channels of each image-side projection (the decoder attention's internal width). */
+const imageSideDim = (model: Sam2Model) => model.maskDecoder.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
+
+/** The prompt encoder's no-mask dense embedding [1, 1, 1, D] (the dense prompt without a mask). */
+function emitNoMaskEmbed(b: OnnxBuilder, model: Sam2Model): string {
+  const w = paramsOf(model.promptEncoder).get('sam_prompt_encoder.no_mask_embed.weight')!;
+  return paramInit(b, 'no_mask_embed', w, (t) => tf.reshape(t, [1, 1, 1, -1]));
+}
+
+/** The decoder's encoding of the image-embedding grid [1, s*s, D] (PromptEncoder.getDensePe). */
+function emitImagePe(b: OnnxBuilder, model: Sam2Model): string {
+  const pe = model.promptEncoder.getDensePe();
+  return b.weight('image_pe', hostData(pe), [1, pe.shape[1] * pe.shape[2], pe.shape[3]]);
+}
+
 /** Image encoder: image [1, S, S, 3] (normalized, NHWC) -> image_embed, high_res_feats_0/1, vision_features. */
 export function buildImageEncoder(model: Sam2Model): BuiltModel {
   const enc = model.imageEncoder;
@@ -123,17 +138,13 @@ export function buildImageEncoder(model: Sam2Model): BuiltModel {
     'lowest-resolution features (video tracking), NHWC',
   );
   // what every prompt without a mask input shares on this image: the inputs of prompt_decoder_no_mask
+  // (the decoder's own image tokens and encoding, as buildDecoder makes them without a mask)
   const pre = b.scope('decoder_image_side', () => {
-    const pe = model.promptEncoder;
-    const noMask = paramInit(b, 'no_mask_embed', paramsOf(pe).get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
-      tf.reshape(t, [1, 1, 1, -1]),
-    );
-    const src = b.op('Reshape', [b.op('Add', [embed, noMask]), b.i64([1, s16 * s16, d])]);
-    const imagePe = b.weight('image_pe', hostData(pe.getDensePe()), [1, s16 * s16, d]);
-    return emitImageSideProjections(b, model.maskDecoder.transformer.layers[0], src, imagePe);
+    const src = b.op('Reshape', [b.op('Add', [embed, emitNoMaskEmbed(b, model)]), b.i64([1, s16 * s16, d])]);
+    return emitImageSideProjections(b, model.maskDecoder.transformer.layers[0], src, emitImagePe(b, model));
   });
-  const inner = model.maskDecoder.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
-  for (const { name, key, doc } of IMAGE_SIDE) b.output(name, pre[key], 'float32', [1, s16 * s16, inner], doc);
+  for (const { name, key, doc } of IMAGE_SIDE)
+    b.output(name, pre[key], 'float32', [1, s16 * s16, imageSideDim(model)], doc);
   return {
     name: 'image_encoder',
     bytes: b.toBytes(`${model.config.name} image encoder (sam2-tfjs)`),
@@ -182,7 +193,7 @@ function buildDecoder(model: Sam2Model, noMaskInput: boolean): BuiltModel {
     'x, y in model-input pixels (0..S); a box is 2 points',
   );
   const labels = b.input('point_labels', 'float32', ['B', 'N'], '1 foreground, 0 background, 2/3 box corners');
-  const inner = md.transformer.layers[0].crossAttnTokenToImage.kProj.outDim;
+  const inner = imageSideDim(model);
   const pre = noMaskInput
     ? (Object.fromEntries(
         IMAGE_SIDE.map(({ name, key, doc }) => [
@@ -235,9 +246,7 @@ function buildDecoder(model: Sam2Model, noMaskInput: boolean): BuiltModel {
   });
 
   const dense = b.scope('mask_downscaling', () => {
-    const noMask = paramInit(b, 'no_mask_embed', P.get('sam_prompt_encoder.no_mask_embed.weight')!, (t) =>
-      tf.reshape(t, [1, 1, 1, -1]),
-    );
+    const noMask = emitNoMaskEmbed(b, model);
     if (noMaskInput) return noMask;
     const [convs, norms] = [pe.maskConvs, pe.maskNorms];
     let y = emitGelu(b, emitLayerNorm(b, norms[0], emitConv2d(b, convs[0], maskInput)));
@@ -262,8 +271,7 @@ function buildDecoder(model: Sam2Model, noMaskInput: boolean): BuiltModel {
     const tokens = b.op('Concat', [tiled, sparse], { axis: 1 });
     // one image for all prompt sets: broadcasting in MatMul/Add repeats it
     const src = b.op('Reshape', [b.op('Add', [imageEmbed, dense]), b.i64([-1, s * s, D])]);
-    const densePe = pe.getDensePe();
-    const imagePe = b.weight('image_pe', hostData(densePe), [1, s * s, D]);
+    const imagePe = emitImagePe(b, model);
     const [hs, keys] = b.scope('transformer', () =>
       emitTwoWayTransformer(b, md.transformer, src, imagePe, tokens, pre),
     );
