@@ -50,7 +50,10 @@ export interface PredictResult {
   masks: Uint8Array[];
   /** Predicted IoU of each mask. */
   scores: Float32Array;
-  /** Low-resolution logits of each mask (maskInputSize^2, clamped to +-32), usable as maskInput. */
+  /**
+   * Low-resolution logits of each mask (maskInputSize^2, clamped to +-32), usable as maskInput.
+   * The planes of one result are views of one buffer.
+   */
   lowResLogits: Float32Array[];
   /** Full-resolution logits, with returnLogits. */
   logits?: Float32Array[];
@@ -511,6 +514,9 @@ export class SamPredictor {
       const L = MASK_LOGIT_LIMIT;
       for (let i = 0; i < b; i++) {
         const idx = Array.from({ length: m }, (_, j) => i * m + j);
+        // one buffer per prompt (the host copy itself for one prompt: a click allocates less)
+        const own = b === 1 ? lowResData : lowResData.slice(i * m * s * s, (i + 1) * m * s * s);
+        clampInPlace(own, L);
         results.push({
           masks: idx.map((k) =>
             returnLogits
@@ -518,7 +524,7 @@ export class SamPredictor {
               : (full[k] as Uint8Array),
           ),
           scores: iouData.slice(i * m, (i + 1) * m),
-          lowResLogits: idx.map((k) => clampedPlane(lowResData, k, s * s, L)),
+          lowResLogits: idx.map((_, j) => own.subarray(j * s * s, (j + 1) * s * s)),
           logits: returnLogits ? idx.map((k) => full[k] as Float32Array) : undefined,
           width: w,
           height: h,
@@ -647,13 +653,11 @@ export function concatRows(rows: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Plane `k` (of `size` values) of `data`, clamped to [-limit, limit], as a new array. */
-function clampedPlane(data: Float32Array, k: number, size: number, limit: number): Float32Array {
-  const out = new Float32Array(size);
-  const at = k * size;
-  for (let i = 0; i < size; i++) {
-    const v = data[at + i];
-    out[i] = v > limit ? limit : v < -limit ? -limit : v;
+/** Clamps every value of `data` to [-limit, limit] (NaN stays NaN). */
+function clampInPlace(data: Float32Array, limit: number): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v > limit) data[i] = limit;
+    else if (v < -limit) data[i] = -limit;
   }
-  return out;
 }
