@@ -93,7 +93,7 @@ describe('wasm kernel fixes', () => {
         perm.forEach((a, o) => (at[a] = loc[o]));
         out.values[i] = src.get(...at) as number;
       }
-      return Array.from(out.values);
+      return Array.from(out.values as ArrayLike<number>);
     };
     const cases: [number[], number[]][] = [
       [
@@ -159,7 +159,7 @@ describe('wasm kernel fixes', () => {
         expect(Array.from(got.dataSync()), `${dtype} ${shape} ${perm}`).to.deep.equal(want);
         // the host function itself, also for the transposes the kernel leaves to the backend's
         const direct = new Float32Array(n);
-        transposeInto(Float32Array.from(x.dataSync()), shape, perm, direct);
+        transposeInto(Float32Array.from(x.dataSync() as Float32Array), shape, perm, direct);
         expect(Array.from(direct), `transposeInto ${dtype} ${shape} ${perm}`).to.deep.equal(want);
         tf.dispose([x, got]);
       }
