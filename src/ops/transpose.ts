@@ -2,8 +2,8 @@
  * Transposes on typed arrays (no tf.js: the wasm kernel in src/wasm_kernels.ts runs it on the
  * heap). tfjs-backend-wasm 4.22's Transpose computes every element's source index from scratch
  * (8-13 ns a value on the decoder's [B, 4096, 64] scores); here axes that stay together are
- * merged first, runs that stay contiguous are copied whole, and the rest moves in square tiles
- * that stay in the L1 cache (about 1 ns a value).
+ * merged first, runs that stay contiguous are copied whole, and single values move in square
+ * tiles that stay in the L1 cache (~2 ns a value).
  */
 
 type Values = Float32Array | Int32Array | Uint8Array;

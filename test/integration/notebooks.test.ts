@@ -19,10 +19,29 @@ interface Output {
   evalue?: string;
 }
 
-/** Whether `jupyter nbconvert` and the tslab kernel are installed (.ci/run installs both). */
+/** This checkout's tslab (a dev dependency). */
+const tslabBin = path.join(root, 'node_modules', '.bin', 'tslab');
+
+/**
+ * A `tslab` kernelspec for this checkout's tslab under `dir`, which goes first on JUPYTER_PATH:
+ * the installed kernelspec may start another clone's tslab (CI on the same machine leaves one
+ * pointing at its own clone), or none that still exists.
+ */
+function localKernelspec(dir: string): void {
+  const spec = path.join(dir, 'kernels', 'tslab');
+  fs.mkdirSync(spec, { recursive: true });
+  const argv = [tslabBin, 'kernel', '--config-path', '{connection_file}'];
+  fs.writeFileSync(
+    path.join(spec, 'kernel.json'),
+    JSON.stringify({ argv, display_name: 'TypeScript', language: 'typescript' }),
+  );
+}
+
+/** Whether `jupyter nbconvert` and a tslab kernel are installed (.ci/run installs both). */
 function jupyterReady(): string | undefined {
   const nbconvert = spawnSync('jupyter', ['nbconvert', '--version'], { encoding: 'utf8' });
   if (nbconvert.status !== 0) return 'jupyter nbconvert is not installed (Debian: apt-get install jupyter-nbconvert)';
+  if (fs.existsSync(tslabBin)) return undefined; // the test writes its own kernelspec for it
   const specs = spawnSync('jupyter', ['kernelspec', 'list', '--json'], { encoding: 'utf8' });
   if (specs.status !== 0 || !JSON.parse(specs.stdout).kernelspecs?.tslab) {
     return 'the tslab kernel is not installed (npx tslab install --python=/usr/bin/python3)';
@@ -33,6 +52,7 @@ function jupyterReady(): string | undefined {
 describe('tslab notebooks run headless (formula weights, small inputs)', function () {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sam2-nb-'));
   const weights = path.join(tmp, 'weights');
+  const jupyterPath = path.join(tmp, 'jupyter');
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   before(function () {
@@ -44,6 +64,7 @@ describe('tslab notebooks run headless (formula weights, small inputs)', functio
       this.skip();
     }
     if (!fs.existsSync(path.join(root, 'dist', 'cjs', 'index.d.ts'))) throw new Error('build first: npm run build');
+    if (fs.existsSync(tslabBin)) localKernelspec(jupyterPath);
     spawnSync(process.execPath, [path.join(root, 'scripts', 'link_notebooks.js')], { stdio: 'ignore' });
     const ckpt = path.join(tmp, 'sam2.1_hiera_tiny.pt');
     writeFormulaCheckpoint(ckpt);
@@ -68,7 +89,13 @@ describe('tslab notebooks run headless (formula weights, small inputs)', functio
     const r = spawnSync('jupyter', args, {
       cwd: notebooks,
       encoding: 'utf8',
-      env: { ...process.env, SAM2_WEIGHTS: weights, SAM2_TFJS_BACKEND: 'wasm', ...env },
+      env: {
+        ...process.env,
+        JUPYTER_PATH: [jupyterPath, process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter),
+        SAM2_WEIGHTS: weights,
+        SAM2_TFJS_BACKEND: 'wasm',
+        ...env,
+      },
     });
     const nb = fs.existsSync(path.join(tmp, name))
       ? JSON.parse(fs.readFileSync(path.join(tmp, name), 'utf8'))
