@@ -19,8 +19,14 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { geluRange } from './ops/gelu';
 import { upsampleMaskRows, type UpsamplePlan } from './ops/mask_upsample';
+import { instantiateSimdKernels, simdKernelsEnabled, type SimdKernels } from './ops/simd';
 
-/** Int32 slots of the control block (GELU: X, OUT, FROM, TO; upsampling: COUNT, S, H, W, MID). */
+/**
+ * Int32 slots of the control block. GELU: X, OUT, FROM, TO (float indices); upsampling: COUNT,
+ * S, H, W, MID; matMul: A, B, C (float indices), FROM and TO (the worker's batch items), M, K, N,
+ * SA and SB (item strides in floats); LayerNorm: X, OUT, A (gamma), B (beta), FROM and TO (the
+ * worker's rows), K (values a row).
+ */
 export const SLOT = {
   SEQ: 0,
   CLAIM: 1,
@@ -37,11 +43,22 @@ export const SLOT = {
   MID: 12,
   /** The task the worker failed on (it still reports it DONE; the main thread redoes the half). */
   FAILED: 13,
+  A: 14,
+  B: 15,
+  C: 16,
+  M: 17,
+  K: 18,
+  N: 19,
+  SA: 20,
+  SB: 21,
 } as const;
 /** Byte offset of the Float64 slot (after the Int32 ones) holding the upsampling threshold. */
-export const THRESHOLD_AT = 64;
-export const OP = { GELU: 1, UPSAMPLE: 2 } as const;
-const CTRL_BYTES = THRESHOLD_AT + 8;
+export const THRESHOLD_AT = 128;
+/** Byte offset of the Float64 slot holding LayerNorm's epsilon. */
+export const EPS_AT = THRESHOLD_AT + 8;
+/** GELU in JavaScript, mask upsampling, and the wasm SIMD kernels (src/ops/simd.ts). */
+export const OP = { GELU: 1, UPSAMPLE: 2, SIMD_GELU: 3, SIMD_MATMUL: 4, SIMD_LAYERNORM: 5 } as const;
+const CTRL_BYTES = EPS_AT + 8;
 /** The scratch buffer for upsampling grows up to this (a larger task stays on one thread). */
 const SCRATCH_MAX = 256 << 20;
 /** A half takes well under a second: a worker this late is stuck, and is not used again. */
@@ -50,6 +67,9 @@ const WAIT_LIMIT_MS = 30_000;
 export class WasmHelperThread {
   private readonly ctrl: Int32Array;
   private readonly threshold: Float64Array;
+  private readonly eps: Float64Array;
+  /** The SIMD kernels on this memory (undefined: this engine cannot run them, or they are off). */
+  private readonly simd: SimdKernels | undefined;
   private seq = 0;
   /** Set when the worker stopped responding: everything stays on the main thread. */
   private broken = false;
@@ -62,6 +82,13 @@ export class WasmHelperThread {
   ) {
     this.ctrl = new Int32Array(ctrl, 0, THRESHOLD_AT / 4);
     this.threshold = new Float64Array(ctrl, THRESHOLD_AT, 1);
+    this.eps = new Float64Array(ctrl, EPS_AT, 1);
+    this.simd = simdKernelsEnabled() ? instantiateSimdKernels(memory) : undefined;
+  }
+
+  /** Whether gelu and matmul run the wasm SIMD kernels (both threads alike). */
+  get usesSimd(): boolean {
+    return this.simd !== undefined;
   }
 
   /** Starts the worker on `memory` (a shared WebAssembly.Memory); undefined when it is not shared. */
@@ -96,7 +123,8 @@ export class WasmHelperThread {
   /**
    * out[i] = GELU(x[i]) over the whole views, half on each thread. x and out are views of this
    * helper's memory as it is now; returns false (nothing done) for anything else (another
-   * module's heap, a view taken before the heap grew).
+   * module's heap, a view taken before the heap grew). With the SIMD kernels both halves run
+   * them (the worker's own instance on the same memory), else the JavaScript loop.
    */
   gelu(x: Float32Array, out: Float32Array): boolean {
     const n = out.length;
@@ -108,9 +136,75 @@ export class WasmHelperThread {
     c[SLOT.OUT] = out.byteOffset / 4;
     c[SLOT.FROM] = mid;
     c[SLOT.TO] = n;
+    const simd = this.simd;
+    if (simd) {
+      const s = this.post(OP.SIMD_GELU);
+      simd.gelu(x.byteOffset, out.byteOffset, mid);
+      if (!this.workerDid(s)) simd.gelu(x.byteOffset + 4 * mid, out.byteOffset + 4 * mid, n - mid);
+      return true;
+    }
     const s = this.post(OP.GELU);
     geluRange(x, out, 0, mid);
     if (!this.workerDid(s)) geluRange(x, out, mid, n);
+    return true;
+  }
+
+  /**
+   * SimdKernels.matmul split by batch items, the first half on this thread (byte offsets into
+   * this helper's memory; see src/ops/simd.ts). False (nothing done) without the SIMD kernels.
+   */
+  matmul(
+    a: number,
+    b: number,
+    c: number,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    strideA: number,
+    strideB: number,
+  ): boolean {
+    const simd = this.simd;
+    if (this.broken || !simd) return false;
+    const mid = batch >> 1;
+    const ctrl = this.ctrl;
+    ctrl[SLOT.A] = a / 4;
+    ctrl[SLOT.B] = b / 4;
+    ctrl[SLOT.C] = c / 4;
+    ctrl[SLOT.FROM] = mid;
+    ctrl[SLOT.TO] = batch;
+    ctrl[SLOT.M] = m;
+    ctrl[SLOT.K] = k;
+    ctrl[SLOT.N] = n;
+    ctrl[SLOT.SA] = strideA / 4;
+    ctrl[SLOT.SB] = strideB / 4;
+    const s = this.post(OP.SIMD_MATMUL);
+    simd.matmul(a, b, c, mid, m, k, n, strideA, strideB);
+    if (!this.workerDid(s))
+      simd.matmul(a + mid * strideA, b + mid * strideB, c + mid * m * n * 4, batch - mid, m, k, n, strideA, strideB);
+    return true;
+  }
+
+  /**
+   * SimdKernels.layerNorm split by rows, the first half on this thread (byte offsets into this
+   * helper's memory). False (nothing done) without the SIMD kernels.
+   */
+  layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, c: number, eps: number): boolean {
+    const simd = this.simd;
+    if (this.broken || !simd) return false;
+    const mid = rows >> 1;
+    const ctrl = this.ctrl;
+    ctrl[SLOT.X] = x / 4;
+    ctrl[SLOT.OUT] = out / 4;
+    ctrl[SLOT.A] = gamma / 4;
+    ctrl[SLOT.B] = beta / 4;
+    ctrl[SLOT.FROM] = mid;
+    ctrl[SLOT.TO] = rows;
+    ctrl[SLOT.K] = c;
+    this.eps[0] = eps;
+    const s = this.post(OP.SIMD_LAYERNORM);
+    simd.layerNorm(x, gamma, beta, out, mid, c, eps);
+    if (!this.workerDid(s)) simd.layerNorm(x + mid * c * 4, gamma, beta, out + mid * c * 4, rows - mid, c, eps);
     return true;
   }
 

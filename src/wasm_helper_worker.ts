@@ -5,7 +5,8 @@
 import { workerData } from 'worker_threads';
 import { geluRange } from './ops/gelu';
 import { upsampleMaskRows, upsamplePlan } from './ops/mask_upsample';
-import { OP, SLOT, THRESHOLD_AT } from './wasm_helper';
+import { instantiateSimdKernels, simdKernelsEnabled } from './ops/simd';
+import { EPS_AT, OP, SLOT, THRESHOLD_AT } from './wasm_helper';
 
 const { memory, ctrl, scratch } = workerData as {
   memory: WebAssembly.Memory;
@@ -14,6 +15,10 @@ const { memory, ctrl, scratch } = workerData as {
 };
 const c = new Int32Array(ctrl, 0, THRESHOLD_AT / 4);
 const threshold = new Float64Array(ctrl, THRESHOLD_AT, 1);
+const eps = new Float64Array(ctrl, EPS_AT, 1);
+// the main thread's helper makes its own instance the same way; a SIMD task without one fails,
+// and the main thread then runs that half itself
+const simd = simdKernelsEnabled() ? instantiateSimdKernels(memory) : undefined;
 
 /** GELU of [FROM, TO) on the heap as it is now (memory.buffer follows its growth). */
 function gelu(): void {
@@ -22,6 +27,45 @@ function gelu(): void {
   const x = new Float32Array(heap, c[SLOT.X] * 4, n);
   const out = new Float32Array(heap, c[SLOT.OUT] * 4, n);
   geluRange(x, out, c[SLOT.FROM], n);
+}
+
+/** The SIMD GELU of [FROM, TO). */
+function simdGelu(): void {
+  if (!simd) throw new Error('no SIMD kernels in this worker');
+  const from = c[SLOT.FROM];
+  simd.gelu((c[SLOT.X] + from) * 4, (c[SLOT.OUT] + from) * 4, c[SLOT.TO] - from);
+}
+
+/** The SIMD matMul of batch items [FROM, TO). */
+function simdMatmul(): void {
+  if (!simd) throw new Error('no SIMD kernels in this worker');
+  const [from, m, k, n, sa, sb] = [c[SLOT.FROM], c[SLOT.M], c[SLOT.K], c[SLOT.N], c[SLOT.SA], c[SLOT.SB]];
+  simd.matmul(
+    (c[SLOT.A] + from * sa) * 4,
+    (c[SLOT.B] + from * sb) * 4,
+    (c[SLOT.C] + from * m * n) * 4,
+    c[SLOT.TO] - from,
+    m,
+    k,
+    n,
+    sa * 4,
+    sb * 4,
+  );
+}
+
+/** The SIMD LayerNorm of rows [FROM, TO). */
+function simdLayerNorm(): void {
+  if (!simd) throw new Error('no SIMD kernels in this worker');
+  const [from, width] = [c[SLOT.FROM], c[SLOT.K]];
+  simd.layerNorm(
+    (c[SLOT.X] + from * width) * 4,
+    c[SLOT.A] * 4,
+    c[SLOT.B] * 4,
+    (c[SLOT.OUT] + from * width) * 4,
+    c[SLOT.TO] - from,
+    width,
+    eps[0],
+  );
 }
 
 /** Rows [MID, H) of every mask: logits at the start of the scratch buffer, masks right after them. */
@@ -45,8 +89,12 @@ for (;;) {
   if (Atomics.compareExchange(c, SLOT.CLAIM, s - 1, s) !== s - 1) continue; // the main thread took it
   try {
     if (Atomics.load(c, SLOT.FAILED) === -1) throw new Error('failing as asked (test)');
-    if (c[SLOT.OP] === OP.GELU) gelu();
-    else upsample();
+    const op = c[SLOT.OP];
+    if (op === OP.GELU) gelu();
+    else if (op === OP.UPSAMPLE) upsample();
+    else if (op === OP.SIMD_GELU) simdGelu();
+    else if (op === OP.SIMD_MATMUL) simdMatmul();
+    else simdLayerNorm();
   } catch {
     // a claimed task must still be reported: the main thread redoes this half
     Atomics.store(c, SLOT.FAILED, s);

@@ -10,12 +10,24 @@
  * src/ops/transpose.ts moves them in cache-sized tiles (~2 ns a value). Transposes that keep
  * the last axis stay on the backend's kernel, which copies those runs at memcpy speed.
  *
- * Sam2Gelu: exact GELU in one pass over the heap (src/ops/gelu.ts), instead of five
- * kernels of which Erf runs on one thread; on two threads when the Node backend set up a helper
- * thread (the threaded build, src/wasm_helper.ts).
+ * Sam2Gelu: exact GELU in one pass over the heap instead of five kernels of which Erf runs on
+ * one thread: the wasm SIMD kernel (src/ops/simd.ts, ~1.4 ns a value) where the engine runs it,
+ * else the JavaScript loop of src/ops/gelu.ts (~5-10 ns a value).
+ *
+ * BatchMatMul: for batches of 2 or more, the backend's kernel runs a scalar loop (~2 GFLOP/s);
+ * the SIMD kernel runs 4x8 register blocks at ~28 GFLOP/s a thread. Hiera's windowed attention
+ * then runs as one batched product per head instead of one XNNPACK call per window (thousands
+ * of calls of ~70 us each at 1024 px).
+ *
+ * Sam2LayerNorm: LayerNorm over the last axis as one SIMD kernel (mean, variance and the
+ * normalisation from one read of each row) instead of nine tf.js kernels.
+ *
+ * GELU, LayerNorm and batched matMuls run on two threads when the Node backend set up a helper thread
+ * (the threaded build, src/wasm_helper.ts); results are bit-identical to one thread.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GELU_KERNEL, geluRange } from './ops/gelu';
+import { instantiateSimdKernels, LAYER_NORM_KERNEL, simdKernelsEnabled, type SimdKernels } from './ops/simd';
 import { movesValues, transposeInto } from './ops/transpose';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the kernels here use. */
@@ -26,20 +38,76 @@ interface WasmBackendLike {
 
 let patched = false;
 
-/** GELU over whole heap views on more than one thread (false: not done); see setParallelGelu. */
-type ParallelGelu = (x: Float32Array, out: Float32Array) => boolean;
-let parallelGelu: ParallelGelu | undefined;
+/** The helper thread's side of the kernels here (src/wasm_helper.ts's WasmHelperThread). */
+export interface KernelHelper {
+  /** GELU over whole heap views, half on each thread (false: not done). */
+  gelu(x: Float32Array, out: Float32Array): boolean;
+  /** SimdKernels.layerNorm split by rows (false: not done). */
+  layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, c: number, eps: number): boolean;
+  /** SimdKernels.matmul split by batch items (false: not done). */
+  matmul(
+    a: number,
+    b: number,
+    c: number,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    strideA: number,
+    strideB: number,
+  ): boolean;
+  /** Whether the helper runs the SIMD kernels (it is used only when the main thread agrees). */
+  readonly usesSimd: boolean;
+}
+let helper: KernelHelper | undefined;
 /** Below this many values GELU stays on one thread: handing half over costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
+/** Below this many values LayerNorm stays on one thread (~30 us of work). */
+const PARALLEL_LAYERNORM_MIN = 1 << 16;
+/** Below this many multiply-adds a batched matMul stays on one thread (~70 us of work). */
+const PARALLEL_MATMUL_MIN = 1 << 20;
 
-/** Lets Sam2Gelu split large tensors with another thread (undefined: one thread). */
-export function setParallelGelu(fn: ParallelGelu | undefined): void {
-  parallelGelu = fn;
+/** Lets GELU and batched matMuls split large tensors with another thread (undefined: one thread). */
+export function setKernelHelper(h: KernelHelper | undefined): void {
+  helper = h;
 }
 
-/** @internal The function set by setParallelGelu (tests). */
-export function getParallelGelu(): ParallelGelu | undefined {
-  return parallelGelu;
+/** @internal The helper set by setKernelHelper (tests). */
+export function getKernelHelper(): KernelHelper | undefined {
+  return helper;
+}
+
+/** The SIMD kernels on each wasm backend's heap (null: none there). */
+const simdByBackend = new WeakMap<object, SimdKernels | null>();
+
+let simdOffForTests = false;
+
+/** @internal Turns the SIMD kernels off (true) or back on, so tests can compare both paths. */
+export function setSimdOffForTests(off: boolean): void {
+  simdOffForTests = off;
+}
+
+/** The SIMD kernels on `backend`'s heap, made on first use; undefined when unavailable or off. */
+function simdFor(backend: object): SimdKernels | undefined {
+  if (simdOffForTests) return undefined;
+  let kernels = simdByBackend.get(backend);
+  if (kernels === undefined) {
+    // the threaded build keeps its memory on the module, the stock build exports it
+    const mod = (backend as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
+    const memory = mod?.wasmMemory ?? mod?.asm?.memory;
+    kernels = (simdKernelsEnabled() && memory instanceof WebAssembly.Memory && instantiateSimdKernels(memory)) || null;
+    simdByBackend.set(backend, kernels);
+  }
+  return kernels ?? undefined;
+}
+
+/**
+ * Whether the SIMD kernels run here (the current backend is wasm and has them): then batched
+ * matMuls beat one rank-2 product per item (tf.js's own batched path is a scalar loop), and
+ * LayerNorm runs as one kernel (LAYER_NORM_KERNEL).
+ */
+export function simdKernelsActive(): boolean {
+  return tf.getBackend() === 'wasm' && simdFor(tf.backend()) !== undefined;
 }
 
 /** Registers the kernels above for the `wasm` backend (idempotent; call after loading it). */
@@ -124,11 +192,85 @@ export function patchWasmKernels(): void {
     kernelFunc: (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       const backend = args.backend as unknown as WasmBackendLike;
+      const simd = simdFor(backend);
       const out = backend.makeOutput(x.shape, 'float32');
       const to = backend.typedArrayFromHeap(out) as Float32Array;
       const from = backend.typedArrayFromHeap(x) as Float32Array;
-      if (!(to.length >= PARALLEL_MIN && parallelGelu?.(from, to))) geluRange(from, to, 0, to.length);
+      const n = to.length;
+      // the helper only where it computes as this thread does (bit-identical either way)
+      if (n >= PARALLEL_MIN && helper?.usesSimd === (simd !== undefined) && helper.gelu(from, to)) return out;
+      if (simd) simd.gelu(from.byteOffset, to.byteOffset, n);
+      else geluRange(from, to, 0, n);
       return out;
     },
   });
+
+  tf.registerKernel({
+    kernelName: LAYER_NORM_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const { x, gamma, beta } = args.inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+      const { eps } = args.attrs as unknown as { eps: number };
+      const backend = args.backend as unknown as WasmBackendLike;
+      const simd = simdFor(backend);
+      const c = x.shape[x.shape.length - 1];
+      // layers/common.ts checks these before running the kernel
+      if (!simd || x.dtype !== 'float32' || c % 4 !== 0 || gamma.shape[0] !== c || beta.shape[0] !== c)
+        throw new Error(`${LAYER_NORM_KERNEL}: needs the SIMD kernels and float32 rows of a multiple of 4 values`);
+      const out = backend.makeOutput(x.shape, 'float32');
+      const [px, pg, pb, po] = [x, gamma, beta, out].map((t) => backend.typedArrayFromHeap(t).byteOffset);
+      const rows = tf.util.sizeFromShape(x.shape) / c;
+      const parallel =
+        rows * c >= PARALLEL_LAYERNORM_MIN && helper?.usesSimd && helper.layerNorm(px, pg, pb, po, rows, c, eps);
+      if (!parallel) simd.layerNorm(px, pg, pb, po, rows, c, eps);
+      return out;
+    },
+  });
+
+  const originalMatMul = tf.getKernel('BatchMatMul', 'wasm');
+  if (originalMatMul) {
+    tf.unregisterKernel('BatchMatMul', 'wasm');
+    tf.registerKernel({
+      kernelName: 'BatchMatMul',
+      backendName: 'wasm',
+      kernelFunc: (args) => batchMatMul(args) ?? originalMatMul.kernelFunc(args),
+    });
+  }
+}
+
+/**
+ * BatchMatMul on the SIMD kernel for batches of 2 or more without transpose flags and with n a
+ * multiple of 4 (undefined: the backend's kernel runs it). Batch 1 stays on the backend's
+ * kernel (XNNPACK on the pthread pool); its batched path is a scalar loop at ~2 GFLOP/s.
+ */
+function batchMatMul(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA?: boolean; transposeB?: boolean };
+  const backend = args.backend as unknown as WasmBackendLike;
+  if (transposeA || transposeB || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  if (a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const [m, k] = a.shape.slice(-2);
+  const [kb, n] = b.shape.slice(-2);
+  const batchShapeA = a.shape.slice(0, -2);
+  const batchShapeB = b.shape.slice(0, -2);
+  const batchA = tf.util.sizeFromShape(batchShapeA);
+  const batchB = tf.util.sizeFromShape(batchShapeB);
+  const batch = Math.max(batchA, batchB);
+  // one side repeated, or the same batch shape on both (the backend checks everything else)
+  const paired = tf.util.arraysEqual(batchShapeA, batchShapeB) || batchA === 1 || batchB === 1;
+  if (k !== kb || batch < 2 || n % 4 !== 0 || !paired) return undefined;
+  const simd = simdFor(backend);
+  if (!simd) return undefined;
+  const batchShape = tf.backend_util.assertAndGetBroadcastShape(batchShapeA, batchShapeB);
+  const out = backend.makeOutput([...batchShape, m, n], 'float32');
+  // offsets after makeOutput (allocating may grow the heap; offsets stay valid, views would not)
+  const [pa, pb, pc] = [a, b, out].map((t) => backend.typedArrayFromHeap(t).byteOffset);
+  const strideA = batchA === 1 ? 0 : m * k * 4;
+  const strideB = batchB === 1 ? 0 : k * n * 4;
+  const parallel =
+    batch * m * k * n >= PARALLEL_MATMUL_MIN &&
+    helper?.usesSimd &&
+    helper.matmul(pa, pb, pc, batch, m, k, n, strideA, strideB);
+  if (!parallel) simd.matmul(pa, pb, pc, batch, m, k, n, strideA, strideB);
+  return out;
 }

@@ -27,7 +27,7 @@ import { isMainThread } from 'worker_threads';
 import { Sam2Error } from './errors';
 import { setParallelUpsample } from './ops/mask_upsample';
 import { WasmHelperThread } from './wasm_helper';
-import { setParallelGelu } from './wasm_kernels';
+import { setKernelHelper } from './wasm_kernels';
 
 /** `SAM2_TFJS_THREADS=N`: N threads (at most 8); 0 or 1 keep the stock build; unset: every core (at most 8). */
 export const THREADS_ENV = 'SAM2_TFJS_THREADS';
@@ -288,7 +288,7 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
     if (threads <= 1) return { threads, reason: 'the threaded build started one thread' };
     // the loops we run in JavaScript (GELU, mask upsampling) get a second thread too
     const helper = started?.wasmMemory && WasmHelperThread.start(started.wasmMemory);
-    setParallelGelu(helper ? (x, out) => helper.gelu(x, out) : undefined);
+    setKernelHelper(helper || undefined);
     setParallelUpsample(
       helper ? (logits, count, plan, masks) => helper.upsample(logits, count, plan, masks) : undefined,
     );

@@ -1,6 +1,8 @@
 /** Small building blocks shared by every component: Linear, LayerNorm, Conv2d, MLP, GELU. */
 import * as tf from '@tensorflow/tfjs';
 import { GELU_KERNEL } from '../ops/gelu';
+import { LAYER_NORM_KERNEL } from '../ops/simd';
+import { simdKernelsActive } from '../wasm_kernels';
 import { Sam2Layer, shapeList, type Shape } from './base';
 
 /**
@@ -99,6 +101,10 @@ export class LayerNorm extends Sam2Layer {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
+    if (x.dtype === 'float32' && this.dim % 4 === 0 && x.shape[x.shape.length - 1] === this.dim && simdKernelsActive())
+      return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, gamma: this.weight.read(), beta: this.bias.read() }, {
+        eps: this.eps,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
     return tf.tidy(() => {
       const mean = tf.mean(x, -1, true);
       const centered = tf.sub(x, mean);

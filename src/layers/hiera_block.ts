@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
+import { simdKernelsActive } from '../wasm_kernels';
 import { LayerNorm, Linear, Mlp, softmax } from './common';
 
 export interface MultiScaleBlockOptions {
@@ -175,9 +176,10 @@ export class MultiScaleBlock extends Sam2Layer {
           if (g === 1) {
             const p = softmax(tf.matMul(q, tf.transpose(k)));
             o = tf.matMul(p, v) as tf.Tensor2D;
-          } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm') {
-            // wasm runs batched matMuls on a single-threaded loop (~3.5 GFLOP/s); one rank-2
-            // product per window goes through XNNPACK on both cores (~80 GFLOP/s)
+          } else if (n >= MultiScaleBlock.perWindowMinTokens && tf.getBackend() === 'wasm' && !simdKernelsActive()) {
+            // tf.js's wasm kernel runs batched matMuls on a scalar loop (~3.5 GFLOP/s); one
+            // rank-2 product per window goes through XNNPACK on both cores (~80 GFLOP/s). With
+            // our SIMD kernel (src/wasm_kernels.ts) the batched products below are faster.
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
             const outs: tf.Tensor2D[] = [];
             for (let i = 0; i < g; i++) {

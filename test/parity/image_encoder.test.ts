@@ -4,6 +4,7 @@ import { caseTensor, expectClose, expectNoLeak, sampleNchwFromNhwc, nhwcToNchw }
 import { tinyImageEncoder, tinyWeights, truckEncoding, truckInput } from '../models';
 import { ImageEncoder } from '../../src/model/image_encoder';
 import { MultiScaleBlock } from '../../src/layers/hiera_block';
+import { setSimdOffForTests } from '../../src/wasm_kernels';
 import { makeConfig, type SizeName } from '../../src/config';
 import { formulaWeights, loadManifest } from '../../src/testing/manifest';
 import { Weights } from '../../src/weights';
@@ -104,26 +105,29 @@ describe('image encoder: every size, config checks and errors', () => {
     enc.disposeAll();
   });
 
-  it('windowed attention one window at a time (wasm) matches the batched matMul path', () => {
+  it('windowed attention: one window at a time (XNNPACK), the batched SIMD kernel and the batched loop agree', () => {
     const enc = new ImageEncoder(makeConfig('sam2.1', 'tiny', 256));
     enc.loadFrom(tinyWeights());
     const x = tf.randomNormal([1, 256, 256, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
-    const perWindow = enc.imageFeatures(x);
+    const batchedSimd = enc.imageFeatures(x); // the SIMD kernels where the backend has them
     const saved = MultiScaleBlock.perWindowMinTokens;
-    MultiScaleBlock.perWindowMinTokens = Infinity;
-    let batched: typeof perWindow;
+    let perWindow: typeof batchedSimd;
+    let batchedLoop: typeof batchedSimd;
+    setSimdOffForTests(true); // tf.js's own kernels: per window on wasm (windows >= 49 tokens)
     try {
-      batched = enc.imageFeatures(x);
+      perWindow = enc.imageFeatures(x);
+      MultiScaleBlock.perWindowMinTokens = Infinity;
+      batchedLoop = enc.imageFeatures(x);
     } finally {
       MultiScaleBlock.perWindowMinTokens = saved;
+      setSimdOffForTests(false);
     }
-    const pairs = [
-      ['image_embed', perWindow.imageEmbed, batched!.imageEmbed],
-      ...perWindow.highResFeats.map((t, i) => [`high_res_feats${i}`, t, batched!.highResFeats[i]]),
-    ] as [string, tf.Tensor, tf.Tensor][];
-    // XNNPACK and the batched loop sum in other orders: rounding only (the reference is ~5e-6 x std away)
-    for (const [name, a, b] of pairs) expectClose(name, a.dataSync(), b.dataSync(), 2e-5);
-    tf.dispose([x, perWindow.imageEmbed, ...perWindow.highResFeats, batched!.imageEmbed, ...batched!.highResFeats]);
+    const outputs = (f: typeof batchedSimd) => [f.imageEmbed, ...f.highResFeats];
+    const names = ['image_embed', 'high_res_feats0', 'high_res_feats1'];
+    // the three sum in other orders: rounding only (the reference is ~5e-6 x std away)
+    for (const other of [perWindow!, batchedLoop!])
+      outputs(batchedSimd).forEach((t, i) => expectClose(names[i], t.dataSync(), outputs(other)[i].dataSync(), 2e-5));
+    tf.dispose([x, ...outputs(batchedSimd), ...outputs(perWindow!), ...outputs(batchedLoop!)]);
     enc.disposeAll();
   });
 
