@@ -31,11 +31,11 @@ export interface SimdKernels {
   ): void;
 }
 
-function decode(base64: string): Uint8Array {
+function decode(base64: string): ArrayBuffer {
   const text = atob(base64);
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  return out;
+  const bytes = new Uint8Array(new ArrayBuffer(text.length));
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes.buffer;
 }
 
 const compiled = new Map<boolean, WebAssembly.Module | null>();
