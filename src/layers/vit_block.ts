@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
 import { LayerNorm, Linear, gelu, softmax } from './common';
 import { windowPartition, windowUnpartition } from './hiera_block';
+import { simdKernelsActive } from '../wasm_kernels';
 
 export interface VitBlockOptions {
   dim: number;
@@ -210,9 +211,10 @@ export class VitBlock extends Sam2Layer {
           if (g === 1) {
             const logits = tf.add(tf.matMul(q, tf.transpose(k)), tf.reshape(bias, [n, n]));
             o = tf.matMul(softmax(logits) as tf.Tensor2D, v) as tf.Tensor2D;
-          } else if (tf.getBackend() === 'wasm') {
-            // one rank-2 product per window: XNNPACK on both cores instead of wasm's
-            // single-threaded batched matMul (as Hiera's MultiScaleBlock does)
+          } else if (tf.getBackend() === 'wasm' && !simdKernelsActive()) {
+            // one rank-2 product per window: XNNPACK on both cores instead of tf.js's
+            // single-threaded batched matMul (as Hiera's MultiScaleBlock does); with our SIMD
+            // kernel (src/wasm_kernels.ts) the batched products below are faster
             const kT = tf.transpose(tf.reshape(k, [g, n, d]), [0, 2, 1]) as tf.Tensor3D;
             const parts: tf.Tensor2D[] = [];
             for (let i = 0; i < g; i++) {
