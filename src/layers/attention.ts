@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Sam2Layer, shapeList, type Shape } from './base';
+import { simdKernelsActive } from '../wasm_kernels';
 import { Linear, softmax } from './common';
 
 /** Values of a [heads, 1, C] mask: 1 where channel c belongs to head h (c / d === h), else 0. */
@@ -17,13 +18,16 @@ function headMask(heads: number, c: number): tf.Tensor3D {
 }
 
 /**
- * a [Ba, m, k] x b [Bb, k, n] -> [B, m, n], a batch of 1 broadcast over the other. On wasm one
- * rank-2 matMul per item: those go through XNNPACK on both cores, batched ones through a
- * single-threaded loop (~20x slower).
+ * a [Ba, m, k] x b [Bb, k, n] -> [B, m, n], a batch of 1 broadcast over the other. On wasm with
+ * our SIMD kernel one batched matMul; without it one rank-2 matMul per item: those go through
+ * XNNPACK on both cores, tf.js's batched ones through a single-threaded loop (~20x slower).
  */
 export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => {
     const n = Math.max(a.shape[0], b.shape[0]);
+    // our SIMD kernel (src/wasm_kernels.ts): one call for the batch, both threads, and no
+    // packing of each item's right operand (XNNPACK packs every fresh one)
+    if (n > 1 && b.shape[2] % 4 === 0 && simdKernelsActive()) return tf.matMul(a, b);
     if (n > 1 && tf.getBackend() !== 'wasm') {
       const full = (x: tf.Tensor3D) => (x.shape[0] === n ? x : (tf.add(x, tf.zeros([n, 1, 1])) as tf.Tensor3D));
       return tf.matMul(full(a), full(b));

@@ -163,16 +163,19 @@
       (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
       (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
 
-  ;; c[g] = a[g] x b[g] for g < batch: a[g] is [m, k], b[g] is [k, n] with n a multiple of 4,
+;; c[g] = a[g] x b[g] for g < batch: a[g] is [m, k], b[g] is [k, n] with n a multiple of 4,
   ;; c[g] is [m, n] (row-major, c's items contiguous). strideA and strideB are the byte distances
   ;; between items (0 repeats one item for every g). Blocks of 4 rows x 8 columns (then 4 x 4 for
-  ;; the last 4 columns when n % 8 = 4); rows past m repeat the last row and are not stored. Each
-  ;; output sums its k products in order, one rounding per multiply and per add.
+  ;; the last 4 columns when n % 8 = 4); rows past m repeat the last row and are not stored. The
+  ;; k products are taken in slabs of 256 (a block's rows of a stay in L1 and the slab of b in
+  ;; L2 for any k); between slabs each accumulator waits in c, so every output still sums its k
+  ;; products in order, one rounding per multiply and per add.
   (func (export "matmul") (param $a i32) (param $b i32) (param $c i32) (param $batch i32)
     (param $m i32) (param $k i32) (param $n i32) (param $strideA i32) (param $strideB i32)
-    (local $rowA i32) (local $rowC i32) (local $i i32) (local $j i32) (local $p i32)
-    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $bp i32) (local $cp i32)
-    (local $rows i32)
+    (local $rowA i32) (local $rowC i32) (local $i i32) (local $jb i32) (local $p i32)
+    (local $k0 i32) (local $pEnd i32) (local $rows i32) (local $wide i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $bp i32)
+    (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32)
     (local $x v128) (local $b0 v128) (local $b1 v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
@@ -181,12 +184,17 @@
     (block $batches_done
       (loop $batches
         (br_if $batches_done (i32.eqz (local.get $batch)))
-        (local.set $i (i32.const 0))
-        (block $rows_done
-          (loop $row_blocks
-            (br_if $rows_done (i32.ge_u (local.get $i) (local.get $m)))
-            (local.set $rows (i32.sub (local.get $m) (local.get $i)))
-            ;; the 4 rows of this block; past m, the previous row again
+        (local.set $k0 (i32.const 0))
+        ;; at least one slab, so that k = 0 writes zeros
+        (loop $slabs
+          (local.set $pEnd (i32.add (local.get $k0) (i32.const 1024)))
+          (if (i32.gt_u (local.get $pEnd) (local.get $rowA)) (then (local.set $pEnd (local.get $rowA))))
+          (local.set $i (i32.const 0))
+          (block $rows_done
+            (loop $row_blocks
+              (br_if $rows_done (i32.ge_u (local.get $i) (local.get $m)))
+              (local.set $rows (i32.sub (local.get $m) (local.get $i)))
+              ;; the 4 rows of a and c of this block; past m, the previous row again
             (local.set $a0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowA))))
             (local.set $a1 (local.get $a0))
             (if (i32.gt_u (local.get $rows) (i32.const 1))
@@ -197,21 +205,50 @@
             (local.set $a3 (local.get $a2))
             (if (i32.gt_u (local.get $rows) (i32.const 3))
               (then (local.set $a3 (i32.add (local.get $a2) (local.get $rowA)))))
-            (local.set $j (i32.const 0))
-            (block $cols_done
-              (loop $col_blocks
-                (br_if $cols_done (i32.ge_u (local.get $j) (local.get $n)))
-                (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (local.get $c00))
-                (local.set $c10 (local.get $c00)) (local.set $c11 (local.get $c00))
-                (local.set $c20 (local.get $c00)) (local.set $c21 (local.get $c00))
-                (local.set $c30 (local.get $c00)) (local.set $c31 (local.get $c00))
-                (local.set $bp (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
-                (local.set $p (i32.const 0))
-                (if (i32.ge_u (i32.sub (local.get $n) (local.get $j)) (i32.const 8))
-                  (then
+            (local.set $r0 (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $rowC))))
+            (local.set $r1 (local.get $r0))
+            (if (i32.gt_u (local.get $rows) (i32.const 1))
+              (then (local.set $r1 (i32.add (local.get $r0) (local.get $rowC)))))
+            (local.set $r2 (local.get $r1))
+            (if (i32.gt_u (local.get $rows) (i32.const 2))
+              (then (local.set $r2 (i32.add (local.get $r1) (local.get $rowC)))))
+            (local.set $r3 (local.get $r2))
+            (if (i32.gt_u (local.get $rows) (i32.const 3))
+              (then (local.set $r3 (i32.add (local.get $r2) (local.get $rowC)))))
+              (local.set $jb (i32.const 0))
+              (block $cols_done
+                (loop $col_blocks
+                  (br_if $cols_done (i32.ge_u (local.get $jb) (local.get $rowC)))
+                  (local.set $wide (i32.ge_u (i32.sub (local.get $rowC) (local.get $jb)) (i32.const 32)))
+                  (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (local.get $c00))
+                  (local.set $c10 (local.get $c00)) (local.set $c11 (local.get $c00))
+                  (local.set $c20 (local.get $c00)) (local.set $c21 (local.get $c00))
+                  (local.set $c30 (local.get $c00)) (local.set $c31 (local.get $c00))
+                  (if (local.get $k0)
+                    (then
+                      ;; the sums so far, from the previous slab
+                    (local.set $c00 (v128.load (i32.add (local.get $r0) (local.get $jb))))
+                    (if (local.get $wide)
+                      (then (local.set $c01 (v128.load offset=16 (i32.add (local.get $r0) (local.get $jb))))))
+                    (local.set $c10 (v128.load (i32.add (local.get $r1) (local.get $jb))))
+                    (if (local.get $wide)
+                      (then (local.set $c11 (v128.load offset=16 (i32.add (local.get $r1) (local.get $jb))))))
+                    (local.set $c20 (v128.load (i32.add (local.get $r2) (local.get $jb))))
+                    (if (local.get $wide)
+                      (then (local.set $c21 (v128.load offset=16 (i32.add (local.get $r2) (local.get $jb))))))
+                    (local.set $c30 (v128.load (i32.add (local.get $r3) (local.get $jb))))
+                    (if (local.get $wide)
+                      (then (local.set $c31 (v128.load offset=16 (i32.add (local.get $r3) (local.get $jb))))))
+))
+                  (local.set $bp
+                    (i32.add (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $k0) (i32.const 2)) (local.get $rowC)))
+                      (local.get $jb)))
+                  (local.set $p (local.get $k0))
+                  (if (local.get $wide)
+                    (then
                     (block $k_done
                       (loop $k_steps
-                        (br_if $k_done (i32.ge_u (local.get $p) (local.get $rowA)))
+                        (br_if $k_done (i32.ge_u (local.get $p) (local.get $pEnd)))
                         (local.set $b0 (v128.load (local.get $bp)))
                         (local.set $b1 (v128.load offset=16 (local.get $bp)))
                         (local.set $x (v128.load32_splat (i32.add (local.get $a0) (local.get $p))))
@@ -229,11 +266,11 @@
                         (local.set $bp (i32.add (local.get $bp) (local.get $rowC)))
                         (local.set $p (i32.add (local.get $p) (i32.const 4)))
                         (br $k_steps))))
-                  (else
-                    ;; the last 4 columns
+                    (else
+                      ;; the last 4 columns
                     (block $k4_done
                       (loop $k4_steps
-                        (br_if $k4_done (i32.ge_u (local.get $p) (local.get $rowA)))
+                        (br_if $k4_done (i32.ge_u (local.get $p) (local.get $pEnd)))
                         (local.set $b0 (v128.load (local.get $bp)))
                         (local.set $c00 (f32x4.add (local.get $c00)
                           (f32x4.mul (v128.load32_splat (i32.add (local.get $a0) (local.get $p))) (local.get $b0))))
@@ -246,32 +283,28 @@
                         (local.set $bp (i32.add (local.get $bp) (local.get $rowC)))
                         (local.set $p (i32.add (local.get $p) (i32.const 4)))
                         (br $k4_steps)))))
-                ;; store the rows of the block that exist (4 or 8 columns)
-                (local.set $cp
-                  (i32.add (local.get $c)
-                    (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
-                (call $store_row (local.get $cp) (local.get $c00) (local.get $c01) (local.get $n) (local.get $j))
+                ;; the rows of the block that exist (8 or 4 columns)
+                (if (i32.gt_u (local.get $rows) (i32.const 0))
+                  (then (call $store_row (i32.add (local.get $r0) (local.get $jb)) (local.get $c00) (local.get $c01) (local.get $wide))))
                 (if (i32.gt_u (local.get $rows) (i32.const 1))
-                  (then (call $store_row (i32.add (local.get $cp) (local.get $rowC))
-                    (local.get $c10) (local.get $c11) (local.get $n) (local.get $j))))
+                  (then (call $store_row (i32.add (local.get $r1) (local.get $jb)) (local.get $c10) (local.get $c11) (local.get $wide))))
                 (if (i32.gt_u (local.get $rows) (i32.const 2))
-                  (then (call $store_row (i32.add (local.get $cp) (i32.shl (local.get $rowC) (i32.const 1)))
-                    (local.get $c20) (local.get $c21) (local.get $n) (local.get $j))))
+                  (then (call $store_row (i32.add (local.get $r2) (local.get $jb)) (local.get $c20) (local.get $c21) (local.get $wide))))
                 (if (i32.gt_u (local.get $rows) (i32.const 3))
-                  (then (call $store_row (i32.add (local.get $cp) (i32.mul (local.get $rowC) (i32.const 3)))
-                    (local.get $c30) (local.get $c31) (local.get $n) (local.get $j))))
-                (local.set $j (i32.add (local.get $j) (i32.const 8)))
-                (br $col_blocks)))
-            (local.set $i (i32.add (local.get $i) (i32.const 4)))
-            (br $row_blocks)))
+                  (then (call $store_row (i32.add (local.get $r3) (local.get $jb)) (local.get $c30) (local.get $c31) (local.get $wide))))
+                  (local.set $jb (i32.add (local.get $jb) (i32.const 32)))
+                  (br $col_blocks)))
+              (local.set $i (i32.add (local.get $i) (i32.const 4)))
+              (br $row_blocks)))
+          (local.set $k0 (local.get $pEnd))
+          (br_if $slabs (i32.lt_u (local.get $k0) (local.get $rowA))))
         (local.set $a (i32.add (local.get $a) (local.get $strideA)))
         (local.set $b (i32.add (local.get $b) (local.get $strideB)))
         (local.set $c (i32.add (local.get $c) (i32.mul (local.get $m) (local.get $rowC))))
         (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
         (br $batches))))
 
-  ;; one row of a block: 8 columns from column j, or the last 4
-  (func $store_row (param $at i32) (param $lo v128) (param $hi v128) (param $n i32) (param $j i32)
+  ;; one row of a block: 8 columns, or 4 (the last ones)
+  (func $store_row (param $at i32) (param $lo v128) (param $hi v128) (param $wide i32)
     (v128.store (local.get $at) (local.get $lo))
-    (if (i32.ge_u (i32.sub (local.get $n) (local.get $j)) (i32.const 8))
-      (then (v128.store offset=16 (local.get $at) (local.get $hi))))))
+    (if (local.get $wide) (then (v128.store offset=16 (local.get $at) (local.get $hi))))))

@@ -102,7 +102,7 @@ describe('wasm SIMD kernels (src/ops/simd_kernels.wat)', () => {
     });
 
   for (const [what, memory] of memories)
-    it(`matMul on a ${what} heap: bit-identical to in-order float32 sums, for tails, repeats and k = 0; writes only c`, () => {
+    it(`matMul on a ${what} heap: bit-identical to in-order float32 sums, for tails, repeats, k = 0 and k in slabs; writes only c`, () => {
       const simd = instantiateSimdKernels(memory) as SimdKernels;
       const heap = new Float32Array(memory.buffer);
       const cases: [number, number, number, number, boolean, boolean][] = [
@@ -112,6 +112,8 @@ describe('wasm SIMD kernels (src/ops/simd_kernels.wat)', () => {
         [4, 3, 5, 16, true, false], // a repeated, rows fewer than a block
         [2, 9, 33, 20, false, false],
         [2, 3, 0, 8, false, false], // k = 0: zeros
+        [2, 6, 600, 12, false, false], // k in slabs of 256: 256 + 256 + 88
+        [1, 5, 512, 8, true, false], // two whole slabs
       ];
       for (const [batch, m, k, n, repeatA, repeatB] of cases) {
         const label = `${batch}x[${m},${k}]x[${k},${n}]${repeatA ? ' a repeated' : ''}${repeatB ? ' b repeated' : ''}`;
