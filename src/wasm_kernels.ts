@@ -43,19 +43,9 @@ export interface KernelHelper {
   /** GELU over whole heap views, half on each thread (false: not done). */
   gelu(x: Float32Array, out: Float32Array): boolean;
   /** SimdKernels.layerNorm split by rows (false: not done). */
-  layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, c: number, eps: number): boolean;
+  layerNorm(...args: Parameters<SimdKernels['layerNorm']>): boolean;
   /** SimdKernels.matmul split by batch items (false: not done). */
-  matmul(
-    a: number,
-    b: number,
-    c: number,
-    batch: number,
-    m: number,
-    k: number,
-    n: number,
-    strideA: number,
-    strideB: number,
-  ): boolean;
+  matmul(...args: Parameters<SimdKernels['matmul']>): boolean;
   /** Whether the helper runs the SIMD kernels (it is used only when the main thread agrees). */
   readonly usesSimd: boolean;
 }

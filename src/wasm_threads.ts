@@ -286,7 +286,8 @@ export async function setWasmBackend(wasmPackage: WasmPackage): Promise<WasmThre
   if (ok) {
     const threads = wasmPackage.getThreadsCount();
     if (threads <= 1) return { threads, reason: 'the threaded build started one thread' };
-    // the loops we run in JavaScript (GELU, mask upsampling) get a second thread too
+    // what runs outside XNNPACK (GELU, LayerNorm, batched matMuls, mask upsampling) gets a
+    // second thread too
     const helper = started?.wasmMemory && WasmHelperThread.start(started.wasmMemory);
     setKernelHelper(helper || undefined);
     setParallelUpsample(
