@@ -119,9 +119,9 @@ async function main() {
     const spatial: SpatialMemory[] = Array.from({ length: 7 }, (_, i) => {
       const features = tf.randomNormal([n, m], 0, 1, 'float32', 10 + i) as tf.Tensor2D;
       const pos = tf.randomNormal([n, m], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
-      const keysT = att.spatialKeys(features, pos);
+      const keyInput = tf.add(features, pos) as tf.Tensor2D;
       pos.dispose();
-      return { features, keysT, tpos: tf.randomNormal([1, m], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
+      return { features, keyInput, tpos: tf.randomNormal([1, m], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
     });
     const pointers = {
       tokens: tf.randomNormal([64, m], 0, 1, 'float32', 3) as tf.Tensor2D,
@@ -138,7 +138,7 @@ async function main() {
       currPos,
       pointers.tokens,
       pointers.pos,
-      ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT]),
+      ...spatial.flatMap((s) => [s.features, s.keyInput, s.tpos]),
     ]);
   }
 

@@ -25,7 +25,8 @@ import { instantiateSimdKernels, simdKernelsEnabled, type SimdKernels } from './
  * Int32 slots of the control block. GELU: X, OUT, FROM, TO (float indices); upsampling: COUNT,
  * S, H, W, MID; matMul: A, B, C (float indices), FROM and TO (the worker's batch items), M, K, N,
  * SA and SB (item strides in floats); LayerNorm: X, OUT, A (gamma), B (beta), FROM and TO (the
- * worker's rows), K (values a row).
+ * worker's rows), K (values a row); RoPE scores: A (g), B (h), C (u), X (s), FROM and TO (the worker's
+ * rows), M (xBlocks), K (gridH), N (tCount), SA (ldS).
  */
 export const SLOT = {
   SEQ: 0,
@@ -57,8 +58,20 @@ export const THRESHOLD_AT = 128;
 /** Byte offset of the Float64 slot holding LayerNorm's epsilon. */
 export const EPS_AT = THRESHOLD_AT + 8;
 /** GELU in JavaScript, mask upsampling, and the wasm SIMD kernels (src/ops/simd.ts). */
-export const OP = { GELU: 1, UPSAMPLE: 2, SIMD_GELU: 3, SIMD_MATMUL: 4, SIMD_LAYERNORM: 5 } as const;
+export const OP = {
+  GELU: 1,
+  UPSAMPLE: 2,
+  SIMD_GELU: 3,
+  SIMD_MATMUL: 4,
+  SIMD_LAYERNORM: 5,
+  SIMD_ROPE_SCORES: 6,
+} as const;
 const CTRL_BYTES = EPS_AT + 8;
+
+/** Bytes of one query's g and h rows for SimdKernels.ropeScores (65 floats per 4 positions / per grid row). */
+export function ropeScoreRowBytes(xBlocks: number, gridH: number): [number, number] {
+  return [xBlocks * 65 * 16, gridH * 65 * 4];
+}
 /** The scratch buffer for upsampling grows up to this (a larger task stays on one thread). */
 const SCRATCH_MAX = 256 << 20;
 /** A half takes well under a second: a worker this late is stuck, and is not used again. */
@@ -205,6 +218,35 @@ export class WasmHelperThread {
     const s = this.post(OP.SIMD_LAYERNORM);
     simd.layerNorm(x, gamma, beta, out, mid, c, eps);
     if (!this.workerDid(s)) simd.layerNorm(x + mid * c * 4, gamma, beta, out + mid * c * 4, rows - mid, c, eps);
+    return true;
+  }
+
+  /**
+   * SimdKernels.ropeScores split by query rows, the first half on this thread (byte offsets into
+   * this helper's memory). False (nothing done) without the SIMD kernels.
+   */
+  ropeScores(...args: Parameters<SimdKernels['ropeScores']>): boolean {
+    const simd = this.simd;
+    if (this.broken || !simd) return false;
+    const [g, h, u, s, rows, xBlocks, gridH, tCount, ldS] = args;
+    const mid = rows >> 1;
+    const ctrl = this.ctrl;
+    ctrl[SLOT.A] = g / 4;
+    ctrl[SLOT.B] = h / 4;
+    ctrl[SLOT.C] = u / 4;
+    ctrl[SLOT.X] = s / 4;
+    ctrl[SLOT.FROM] = mid;
+    ctrl[SLOT.TO] = rows;
+    ctrl[SLOT.M] = xBlocks;
+    ctrl[SLOT.K] = gridH;
+    ctrl[SLOT.N] = tCount;
+    ctrl[SLOT.SA] = ldS;
+    const seq = this.post(OP.SIMD_ROPE_SCORES);
+    simd.ropeScores(g, h, u, s, mid, xBlocks, gridH, tCount, ldS);
+    if (!this.workerDid(seq)) {
+      const [gRow, hRow] = ropeScoreRowBytes(xBlocks, gridH);
+      simd.ropeScores(g + mid * gRow, h + mid * hRow, u, s + mid * ldS * 4, rows - mid, xBlocks, gridH, tCount, ldS);
+    }
     return true;
   }
 

@@ -6,7 +6,7 @@ import { workerData } from 'worker_threads';
 import { geluRange } from './ops/gelu';
 import { upsampleMaskRows, upsamplePlan } from './ops/mask_upsample';
 import { instantiateSimdKernels, simdKernelsEnabled } from './ops/simd';
-import { EPS_AT, OP, SLOT, THRESHOLD_AT } from './wasm_helper';
+import { EPS_AT, OP, ropeScoreRowBytes, SLOT, THRESHOLD_AT } from './wasm_helper';
 
 const { memory, ctrl, scratch } = workerData as {
   memory: WebAssembly.Memory;
@@ -68,6 +68,24 @@ function simdLayerNorm(): void {
   );
 }
 
+/** The SIMD RoPE scores of query rows [FROM, TO). */
+function simdRopeScores(): void {
+  if (!simd) throw new Error('no SIMD kernels in this worker');
+  const [from, xBlocks, gridH, tCount, ldS] = [c[SLOT.FROM], c[SLOT.M], c[SLOT.K], c[SLOT.N], c[SLOT.SA]];
+  const [gRow, hRow] = ropeScoreRowBytes(xBlocks, gridH);
+  simd.ropeScores(
+    c[SLOT.A] * 4 + from * gRow,
+    c[SLOT.B] * 4 + from * hRow,
+    c[SLOT.C] * 4,
+    (c[SLOT.X] + from * ldS) * 4,
+    c[SLOT.TO] - from,
+    xBlocks,
+    gridH,
+    tCount,
+    ldS,
+  );
+}
+
 /** Rows [MID, H) of every mask: logits at the start of the scratch buffer, masks right after them. */
 function upsample(): void {
   const [count, s, h, w, mid] = [c[SLOT.COUNT], c[SLOT.S], c[SLOT.H], c[SLOT.W], c[SLOT.MID]];
@@ -94,6 +112,7 @@ for (;;) {
     else if (op === OP.UPSAMPLE) upsample();
     else if (op === OP.SIMD_GELU) simdGelu();
     else if (op === OP.SIMD_MATMUL) simdMatmul();
+    else if (op === OP.SIMD_ROPE_SCORES) simdRopeScores();
     else simdLayerNorm();
   } catch {
     // a claimed task must still be reported: the main thread redoes this half

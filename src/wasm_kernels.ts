@@ -22,12 +22,22 @@
  * Sam2LayerNorm: LayerNorm over the last axis as one SIMD kernel (mean, variance and the
  * normalisation from one read of each row) instead of nine tf.js kernels.
  *
- * GELU, LayerNorm and batched matMuls run on two threads when the Node backend set up a helper thread
+ * Sam2RopeScores: RoPE cross-attention scores against spatial memories with the keys' projection
+ * and rotation factored into the queries (layers/rope_attention.ts): 64 multiply-adds a score
+ * instead of 256.
+ *
+ * GELU, LayerNorm, batched matMuls and RoPE scores run on two threads when the Node backend set up a helper thread
  * (the threaded build, src/wasm_helper.ts); results are bit-identical to one thread.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GELU_KERNEL, geluRange } from './ops/gelu';
-import { instantiateSimdKernels, LAYER_NORM_KERNEL, simdKernelsEnabled, type SimdKernels } from './ops/simd';
+import {
+  instantiateSimdKernels,
+  LAYER_NORM_KERNEL,
+  ROPE_SCORES_KERNEL,
+  simdKernelsEnabled,
+  type SimdKernels,
+} from './ops/simd';
 import { movesValues, transposeInto } from './ops/transpose';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that the kernels here use. */
@@ -46,6 +56,8 @@ export interface KernelHelper {
   layerNorm(...args: Parameters<SimdKernels['layerNorm']>): boolean;
   /** SimdKernels.matmul split by batch items (false: not done). */
   matmul(...args: Parameters<SimdKernels['matmul']>): boolean;
+  /** SimdKernels.ropeScores split by query rows (false: not done). */
+  ropeScores(...args: Parameters<SimdKernels['ropeScores']>): boolean;
   /** Whether the helper runs the SIMD kernels (it is used only when the main thread agrees). */
   readonly usesSimd: boolean;
 }
@@ -217,6 +229,8 @@ export function patchWasmKernels(): void {
     },
   });
 
+  tf.registerKernel({ kernelName: ROPE_SCORES_KERNEL, backendName: 'wasm', kernelFunc: ropeScores });
+
   const originalMatMul = tf.getKernel('BatchMatMul', 'wasm');
   if (originalMatMul) {
     tf.unregisterKernel('BatchMatMul', 'wasm');
@@ -262,5 +276,49 @@ function batchMatMul(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefi
     helper?.usesSimd &&
     helper.matmul(pa, pb, pc, batch, m, k, n, strideA, strideB);
   if (!parallel) simd.matmul(pa, pb, pc, batch, m, k, n, strideA, strideB);
+  return out;
+}
+
+/**
+ * Sam2RopeScores: inputs g [rows, xBlocks * 260], h [rows, gridH * 65], u (the packed memories,
+ * see SimdKernels.ropeScores) and optionally p [rows, P] (scores of keys without rotation, copied
+ * after the memories' columns); attrs xBlocks, gridH, tCount. Output [rows, tCount * n + P].
+ */
+function ropeScores(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+  const { g, h, u, p } = args.inputs as { g: tf.TensorInfo; h: tf.TensorInfo; u: tf.TensorInfo; p?: tf.TensorInfo };
+  const { xBlocks, gridH, tCount } = args.attrs as unknown as { xBlocks: number; gridH: number; tCount: number };
+  const backend = args.backend as unknown as WasmBackendLike;
+  const simd = simdFor(backend);
+  const rows = g.shape[0];
+  const n = gridH * xBlocks * 4;
+  const plain = p ? p.shape[1] : 0;
+  const groups = Math.ceil(tCount / 4);
+  // layers/rope_attention.ts shapes these; a mismatch would read past the tensors
+  if (
+    !simd ||
+    g.shape[1] !== xBlocks * 260 ||
+    h.shape[0] !== rows ||
+    h.shape[1] !== gridH * 65 ||
+    tf.util.sizeFromShape(u.shape) !== groups * n * 64 * 4 ||
+    (p !== undefined && p.shape[0] !== rows)
+  )
+    throw new Error(
+      `${ROPE_SCORES_KERNEL}: needs the SIMD kernels and inputs shaped as layers/rope_attention.ts makes them`,
+    );
+  const ld = tCount * n + plain;
+  const out = backend.makeOutput([rows, ld], 'float32');
+  const [pg, ph, pu, ps] = [g, h, u, out].map((t) => backend.typedArrayFromHeap(t).byteOffset);
+  const parallel =
+    rows * tCount * n * 64 >= PARALLEL_MATMUL_MIN &&
+    rows >= 4 &&
+    helper?.usesSimd &&
+    helper.ropeScores(pg, ph, pu, ps, rows, xBlocks, gridH, tCount, ld);
+  if (!parallel) simd.ropeScores(pg, ph, pu, ps, rows, xBlocks, gridH, tCount, ld);
+  if (p && plain > 0) {
+    // views after every allocation (the heap may have grown)
+    const from = backend.typedArrayFromHeap(p) as Float32Array;
+    const to = backend.typedArrayFromHeap(out) as Float32Array;
+    for (let i = 0; i < rows; i++) to.set(from.subarray(i * plain, (i + 1) * plain), i * ld + tCount * n);
+  }
   return out;
 }

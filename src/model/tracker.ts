@@ -84,7 +84,9 @@ export interface FrameOutput {
   objectScoreLogit: number;
   /** Memory features [s*s, 64], rounded to bfloat16 precision as the reference stores them. */
   maskmemFeatures?: tf.Tensor2D;
-  /** Cache of MemoryAttention.spatialKeys for maskmemFeatures; freed with it. */
+  /** maskmemFeatures plus their position encoding (the keys' input), cached; freed with it. */
+  memoryKeyInput?: tf.Tensor2D;
+  /** Cache of MemoryAttention.spatialKeys(memoryKeyInput), where the keys are not factored; freed with it. */
   memoryKeysT?: tf.Tensor2D[];
 }
 
@@ -174,9 +176,14 @@ export class Tracker {
       if (out) stored.push([tPos, out]);
     }
     const withMemory = stored.filter(([, out]) => out.maskmemFeatures);
-    // keys of a stored memory are computed once and reused while it stays in the bank
-    for (const [, out] of withMemory)
-      out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.maskmemFeatures!, memPos);
+    // keys of a stored memory are computed once and reused while it stays in the bank; the
+    // factored form reads only their input (64 channels, shared by the layers)
+    const factored =
+      !this.model.executor?.attendMemory && this.memoryAttention.usesFactoredKeys(s * s, withMemory.length);
+    for (const [, out] of withMemory) {
+      out.memoryKeyInput ??= tf.add(out.maskmemFeatures!, memPos) as tf.Tensor2D;
+      if (!factored) out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.memoryKeyInput);
+    }
     memPos.dispose();
     const bank = tf.tidy(() => {
       const tposAll = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
@@ -233,7 +240,8 @@ export class Tracker {
     // features and keys belong to the memory bank; this call owns only what `bank` holds
     const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({
       features: out.maskmemFeatures!,
-      keysT: out.memoryKeysT!,
+      keyInput: out.memoryKeyInput!,
+      keysT: out.memoryKeysT,
       tpos: bank.tpos[i],
     }));
     const pointers: PointerTokens | undefined = bank.pointers.length

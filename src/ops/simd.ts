@@ -8,6 +8,9 @@ import { SIMD_KERNELS_SHARED, SIMD_KERNELS_UNSHARED } from './simd_kernels_wasm'
 /** Kernel name of the fused LayerNorm (registered for wasm; layers/common.ts composes tf ops elsewhere). */
 export const LAYER_NORM_KERNEL = 'Sam2LayerNorm';
 
+/** Kernel name of the factored RoPE cross-attention scores (registered for wasm; see ropeScores). */
+export const ROPE_SCORES_KERNEL = 'Sam2RopeScores';
+
 /** The exported functions. Pointers are byte offsets into the heap; counts are values. */
 export interface SimdKernels {
   /** out[i] = GELU(x[i]) (exact, erf form) for i < n. */
@@ -28,6 +31,24 @@ export interface SimdKernels {
     n: number,
     strideA: number,
     strideB: number,
+  ): void;
+  /**
+   * RoPE cross-attention scores against spatial memories, the keys' projection and rotation
+   * factored into the queries (layers/rope_attention.ts): for `rows` queries, g [rows][xBlocks][65][4]
+   * and h [rows][gridH][65] (entry 64: the key bias's part), u the memories' 64 key channels
+   * [ceil(tCount / 4)][gridH][xBlocks][64][4 memories][4 positions]; writes memory t's scores to
+   * columns t n .. t n + n - 1 (n = gridH * 4 xBlocks) of s's rows, ldS floats apart.
+   */
+  ropeScores(
+    g: number,
+    h: number,
+    u: number,
+    s: number,
+    rows: number,
+    xBlocks: number,
+    gridH: number,
+    tCount: number,
+    ldS: number,
   ): void;
 }
 

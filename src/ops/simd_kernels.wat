@@ -304,6 +304,131 @@
         (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
         (br $batches))))
 
+  ;; Cross-attention scores of RoPE attention against spatial memories on a grid, with the keys'
+  ;; projection and rotation factored into the queries (layers/rope_attention.ts derives it):
+  ;; s[i][t n + y W + x] = gb + hb + sum over c < 64 of (g[c] + h[c]) u[t][c] at (y, x), where
+  ;; g = g[i][x / 4][c][x % 4] ([rows][xBlocks][65][4], entry 64 the bias term), h = h[i][y][c]
+  ;; ([rows][gridH][65]), and u holds the memories' 64 key channels in groups of four memories
+  ;; and blocks of 4 positions ([groups][gridH][xBlocks][64][4][4]); memory t < tCount has its
+  ;; scores in columns t n .. t n + n - 1 of s's rows (ldS floats apart), n = gridH W, W = 4 xBlocks
+  ;; (a group's memories past tCount are computed, not stored). 64 multiply-adds a score instead
+  ;; of 256. Two queries, 4 positions and 4 memories at a time: 8 sums in flight hide the add's
+  ;; latency, and few enough live vectors that V8 keeps them in registers.
+  (func (export "ropeScores") (param $g i32) (param $h i32) (param $u i32) (param $s i32) (param $rows i32)
+    (param $xBlocks i32) (param $gridH i32) (param $tCount i32) (param $ldS i32)
+    (local $i0 i32) (local $iEnd i32) (local $xb i32) (local $i i32) (local $y i32) (local $t i32) (local $two i32)
+    (local $gI i32) (local $hI i32) (local $gStep i32) (local $hStep i32) (local $groupStep i32)
+    (local $up i32) (local $sp i32) (local $n4 i32) (local $ld4 i32)
+    (local.set $n4 (i32.mul (i32.mul (local.get $gridH) (local.get $xBlocks)) (i32.const 16)))
+    (local.set $ld4 (i32.shl (local.get $ldS) (i32.const 2)))
+    (local.set $gStep (i32.mul (local.get $xBlocks) (i32.const 1040)))
+    (local.set $hStep (i32.mul (local.get $gridH) (i32.const 260)))
+    (local.set $groupStep (i32.shl (local.get $n4) (i32.const 8)))
+    ;; tiles of 16 queries: their g and h rows stay in L2 while the memory blocks pass once; in a
+    ;; tile a memory block (4 positions of a row y, in L1) serves all 16 queries, and x runs
+    ;; innermost but for the queries, so each output row is written in whole cache lines
+    (local.set $i0 (i32.const 0))
+    (block $tiles_done
+      (loop $tile_next
+        (br_if $tiles_done (i32.ge_u (local.get $i0) (local.get $rows)))
+        (local.set $iEnd (i32.add (local.get $i0) (i32.const 16)))
+        (if (i32.gt_u (local.get $iEnd) (local.get $rows)) (then (local.set $iEnd (local.get $rows))))
+        (local.set $y (i32.const 0))
+        (block $y_done
+          (loop $y_next
+            (br_if $y_done (i32.ge_u (local.get $y) (local.get $gridH)))
+            (local.set $xb (i32.const 0))
+            (block $xb_done
+              (loop $xb_next
+                (br_if $xb_done (i32.ge_u (local.get $xb) (local.get $xBlocks)))
+                (local.set $i (local.get $i0))
+                (block $i_done
+                  (loop $i_next
+                    (br_if $i_done (i32.ge_u (local.get $i) (local.get $iEnd)))
+                    ;; queries i and i + 1 (i again when i is the last row; stored once)
+                    (local.set $two (i32.lt_u (i32.add (local.get $i) (i32.const 1)) (local.get $iEnd)))
+                    (local.set $gI (i32.add (local.get $g)
+                      (i32.add (i32.mul (local.get $i) (local.get $gStep)) (i32.mul (local.get $xb) (i32.const 1040)))))
+                    (local.set $hI (i32.add (local.get $h)
+                      (i32.add (i32.mul (local.get $i) (local.get $hStep)) (i32.mul (local.get $y) (i32.const 260)))))
+                    (local.set $sp (i32.add (local.get $s)
+                      (i32.add (i32.mul (local.get $i) (local.get $ld4))
+                        (i32.shl (i32.add (i32.mul (local.get $y) (local.get $xBlocks)) (local.get $xb)) (i32.const 4)))))
+                    (local.set $up (i32.add (local.get $u)
+                      (i32.shl (i32.add (i32.mul (local.get $y) (local.get $xBlocks)) (local.get $xb)) (i32.const 12))))
+                    (local.set $t (i32.const 0))
+                    (block $t_done
+                      (loop $t_next
+                        (br_if $t_done (i32.ge_u (local.get $t) (local.get $tCount)))
+                        (call $ropeBlock (local.get $gI) (local.get $hI)
+                          (i32.add (local.get $gI) (select (local.get $gStep) (i32.const 0) (local.get $two)))
+                          (i32.add (local.get $hI) (select (local.get $hStep) (i32.const 0) (local.get $two)))
+                          (local.get $up) (i32.add (local.get $sp) (i32.mul (local.get $t) (local.get $n4)))
+                          (local.get $n4) (local.get $ld4) (local.get $two) (i32.sub (local.get $tCount) (local.get $t)))
+                        ;; the next group's block: gridH xBlocks blocks of 4 KB further
+                        (local.set $up (i32.add (local.get $up) (local.get $groupStep)))
+                        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+                        (br $t_next)))
+                    (local.set $i (i32.add (local.get $i) (i32.const 2)))
+                    (br $i_next)))
+                (local.set $xb (i32.add (local.get $xb) (i32.const 1)))
+                (br $xb_next)))
+            (local.set $y (i32.add (local.get $y) (i32.const 1)))
+            (br $y_next)))
+        (local.set $i0 (local.get $iEnd))
+        (br $tile_next))))
+
+  ;; ropeScores' inner block: queries at (gI, hI) and (gJ, hJ), a group of four memories at up;
+  ;; stores the first `left` memories' sums (rows st and, when `two`, st + ld4; memories n4 bytes
+  ;; apart). A function of its own so that V8 keeps all its vectors in registers.
+  (func $ropeBlock (param $gI i32) (param $hI i32) (param $gJ i32) (param $hJ i32) (param $up i32)
+    (param $st i32) (param $n4 i32) (param $ld4 i32) (param $two i32) (param $left i32)
+    (local $c i32) (local $q0 v128) (local $q1 v128) (local $v v128)
+    (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a03 v128)
+    (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a13 v128)
+    ;; the sums start from the bias terms
+    (local.set $a00 (f32x4.add (v128.load offset=1024 (local.get $gI)) (v128.load32_splat offset=256 (local.get $hI))))
+    (local.set $a01 (local.get $a00)) (local.set $a02 (local.get $a00)) (local.set $a03 (local.get $a00))
+    (local.set $a10 (f32x4.add (v128.load offset=1024 (local.get $gJ)) (v128.load32_splat offset=256 (local.get $hJ))))
+    (local.set $a11 (local.get $a10)) (local.set $a12 (local.get $a10)) (local.set $a13 (local.get $a10))
+    (local.set $c (i32.const 64))
+    (loop $c_next
+      (local.set $q0 (f32x4.add (v128.load (local.get $gI)) (v128.load32_splat (local.get $hI))))
+      (local.set $q1 (f32x4.add (v128.load (local.get $gJ)) (v128.load32_splat (local.get $hJ))))
+      (local.set $v (v128.load (local.get $up)))
+      (local.set $a00 (f32x4.add (local.get $a00) (f32x4.mul (local.get $q0) (local.get $v))))
+      (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $q1) (local.get $v))))
+      (local.set $v (v128.load offset=16 (local.get $up)))
+      (local.set $a01 (f32x4.add (local.get $a01) (f32x4.mul (local.get $q0) (local.get $v))))
+      (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $q1) (local.get $v))))
+      (local.set $v (v128.load offset=32 (local.get $up)))
+      (local.set $a02 (f32x4.add (local.get $a02) (f32x4.mul (local.get $q0) (local.get $v))))
+      (local.set $a12 (f32x4.add (local.get $a12) (f32x4.mul (local.get $q1) (local.get $v))))
+      (local.set $v (v128.load offset=48 (local.get $up)))
+      (local.set $a03 (f32x4.add (local.get $a03) (f32x4.mul (local.get $q0) (local.get $v))))
+      (local.set $a13 (f32x4.add (local.get $a13) (f32x4.mul (local.get $q1) (local.get $v))))
+      (local.set $gI (i32.add (local.get $gI) (i32.const 16)))
+      (local.set $hI (i32.add (local.get $hI) (i32.const 4)))
+      (local.set $gJ (i32.add (local.get $gJ) (i32.const 16)))
+      (local.set $hJ (i32.add (local.get $hJ) (i32.const 4)))
+      (local.set $up (i32.add (local.get $up) (i32.const 64)))
+      (local.set $c (i32.sub (local.get $c) (i32.const 1)))
+      (br_if $c_next (local.get $c)))
+    (v128.store (local.get $st) (local.get $a00))
+    (if (local.get $two) (then (v128.store (i32.add (local.get $st) (local.get $ld4)) (local.get $a10))))
+    (if (i32.gt_u (local.get $left) (i32.const 1)) (then
+      (local.set $st (i32.add (local.get $st) (local.get $n4)))
+      (v128.store (local.get $st) (local.get $a01))
+      (if (local.get $two) (then (v128.store (i32.add (local.get $st) (local.get $ld4)) (local.get $a11))))
+      (if (i32.gt_u (local.get $left) (i32.const 2)) (then
+        (local.set $st (i32.add (local.get $st) (local.get $n4)))
+        (v128.store (local.get $st) (local.get $a02))
+        (if (local.get $two) (then (v128.store (i32.add (local.get $st) (local.get $ld4)) (local.get $a12))))
+        (if (i32.gt_u (local.get $left) (i32.const 3)) (then
+          (local.set $st (i32.add (local.get $st) (local.get $n4)))
+          (v128.store (local.get $st) (local.get $a03))
+          (if (local.get $two) (then (v128.store (i32.add (local.get $st) (local.get $ld4)) (local.get $a13)))))))))))
+
   ;; one row of a block: 8 columns, or 4 (the last ones)
   (func $store_row (param $at i32) (param $lo v128) (param $hi v128) (param $wide i32)
     (v128.store (local.get $at) (local.get $lo))

@@ -224,7 +224,9 @@ export function disposeOutput(out: FrameOutput | undefined): void {
 /** Frees the cached attention keys of a memory (recomputed if it is attended to again). */
 export function forgetMemoryKeys(out: FrameOutput): void {
   if (out.memoryKeysT) tf.dispose(out.memoryKeysT);
+  out.memoryKeyInput?.dispose();
   out.memoryKeysT = undefined;
+  out.memoryKeyInput = undefined;
 }
 
 export function disposeObject(o: ObjectState): void {

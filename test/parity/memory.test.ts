@@ -11,6 +11,7 @@ import {
   type SpatialMemory,
 } from '../../src/model/memory_attention';
 import { ParallelMemoryAttention } from '../../src/model/memory_attention_parallel';
+import { packFactoredKeys } from '../../src/layers/rope_attention';
 import { Linear, Mlp } from '../../src/layers/common';
 import { SamPredictor } from '../../src/predictor/sam_predictor';
 import { readImage } from '../../src/predictor/image_input';
@@ -156,9 +157,15 @@ describe('memory encoder and memory attention parity on video_bedroom (first cal
   });
 });
 
-describe('memory attention on two threads (worker) and with cached memory keys', () => {
+describe('memory attention on two threads (worker), with cached memory keys, and factored', () => {
   const n = 1024; // a 32x32 grid: a 512 px frame
   let att: MemoryAttention;
+  /** forwardBank with every layer's keys as keysT [d, M] (the direct products, as the worker computes). */
+  const direct = (curr: tf.Tensor2D, currPos: tf.Tensor2D, spatial: SpatialMemory[], pointers?: PointerTokens) =>
+    tf.tidy(() => {
+      const { x, keysT, values } = att.prepareBank(curr, currPos, spatial, pointers);
+      return att.norm.forward(att.layers.reduce((h, l, i) => l.forward(h, keysT[i], values), x)) as tf.Tensor2D;
+    });
   let inputs: { curr: tf.Tensor2D; currPos: tf.Tensor2D; spatial: SpatialMemory[]; pointers: PointerTokens };
 
   before(() => {
@@ -167,9 +174,10 @@ describe('memory attention on two threads (worker) and with cached memory keys',
     const spatial = [0, 1, 2].map((i) => {
       const features = tf.randomNormal([n, 64], 0, 1, 'float32', 10 + i) as tf.Tensor2D;
       const pos = tf.randomNormal([n, 64], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
-      const keysT = att.spatialKeys(features, pos);
+      const keyInput = tf.add(features, pos) as tf.Tensor2D;
       pos.dispose();
-      return { features, keysT, tpos: tf.randomNormal([1, 64], 0, 1, 'float32', 30 + i) as tf.Tensor2D };
+      const tpos = tf.randomNormal([1, 64], 0, 1, 'float32', 30 + i) as tf.Tensor2D;
+      return { features, keyInput, keysT: att.spatialKeys(keyInput), tpos };
     });
     inputs = {
       curr: tf.randomNormal([n, 256], 0, 1, 'float32', 1) as tf.Tensor2D,
@@ -189,7 +197,7 @@ describe('memory attention on two threads (worker) and with cached memory keys',
       currPos,
       pointers.tokens,
       pointers.pos,
-      ...spatial.flatMap((m) => [m.features, m.tpos, ...m.keysT]),
+      ...spatial.flatMap((m) => [m.features, m.keyInput, m.tpos, ...(m.keysT ?? [])]),
     ]);
     att.disposeAll();
   });
@@ -203,16 +211,53 @@ describe('memory attention on two threads (worker) and with cached memory keys',
       const memoryPos = tf.concat([...memPos, pointers.pos]) as tf.Tensor2D;
       return att.forward(curr, currPos, memory, memoryPos, 16);
     });
-    const cached = att.forwardBank(curr, currPos, spatial, pointers);
+    const cached = direct(curr, currPos, spatial, pointers);
     const ref = fresh.dataSync() as Float32Array;
     const std = tf.tidy(() => tf.moments(fresh).variance.sqrt().dataSync()[0]);
     expectClose('cached vs fresh keys', cached.dataSync(), ref, 1e-5, std);
     tf.dispose([fresh, cached]);
   });
 
+  it('factored RoPE scores (wasm SIMD) give the output of the direct products, also for an odd query count, and leak nothing', async function () {
+    const { curr, currPos, spatial, pointers } = inputs;
+    if (!att.usesFactoredKeys(n, spatial.length)) this.skip();
+    for (const [bank, ptrs] of [
+      [spatial, pointers],
+      [spatial.slice(0, 2), undefined],
+    ] as const) {
+      const ref = direct(curr, currPos, bank, ptrs);
+      const out = await expectNoLeak('factored forwardBank', async () => {
+        const y = att.forwardBank(curr, currPos, bank, ptrs);
+        const data = y.dataSync().slice();
+        y.dispose();
+        return data;
+      });
+      const std = tf.tidy(() => tf.moments(ref).variance.sqrt().dataSync()[0]);
+      expectClose(`factored vs direct, ${bank.length} memories`, out, ref.dataSync(), 2e-5, std);
+      ref.dispose();
+    }
+    // one layer's scores alone, 301 queries (an odd count, split between the threads)
+    const layer = att.layers[1].crossAttnImage;
+    const q = tf.randomNormal([301, 256], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const [one, two] = tf.tidy(() => {
+      const values = tf.concat(spatial.map((m) => m.features)) as tf.Tensor2D;
+      const keysT = tf.concat(
+        spatial.map((m) => tf.add(m.keysT![1], layer.gridKeyOffsetT(m.tpos, n))),
+        1,
+      ) as tf.Tensor2D;
+      const inputs3 = tf.stack(spatial.map((m) => tf.add(m.keyInput, m.tpos))) as tf.Tensor3D;
+      const factored = { u: packFactoredKeys(inputs3, 32), count: 3, side: 32 };
+      const rows = { gridSize: n, start: 500, count: 301 };
+      return [layer.attend(q, keysT, values, rows), layer.attend(q, factored, values, rows)];
+    });
+    const std = tf.tidy(() => tf.moments(one).variance.sqrt().dataSync()[0]);
+    expectClose('one layer, factored vs direct', two.dataSync(), one.dataSync(), 2e-5, std);
+    tf.dispose([q, one, two]);
+  });
+
   it('splitting the query rows with a worker thread gives the same output and leaks nothing', async () => {
     const { curr, currPos, spatial, pointers } = inputs;
-    const one = att.forwardBank(curr, currPos, spatial, pointers);
+    const one = direct(curr, currPos, spatial, pointers);
     const parallel = new ParallelMemoryAttention(att);
     try {
       const two = await expectNoLeak('ParallelMemoryAttention.forwardBank', async () => {

@@ -187,9 +187,9 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
     const spatial = [0, 1].map((i) => {
       const features = rand([n, 64], 32 + i) as tf.Tensor2D;
       const pos = rand([n, 64], 34 + i) as tf.Tensor2D;
-      const keysT = att.spatialKeys(features, pos);
+      const keyInput = tf.add(features, pos) as tf.Tensor2D;
       pos.dispose();
-      return { features, keysT, tpos: rand([1, 64], 36 + i) as tf.Tensor2D };
+      return { features, keyInput, keysT: att.spatialKeys(keyInput), tpos: rand([1, 64], 36 + i) as tf.Tensor2D };
     });
     const pointers = { tokens: rand([4, 64], 38) as tf.Tensor2D, pos: rand([4, 64], 39) as tf.Tensor2D };
     const session = await ort.InferenceSession.create(buildMemoryAttention(m).bytes, { intraOpNumThreads: 2 });
@@ -213,7 +213,7 @@ describe('ONNX graphs: each layer matches its TF.js forward (random inputs)', ()
       currPos,
       pointers.tokens,
       pointers.pos,
-      ...spatial.flatMap((s) => [s.features, s.tpos, ...s.keysT]),
+      ...spatial.flatMap((s) => [s.features, s.keyInput, s.tpos, ...s.keysT]),
     ]);
     m.dispose();
   });

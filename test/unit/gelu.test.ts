@@ -154,6 +154,7 @@ describe('GELU (one-pass kernel on wasm)', () => {
         gelu: (a, b) => (calls++, helper!.gelu(a, b)),
         matmul: (...args) => helper!.matmul(...args),
         layerNorm: (...args) => helper!.layerNorm(...args),
+        ropeScores: (...args) => helper!.ropeScores(...args),
       });
       const two = gelu(x);
       setKernelHelper(undefined);

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend';
 import { gelu, LayerNorm } from '../../src/layers/common';
 import { erfApprox } from '../../src/ops/gelu';
-import { instantiateSimdKernels, type SimdKernels } from '../../src/ops/simd';
+import { instantiateSimdKernels, ROPE_SCORES_KERNEL, type SimdKernels } from '../../src/ops/simd';
 import { WasmHelperThread } from '../../src/wasm_helper';
 import { simdKernelsActive, getKernelHelper, setKernelHelper, setSimdOffForTests } from '../../src/wasm_kernels';
 
@@ -44,6 +44,39 @@ function hostMatmul(
 }
 
 /** A LayerNorm over c channels with weights away from 1 and 0. */
+/**
+ * SimdKernels.ropeScores in float32 on the host, in the kernel's order: bias terms, then
+ * (g + h) u added channel by channel. Layouts as in src/ops/simd.ts.
+ */
+function hostRopeScores(
+  g: Float32Array,
+  h: Float32Array,
+  u: Float32Array,
+  rows: number,
+  xBlocks: number,
+  gridH: number,
+  tCount: number,
+  ldS: number,
+): Float32Array {
+  const f = Math.fround;
+  const w = xBlocks * 4;
+  const n = gridH * w;
+  const s = new Float32Array(rows * ldS).fill(NaN);
+  for (let i = 0; i < rows; i++)
+    for (let t = 0; t < tCount; t++)
+      for (let y = 0; y < gridH; y++)
+        for (let x = 0; x < w; x++) {
+          const [xb, lane] = [x >> 2, x & 3];
+          const gAt = (c: number) => g[((i * xBlocks + xb) * 65 + c) * 4 + lane];
+          const hAt = (c: number) => h[(i * gridH + y) * 65 + c];
+          const uAt = (c: number) => u[((((t >> 2) * gridH + y) * xBlocks + xb) * 64 + c) * 16 + (t & 3) * 4 + lane];
+          let acc = f(gAt(64) + hAt(64));
+          for (let c = 0; c < 64; c++) acc = f(acc + f(f(gAt(c) + hAt(c)) * uAt(c)));
+          s[i * ldS + t * n + y * w + x] = acc;
+        }
+  return s;
+}
+
 function layerNorm(c: number): LayerNorm {
   const norm = new LayerNorm('norm', c, 1e-6);
   tf.tidy(() => {
@@ -173,6 +206,38 @@ describe('wasm SIMD kernels (src/ops/simd_kernels.wat)', () => {
       }
     });
 
+  for (const [what, memory] of memories)
+    it(`RoPE scores on a ${what} heap: bit-identical to float32 sums in the kernel's order, for odd rows and partial groups; writes only the scores`, () => {
+      const simd = instantiateSimdKernels(memory) as SimdKernels;
+      const heap = new Float32Array(memory.buffer);
+      for (const [rows, xBlocks, gridH, tCount] of [
+        [1, 1, 1, 1],
+        [3, 2, 3, 5], // an odd row count (the last query alone), a second group of 1
+        [6, 1, 2, 8], // two whole groups
+        [5, 3, 2, 3],
+      ]) {
+        const label = `${rows} rows, ${xBlocks * 4}x${gridH} grid, ${tCount} memories`;
+        const n = gridH * xBlocks * 4;
+        const ldS = tCount * n + 3; // 3 columns the kernel must not write
+        const g = Float32Array.from({ length: rows * xBlocks * 260 }, (_, i) => Math.sin(i * 0.37));
+        const h = Float32Array.from({ length: rows * gridH * 65 }, (_, i) => Math.cos(i * 0.53) * 0.5);
+        const u = Float32Array.from({ length: Math.ceil(tCount / 4) * n * 64 * 4 }, (_, i) => Math.sin(i * 0.11 + 1));
+        const [pg, ph] = [256, 256 + 4 * g.length + 16];
+        const pu = ph + 4 * h.length + 16;
+        const ps = pu + 4 * u.length + 64;
+        heap.set(g, pg / 4);
+        heap.set(h, ph / 4);
+        heap.set(u, pu / 4);
+        heap.fill(NaN, ps / 4 - 8, ps / 4 + rows * ldS + 8);
+        simd.ropeScores(pg, ph, pu, ps, rows, xBlocks, gridH, tCount, ldS);
+        const want = hostRopeScores(g, h, u, rows, xBlocks, gridH, tCount, ldS);
+        const got = heap.subarray(ps / 4 - 8, ps / 4 + rows * ldS + 8);
+        const expected = new Float32Array(got.length).fill(NaN);
+        expected.set(want, 8);
+        expect(differing(got, expected), label).to.equal(0);
+      }
+    });
+
   describe('as tf.js kernels on the wasm backend', () => {
     before(async function () {
       const info = await initBackend();
@@ -233,6 +298,7 @@ describe('wasm SIMD kernels (src/ops/simd_kernels.wat)', () => {
           gelu: (u, v) => (calls++, helper.gelu(u, v)),
           matmul: (...args) => (calls++, helper.matmul(...args)),
           layerNorm: (...args) => (calls++, helper.layerNorm(...args)),
+          ropeScores: (...args) => (calls++, helper.ropeScores(...args)),
         });
         const [two, geluTwo, normTwo] = [tf.matMul(a, b), gelu(x), norm.forward(x)];
         helper.failNextTaskForTests();
@@ -249,6 +315,62 @@ describe('wasm SIMD kernels (src/ops/simd_kernels.wat)', () => {
         setKernelHelper(helper);
         tf.dispose([a, b, x]);
         norm.disposeAll();
+      }
+    });
+
+    it("RoPE scores as a tf.js kernel: the unrotated keys' scores after the memories, the helper split bit-identical (also when the worker fails), no leaks", function () {
+      const helper = getKernelHelper() as WasmHelperThread | undefined;
+      const [rows, xBlocks, gridH, tCount, plain] = [63, 2, 8, 5, 6]; // 1.3M multiply-adds: large enough to split
+      const n = gridH * xBlocks * 4;
+      const g = tf.randomNormal([rows, xBlocks * 260], 0, 1, 'float32', 11);
+      const h = tf.randomNormal([rows, gridH * 65], 0, 1, 'float32', 12);
+      const u = tf.randomNormal([2, gridH, xBlocks, 64, 4, 4], 0, 1, 'float32', 13);
+      const p = tf.randomNormal([rows, plain], 0, 1, 'float32', 14);
+      const attrs = { xBlocks, gridH, tCount } as unknown as tf.NamedAttrMap;
+      const run = () => tf.engine().runKernel(ROPE_SCORES_KERNEL, { g, h, u, p }, attrs) as tf.Tensor2D;
+      const before = tf.memory().numTensors;
+      let calls = 0;
+      try {
+        setKernelHelper(undefined);
+        const one = run();
+        expect(one.shape).to.deep.equal([rows, tCount * n + plain]);
+        const ld = tCount * n + plain;
+        const want = hostRopeScores(
+          g.dataSync() as Float32Array,
+          h.dataSync() as Float32Array,
+          u.dataSync() as Float32Array,
+          rows,
+          xBlocks,
+          gridH,
+          tCount,
+          ld,
+        );
+        const pd = p.dataSync();
+        for (let i = 0; i < rows; i++) want.set(pd.subarray(i * plain, (i + 1) * plain), i * ld + tCount * n);
+        expect(differing(one.dataSync(), want), 'one thread vs host').to.equal(0);
+        if (helper?.usesSimd) {
+          setKernelHelper({
+            usesSimd: true,
+            gelu: (a, b) => helper.gelu(a, b),
+            matmul: (...args) => helper.matmul(...args),
+            layerNorm: (...args) => helper.layerNorm(...args),
+            ropeScores: (...args) => (calls++, helper.ropeScores(...args)),
+          });
+          const two = run();
+          helper.failNextTaskForTests();
+          const failed = run();
+          expect(calls).to.equal(2);
+          expect(differing(two.dataSync(), want), 'two threads').to.equal(0);
+          expect(differing(failed.dataSync(), want), 'worker failed: main thread redid its half').to.equal(0);
+          tf.dispose([two, failed]);
+        }
+        one.dispose();
+        expect(tf.memory().numTensors).to.equal(before);
+        expect(() => tf.engine().runKernel(ROPE_SCORES_KERNEL, { g, h, u: p }, attrs)).to.throw(/shaped as/);
+        expect(tf.memory().numTensors).to.equal(before);
+      } finally {
+        setKernelHelper(helper);
+        tf.dispose([g, h, u, p]);
       }
     });
 
