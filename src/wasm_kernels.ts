@@ -140,6 +140,13 @@ export function patchWasmKernels(): void {
       return out;
     }
     const last = extent[rank - 1];
+    const width = x.shape[rank - 1];
+    if (extent.every((e, a) => a === rank - 1 || (start[a] === 0 && e === x.shape[a]))) {
+      // only the last axis is cut (e.g. 3 of 4 mask channels): rows at a fixed stride
+      for (let o = 0, i = start[rank - 1]; o < to.length; o += last, i += width)
+        for (let j = 0; j < last; j++) to[o + j] = from[i + j];
+      return out;
+    }
     // copy one run along the last axis per index of the outer axes; the source offset moves
     // by the stride of the axis that advances (an odometer over the outer axes)
     const runs = to.length / last;

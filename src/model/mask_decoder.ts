@@ -9,6 +9,7 @@ import { Sam2Layer, shapeList, tensorList, type Shape } from '../layers/base';
 import { LayerNorm, Mlp, gelu } from '../layers/common';
 import { TwoWayTransformer, type ImageSideProjections } from '../layers/two_way_transformer';
 import { batchMatMul } from '../layers/attention';
+import { simdKernelsActive } from '../wasm_kernels';
 import type { Sam2Config } from '../config';
 
 const NUM_MASK_TOKENS = 4;
@@ -197,8 +198,16 @@ export class MaskDecoder extends Sam2Layer {
     const x2 = this.upsample2x(y1, up.w2, up.b2);
     const upscaled = gelu(high ? tf.add(x2, high[0]) : x2) as tf.Tensor4D; // [b, 4h, 4w, 32]
     const [b, uh, uw, uc] = upscaled.shape;
-    const masks = batchMatMul(tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D, hyper);
-    return tf.reshape(masks, [b, uh, uw, hyper.shape[2]]) as tf.Tensor4D;
+    const count = hyper.shape[2];
+    const pixels = tf.reshape(upscaled, [b, uh * uw, uc]) as tf.Tensor3D;
+    if (b > 1 && count % 4 !== 0 && simdKernelsActive()) {
+      // the SIMD kernel wants a multiple of 4 columns: a zero column, then the inner slice (one
+      // batched call instead of one XNNPACK product per prompt, each packing its own hyper)
+      const padded = tf.concat([hyper, tf.zeros([b, hyper.shape[1], 4 - (count % 4)])], 2) as tf.Tensor3D;
+      const masks = tf.slice(batchMatMul(pixels, padded), [0, 0, 0], [b, uh * uw, count]);
+      return tf.reshape(masks, [b, uh, uw, count]) as tf.Tensor4D;
+    }
+    return tf.reshape(batchMatMul(pixels, hyper), [b, uh, uw, count]) as tf.Tensor4D;
   }
 
   /**
