@@ -26,8 +26,7 @@ import { instantiateSimdKernels, simdKernelsEnabled, type SimdKernels } from './
  * S, H, W, MID; matMul: A, B, C (float indices), FROM and TO (the worker's batch items), M, K, N,
  * SA and SB (item strides in floats); LayerNorm: X, OUT, A (gamma), B (beta), FROM and TO (the
  * worker's rows), K (values a row); RoPE scores: A (g), B (h), C (u), X (s), FROM and TO (the worker's
- * rows), M (xBlocks), K (gridH), N (tCount), SA (ldS); softmax over 8: X, OUT, FROM and TO (the
- * worker's rows).
+ * rows), M (xBlocks), K (gridH), N (tCount), SA (ldS).
  */
 export const SLOT = {
   SEQ: 0,
@@ -66,7 +65,6 @@ export const OP = {
   SIMD_MATMUL: 4,
   SIMD_LAYERNORM: 5,
   SIMD_ROPE_SCORES: 6,
-  SIMD_SOFTMAX8: 7,
 } as const;
 const CTRL_BYTES = EPS_AT + 8;
 
@@ -220,25 +218,6 @@ export class WasmHelperThread {
     const s = this.post(OP.SIMD_LAYERNORM);
     simd.layerNorm(x, gamma, beta, out, mid, c, eps);
     if (!this.workerDid(s)) simd.layerNorm(x + mid * c * 4, gamma, beta, out + mid * c * 4, rows - mid, c, eps);
-    return true;
-  }
-
-  /**
-   * SimdKernels.softmax8 split by rows, the first half on this thread (byte offsets into this
-   * helper's memory). False (nothing done) without the SIMD kernels.
-   */
-  softmax8(x: number, out: number, rows: number): boolean {
-    const simd = this.simd;
-    if (this.broken || !simd) return false;
-    const mid = rows >> 1;
-    const ctrl = this.ctrl;
-    ctrl[SLOT.X] = x / 4;
-    ctrl[SLOT.OUT] = out / 4;
-    ctrl[SLOT.FROM] = mid;
-    ctrl[SLOT.TO] = rows;
-    const s = this.post(OP.SIMD_SOFTMAX8);
-    simd.softmax8(x, out, mid);
-    if (!this.workerDid(s)) simd.softmax8(x + mid * 32, out + mid * 32, rows - mid);
     return true;
   }
 

@@ -68,13 +68,6 @@ function simdLayerNorm(): void {
   );
 }
 
-/** The SIMD softmax of rows of 8 [FROM, TO). */
-function simdSoftmax8(): void {
-  if (!simd) throw new Error('no SIMD kernels in this worker');
-  const from = c[SLOT.FROM];
-  simd.softmax8((c[SLOT.X] + from * 8) * 4, (c[SLOT.OUT] + from * 8) * 4, c[SLOT.TO] - from);
-}
-
 /** The SIMD RoPE scores of query rows [FROM, TO). */
 function simdRopeScores(): void {
   if (!simd) throw new Error('no SIMD kernels in this worker');
@@ -120,7 +113,6 @@ for (;;) {
     else if (op === OP.SIMD_GELU) simdGelu();
     else if (op === OP.SIMD_MATMUL) simdMatmul();
     else if (op === OP.SIMD_ROPE_SCORES) simdRopeScores();
-    else if (op === OP.SIMD_SOFTMAX8) simdSoftmax8();
     else simdLayerNorm();
   } catch {
     // a claimed task must still be reported: the main thread redoes this half

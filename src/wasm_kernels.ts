@@ -22,9 +22,6 @@
  * Sam2LayerNorm: LayerNorm over the last axis as one SIMD kernel (mean, variance and the
  * normalisation from one read of each row) instead of nine tf.js kernels.
  *
- * Softmax over rows of 8 (the decoder's attention over its prompt tokens, per head): the backend's
- * kernel takes ~4 ns a value there (its work is per row), the SIMD kernel ~1.5 on one thread.
- *
  * Sam2RopeScores: RoPE cross-attention scores against spatial memories with the keys' projection
  * and rotation factored into the queries (layers/rope_attention.ts): 64 multiply-adds a score
  * instead of 256.
@@ -59,8 +56,6 @@ export interface KernelHelper {
   layerNorm(...args: Parameters<SimdKernels['layerNorm']>): boolean;
   /** SimdKernels.matmul split by batch items (false: not done). */
   matmul(...args: Parameters<SimdKernels['matmul']>): boolean;
-  /** SimdKernels.softmax8 split by rows (false: not done). */
-  softmax8(...args: Parameters<SimdKernels['softmax8']>): boolean;
   /** SimdKernels.ropeScores split by query rows (false: not done). */
   ropeScores(...args: Parameters<SimdKernels['ropeScores']>): boolean;
   /** Whether the helper runs the SIMD kernels (it is used only when the main thread agrees). */
@@ -241,17 +236,6 @@ export function patchWasmKernels(): void {
     },
   });
 
-  const originalSoftmax = tf.getKernel('Softmax', 'wasm');
-  if (originalSoftmax) {
-    tf.unregisterKernel('Softmax', 'wasm');
-    tf.registerKernel({
-      kernelName: 'Softmax',
-      backendName: 'wasm',
-      setupFunc: originalSoftmax.setupFunc,
-      kernelFunc: (args) => softmax8(args) ?? originalSoftmax.kernelFunc(args),
-    });
-  }
-
   tf.registerKernel({ kernelName: ROPE_SCORES_KERNEL, backendName: 'wasm', kernelFunc: ropeScores });
 
   const originalMatMul = tf.getKernel('BatchMatMul', 'wasm');
@@ -343,23 +327,5 @@ function ropeScores(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
     const to = backend.typedArrayFromHeap(out) as Float32Array;
     for (let i = 0; i < rows; i++) to.set(from.subarray(i * plain, (i + 1) * plain), i * ld + tCount * n);
   }
-  return out;
-}
-
-/** Softmax over a last axis of 8 float32 values on the SIMD kernel (undefined: the backend's kernel runs it). */
-function softmax8(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
-  const { logits } = args.inputs as { logits: tf.TensorInfo };
-  const { dim } = args.attrs as unknown as { dim: number };
-  const rank = logits.shape.length;
-  const last = dim === -1 || dim === rank - 1;
-  if (!last || logits.dtype !== 'float32' || logits.shape[rank - 1] !== 8) return undefined;
-  const backend = args.backend as unknown as WasmBackendLike;
-  const simd = simdFor(backend);
-  if (!simd) return undefined;
-  const out = backend.makeOutput(logits.shape, 'float32');
-  const rows = tf.util.sizeFromShape(logits.shape) / 8;
-  const [px, po] = [logits, out].map((t) => backend.typedArrayFromHeap(t).byteOffset);
-  const parallel = rows * 8 >= PARALLEL_MIN && helper?.usesSimd && helper.softmax8(px, po, rows);
-  if (!parallel) simd.softmax8(px, po, rows);
   return out;
 }

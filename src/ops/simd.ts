@@ -15,8 +15,6 @@ export const ROPE_SCORES_KERNEL = 'Sam2RopeScores';
 export interface SimdKernels {
   /** out[i] = GELU(x[i]) (exact, erf form) for i < n. */
   gelu(x: number, out: number, n: number): void;
-  /** out = softmax of each of `rows` rows of 8 values (exp within ~1 ulp; see simd_kernels.wat). */
-  softmax8(x: number, out: number, rows: number): void;
   /** LayerNorm of `rows` rows of c values (c a multiple of 4) with gamma and beta of c values. */
   layerNorm(x: number, gamma: number, beta: number, out: number, rows: number, c: number, eps: number): void;
   /**

@@ -1,4 +1,4 @@
-;; Kernels that tfjs-backend-wasm runs slowly (GELU, LayerNorm, batched matMuls, softmax over 8), written for wasm SIMD (128-bit) and run on the
+;; Kernels that tfjs-backend-wasm runs slowly (GELU, LayerNorm, batched matMuls), written for wasm SIMD (128-bit) and run on the
 ;; backend's own heap: the module imports tfjs's WebAssembly.Memory and owns no memory, data or
 ;; globals, so it can never write anywhere but the output pointers it is given.
 ;; Assembled by scripts/build_simd.js into src/ops/simd_kernels_wasm.ts (a shared-memory variant
@@ -303,69 +303,6 @@
         (local.set $c (i32.add (local.get $c) (i32.mul (local.get $m) (local.get $rowC))))
         (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
         (br $batches))))
-
-  ;; out = softmax of each of `rows` rows of 8 values (the decoder's attention over its 8 prompt
-  ;; tokens per head): exp(x - max) / sum with the row's two vectors in registers (max and sum by
-  ;; lane shuffles). exp(t) = 2^k p(r): k = round(t / ln 2), r = t - k ln 2 (ln 2 in two parts),
-  ;; p(r) = 1 + r + r^2 (1/2 + r (c5 + r (c4 + r (c3 + r (c2 + r c1))))), Cephes' expf polynomial
-  ;; (~1 ulp); t is clamped at -87.33 (exp ~1.2e-38 there, not 0).
-  (func (export "softmax8") (param $x i32) (param $out i32) (param $rows i32)
-    (local $a v128) (local $b v128) (local $m v128) (local $s v128) (local $t v128) (local $k v128) (local $r v128)
-    (local $e v128) (local $log2e v128) (local $ln2hi v128) (local $ln2lo v128) (local $tmin v128) (local $one v128)
-    (local $half v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $c4 v128) (local $c5 v128)
-    ;; constants in locals (see gelu)
-    (local.set $log2e (v128.const f32x4 1.44269504 1.44269504 1.44269504 1.44269504))
-    (local.set $ln2hi (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
-    (local.set $ln2lo (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))
-    (local.set $tmin (v128.const f32x4 -87.33654 -87.33654 -87.33654 -87.33654))
-    (local.set $one (v128.const f32x4 1 1 1 1))
-    (local.set $half (v128.const f32x4 0.5 0.5 0.5 0.5))
-    (local.set $c1 (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4))
-    (local.set $c2 (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3))
-    (local.set $c3 (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3))
-    (local.set $c4 (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2))
-    (local.set $c5 (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1))
-    (block $done
-      (loop $row
-        (br_if $done (i32.eqz (local.get $rows)))
-        (local.set $a (v128.load (local.get $x)))
-        (local.set $b (v128.load offset=16 (local.get $x)))
-        (local.set $m (f32x4.pmax (local.get $a) (local.get $b)))
-        (local.set $m (f32x4.pmax (local.get $m) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $m) (local.get $m))))
-        (local.set $m (f32x4.pmax (local.get $m) (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $m) (local.get $m))))
-        (local.set $t (f32x4.pmax (f32x4.sub (local.get $a) (local.get $m)) (local.get $tmin)))
-        (local.set $k (f32x4.nearest (f32x4.mul (local.get $t) (local.get $log2e))))
-        (local.set $r (f32x4.sub (f32x4.sub (local.get $t) (f32x4.mul (local.get $k) (local.get $ln2hi)))
-          (f32x4.mul (local.get $k) (local.get $ln2lo))))
-        (local.set $e (f32x4.add (local.get $c2) (f32x4.mul (local.get $r) (local.get $c1))))
-        (local.set $e (f32x4.add (local.get $c3) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $c4) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $c5) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $half) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $r) (local.get $r)) (local.get $e)) (local.get $r))
-          (local.get $one)))
-        (local.set $a (i32x4.add (local.get $e) (i32x4.shl (i32x4.trunc_sat_f32x4_s (local.get $k)) (i32.const 23))))
-        (local.set $t (f32x4.pmax (f32x4.sub (local.get $b) (local.get $m)) (local.get $tmin)))
-        (local.set $k (f32x4.nearest (f32x4.mul (local.get $t) (local.get $log2e))))
-        (local.set $r (f32x4.sub (f32x4.sub (local.get $t) (f32x4.mul (local.get $k) (local.get $ln2hi)))
-          (f32x4.mul (local.get $k) (local.get $ln2lo))))
-        (local.set $e (f32x4.add (local.get $c2) (f32x4.mul (local.get $r) (local.get $c1))))
-        (local.set $e (f32x4.add (local.get $c3) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $c4) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $c5) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (local.get $half) (f32x4.mul (local.get $r) (local.get $e))))
-        (local.set $e (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $r) (local.get $r)) (local.get $e)) (local.get $r))
-          (local.get $one)))
-        (local.set $b (i32x4.add (local.get $e) (i32x4.shl (i32x4.trunc_sat_f32x4_s (local.get $k)) (i32.const 23))))
-        (local.set $s (f32x4.add (local.get $a) (local.get $b)))
-        (local.set $s (f32x4.add (local.get $s) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $s) (local.get $s))))
-        (local.set $s (f32x4.add (local.get $s) (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $s) (local.get $s))))
-        (v128.store (local.get $out) (f32x4.div (local.get $a) (local.get $s)))
-        (v128.store offset=16 (local.get $out) (f32x4.div (local.get $b) (local.get $s)))
-        (local.set $x (i32.add (local.get $x) (i32.const 32)))
-        (local.set $out (i32.add (local.get $out) (i32.const 32)))
-        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
-        (br $row))))
 
   ;; Cross-attention scores of RoPE attention against spatial memories on a grid, with the keys'
   ;; projection and rotation factored into the queries (layers/rope_attention.ts derives it):

@@ -155,7 +155,6 @@ describe('GELU (one-pass kernel on wasm)', () => {
         matmul: (...args) => helper!.matmul(...args),
         layerNorm: (...args) => helper!.layerNorm(...args),
         ropeScores: (...args) => helper!.ropeScores(...args),
-        softmax8: (...args) => helper!.softmax8(...args),
       });
       const two = gelu(x);
       setKernelHelper(undefined);
