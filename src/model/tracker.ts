@@ -176,15 +176,6 @@ export class Tracker {
       if (out) stored.push([tPos, out]);
     }
     const withMemory = stored.filter(([, out]) => out.maskmemFeatures);
-    // keys of a stored memory are computed once and reused while it stays in the bank; the
-    // factored form reads only their input (64 channels, shared by the layers)
-    const factored =
-      !this.model.executor?.attendMemory && this.memoryAttention.usesFactoredKeys(s * s, withMemory.length);
-    for (const [, out] of withMemory) {
-      out.memoryKeyInput ??= tf.add(out.maskmemFeatures!, memPos) as tf.Tensor2D;
-      if (!factored) out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.memoryKeyInput);
-    }
-    memPos.dispose();
     const bank = tf.tidy(() => {
       const tposAll = tf.reshape(this.params.maskmemTposEnc.read(), [n, -1]);
       const tpos = withMemory.map(([tPos]) => tf.slice(tposAll, [n - tPos - 1, 0], [1, -1]) as tf.Tensor2D);
@@ -237,6 +228,17 @@ export class Tracker {
         pointers,
       };
     });
+    // keys of a stored memory are computed once and reused while it stays in the bank; the
+    // factored form (this thread, no executor) reads only their input (64 channels, shared by the layers)
+    const numKeys = s * s * withMemory.length + (bank.pointers[0]?.shape[0] ?? 0);
+    const onExecutor = this.model.executor?.attendMemory !== undefined;
+    const worker = onExecutor ? null : this.workerFor(s * s, numKeys);
+    const factored = !onExecutor && !worker && this.memoryAttention.usesFactoredKeys(s * s, withMemory.length);
+    for (const [, out] of withMemory) {
+      out.memoryKeyInput ??= tf.add(out.maskmemFeatures!, memPos) as tf.Tensor2D;
+      if (!factored) out.memoryKeysT ??= this.memoryAttention.spatialKeys(out.memoryKeyInput);
+    }
+    memPos.dispose();
     // features and keys belong to the memory bank; this call owns only what `bank` holds
     const spatial: SpatialMemory[] = withMemory.map(([, out], i) => ({
       features: out.maskmemFeatures!,
@@ -248,7 +250,7 @@ export class Tracker {
       ? { tokens: bank.pointers[0], pos: bank.pointers[1] }
       : undefined;
     try {
-      const out = await this.attend(bank.curr, bank.currPos, spatial, pointers, input.shared);
+      const out = await this.attend(bank.curr, bank.currPos, spatial, worker, pointers, input.shared);
       const pix = tf.reshape(out, [1, s, s, -1]) as tf.Tensor4D;
       out.dispose();
       return pix;
@@ -258,14 +260,25 @@ export class Tracker {
   }
 
   /**
-   * Memory attention, on two threads when a worker can help (falling back to one if it fails).
-   * Small inputs stay on this thread: below ~4M attention scores, copying to the worker costs
-   * more than it saves (128 px frames ran 10% slower with it, 512 px ran 1.4x faster).
+   * The worker thread for memory attention of `queries` tokens over `numKeys` keys, or null when
+   * it stays on this thread. Small inputs stay: below ~4M attention scores, copying to the worker
+   * costs more than it saves (128 px frames ran 10% slower with it, 512 px ran 1.4x faster).
    */
+  private workerFor(queries: number, numKeys: number): ParallelMemoryAttention | null {
+    // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
+    const minScores = typeof process === 'undefined' ? undefined : process.env?.SAM2_TFJS_WORKER_MIN_SCORES; // no process in browsers
+    if (queries * numKeys < Number(minScores || 2 ** 22)) return null;
+    if (this.parallel === undefined)
+      this.parallel = parallelMemoryAttentionAvailable() ? new ParallelMemoryAttention(this.memoryAttention) : null;
+    return this.parallel;
+  }
+
+  /** Memory attention: on the executor, on `worker` and this thread (one if the worker fails), or here. */
   private async attend(
     curr: tf.Tensor2D,
     currPos: tf.Tensor2D,
     spatial: SpatialMemory[],
+    worker: ParallelMemoryAttention | null,
     pointers?: PointerTokens,
     shared?: FrameShared,
   ): Promise<tf.Tensor2D> {
@@ -279,18 +292,12 @@ export class Tracker {
         tf.dispose([bank.x, ...bank.keysT, bank.values]);
       }
     }
-    const numKeys = spatial.reduce((k, m) => k + m.features.shape[0], pointers?.tokens.shape[0] ?? 0);
-    // SAM2_TFJS_WORKER_MIN_SCORES lowers the bar (tests run the worker on tiny frames)
-    const minScores = typeof process === 'undefined' ? undefined : process.env?.SAM2_TFJS_WORKER_MIN_SCORES; // no process in browsers
-    const worthIt = curr.shape[0] * numKeys >= Number(minScores || 2 ** 22);
-    if (this.parallel === undefined && worthIt)
-      this.parallel = parallelMemoryAttentionAvailable() ? new ParallelMemoryAttention(this.memoryAttention) : null;
-    if (this.parallel && worthIt) {
+    if (worker) {
       try {
-        return await this.parallel.forwardBank(curr, currPos, spatial, pointers);
+        return await worker.forwardBank(curr, currPos, spatial, pointers);
       } catch (e) {
         console.warn(`sam2-tfjs: ${(e as Error).message}; memory attention continues on one thread`);
-        void this.parallel.dispose();
+        void worker.dispose();
         this.parallel = null;
       }
     }
